@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One set-up path for a brand-new machine: installs the Debian packages
+# wasmlet builds and tests with, then builds (or reuses from the cache
+# outside the clone) the Wasmtime C API and the Kubernetes control plane.
+# Safe to run again: every step is skipped when its result is already there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+  # build
+  cmake ninja-build pkg-config gcc clang lld clang-format
+  # wasm32-wasi test workloads
+  wasi-libc libclang-rt-14-dev-wasm32
+  # libraries wasmlet links
+  libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libevent-dev
+  # tests
+  libcmocka-dev valgrind openssl docker-registry python3 python3-pytest curl procps iproute2
+  # benchmarks
+  gnuplot-nox hyperfine
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # The Debian registry package starts a system service; the tests run
+  # their own registry on a loopback port instead.
+  if systemctl is-active --quiet docker-registry 2>/dev/null; then
+    systemctl stop docker-registry >&2 || true
+  fi
+fi
+
+if [ "${1:-}" != "--no-cluster" ]; then
+  "$root/scripts/k8s.sh" >/dev/null
+fi
+"$root/scripts/wasmtime.sh" >/dev/null
+echo "setup: done" >&2

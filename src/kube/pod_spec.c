@@ -1,0 +1,367 @@
+/* pod_spec.c: checking a Pod and copying out what the kubelet acts on (see
+ * pod_spec.h). Strings point into the raw object, which the spec keeps
+ * alive; only the arrays are allocated here. Every check names the field as
+ * `kubectl explain` would (spec.containers[1].image), so a user of
+ * `wasmlet run` can fix the manifest from the message alone. */
+#include "kube/pod_spec.h"
+#include "kube/quantity.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The volume sources of core/v1 Volume, so that an unknown one can be told
+ * from a typo and named in the FailedMount message. */
+static const char *const volume_types[] = {"emptyDir",
+                                           "hostPath",
+                                           "configMap",
+                                           "secret",
+                                           "downwardAPI",
+                                           "projected",
+                                           "persistentVolumeClaim",
+                                           "nfs",
+                                           "iscsi",
+                                           "glusterfs",
+                                           "rbd",
+                                           "cephfs",
+                                           "cinder",
+                                           "fc",
+                                           "flocker",
+                                           "flexVolume",
+                                           "azureFile",
+                                           "azureDisk",
+                                           "vsphereVolume",
+                                           "quobyte",
+                                           "photonPersistentDisk",
+                                           "portworxVolume",
+                                           "scaleIO",
+                                           "storageos",
+                                           "csi",
+                                           "ephemeral",
+                                           "gcePersistentDisk",
+                                           "awsElasticBlockStore",
+                                           "gitRepo",
+                                           "image",
+                                           NULL};
+
+static const char *str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int string_array(json_t *arr, const char *field, const char *const **out, size_t *n,
+                        err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr)) return 0;
+    if (!json_is_array(arr)) return err_set(err, "%s: must be a list of strings", field);
+    size_t len = json_array_size(arr);
+    const char **items = xcalloc(len + 1, sizeof *items);
+    for (size_t i = 0; i < len; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v)) {
+            free(items);
+            return err_set(err, "%s[%zu]: must be a string", field, i);
+        }
+        items[i] = json_string_value(v);
+    }
+    *out = items;
+    *n = len;
+    return 0;
+}
+
+static int resource(json_t *res, const char *which, const char *name, bool cpu, int64_t *out,
+                    const char *field, err_t *err)
+{
+    *out = 0;
+    json_t *q = json_object_get(json_object_get(res, which), name);
+    if (!q) return 0;
+    char buf[64];
+    const char *text = json_string_value(q);
+    if (json_is_integer(q)) {
+        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(q));
+        text = buf;
+    } else if (json_is_real(q)) {
+        snprintf(buf, sizeof buf, "%.17g", json_real_value(q));
+        text = buf;
+    }
+    int64_t v;
+    int rc = cpu ? quantity_parse_milli(text, &v) : quantity_parse(text, &v);
+    if (rc == -1 || v < 0)
+        return err_set(err, "%s.resources.%s.%s: \"%s\" is not a valid quantity", field, which,
+                       name, text ? text : "?");
+    *out = v;
+    return 0;
+}
+
+static int parse_container(json_t *c, const char *field, bool init, podspec_container_t *out,
+                           err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(c)) return err_set(err, "%s: must be an object", field);
+    out->raw = c;
+    out->name = str(c, "name");
+    if (!out->name || !*out->name) return err_set(err, "%s.name: required", field);
+    out->image = str(c, "image");
+    if (!out->image || !*out->image) return err_set(err, "%s.image: required", field);
+    out->pull_policy = str(c, "imagePullPolicy");
+    if (!out->pull_policy) {
+        /* The API server's default: Always for :latest or no tag. */
+        const char *slash = strrchr(out->image, '/');
+        const char *tail = slash ? slash + 1 : out->image;
+        const char *colon = strchr(tail, ':');
+        bool latest = !strchr(tail, '@') && (!colon || strcmp(colon, ":latest") == 0);
+        out->pull_policy = latest ? "Always" : "IfNotPresent";
+    } else if (strcmp(out->pull_policy, "Always") && strcmp(out->pull_policy, "IfNotPresent") &&
+               strcmp(out->pull_policy, "Never")) {
+        return err_set(err, "%s.imagePullPolicy: \"%s\" is not Always, IfNotPresent or Never",
+                       field, out->pull_policy);
+    }
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s.command", field);
+    if (string_array(json_object_get(c, "command"), sub, &out->command, &out->ncommand, err) == -1)
+        return -1;
+    snprintf(sub, sizeof sub, "%s.args", field);
+    if (string_array(json_object_get(c, "args"), sub, &out->args, &out->nargs, err) == -1)
+        return -1;
+    out->env = json_object_get(c, "env");
+    if (out->env && !json_is_array(out->env) && !json_is_null(out->env))
+        return err_set(err, "%s.env: must be a list", field);
+    for (size_t i = 0; json_is_array(out->env) && i < json_array_size(out->env); i++) {
+        json_t *e = json_array_get(out->env, i);
+        const char *name = str(e, "name");
+        if (!name || !*name) return err_set(err, "%s.env[%zu].name: required", field, i);
+    }
+    out->env_from = json_object_get(c, "envFrom");
+    json_t *mounts = json_object_get(c, "volumeMounts");
+    if (json_is_array(mounts) && json_array_size(mounts)) {
+        out->nmounts = json_array_size(mounts);
+        out->mounts = xcalloc(out->nmounts, sizeof *out->mounts);
+        for (size_t i = 0; i < out->nmounts; i++) {
+            json_t *m = json_array_get(mounts, i);
+            podspec_mount_t *pm = &out->mounts[i];
+            pm->name = str(m, "name");
+            pm->mount_path = str(m, "mountPath");
+            pm->sub_path = str(m, "subPath");
+            if (pm->sub_path && !*pm->sub_path) pm->sub_path = NULL;
+            pm->read_only = json_is_true(json_object_get(m, "readOnly"));
+            if (!pm->name) return err_set(err, "%s.volumeMounts[%zu].name: required", field, i);
+            if (!pm->mount_path || pm->mount_path[0] != '/')
+                return err_set(err, "%s.volumeMounts[%zu].mountPath: must be an absolute path",
+                               field, i);
+            if (pm->sub_path && (pm->sub_path[0] == '/' || strstr(pm->sub_path, "..")))
+                return err_set(err,
+                               "%s.volumeMounts[%zu].subPath: must be a relative path without ..",
+                               field, i);
+        }
+    }
+    json_t *res = json_object_get(c, "resources");
+    if (resource(res, "limits", "memory", false, &out->memory_limit, field, err) == -1 ||
+        resource(res, "requests", "memory", false, &out->memory_request, field, err) == -1 ||
+        resource(res, "limits", "cpu", true, &out->cpu_limit, field, err) == -1 ||
+        resource(res, "requests", "cpu", true, &out->cpu_request, field, err) == -1)
+        return -1;
+    /* The API server defaults requests to limits. */
+    if (!out->memory_request) out->memory_request = out->memory_limit;
+    if (!out->cpu_request) out->cpu_request = out->cpu_limit;
+    const char *rp = str(c, "restartPolicy");
+    if (rp) {
+        if (!init || strcmp(rp, "Always") != 0)
+            return err_set(err, "%s.restartPolicy: only \"Always\" on an init container is allowed",
+                           field);
+        out->sidecar = true;
+    }
+    out->liveness_probe = json_is_object(json_object_get(c, "livenessProbe"));
+    out->readiness_probe = json_is_object(json_object_get(c, "readinessProbe"));
+    out->startup_probe = json_is_object(json_object_get(c, "startupProbe"));
+    return 0;
+}
+
+static void free_containers(podspec_container_t *cs, size_t n)
+{
+    for (size_t i = 0; cs && i < n; i++) {
+        free((void *)cs[i].command);
+        free((void *)cs[i].args);
+        free(cs[i].mounts);
+    }
+    free(cs);
+}
+
+static int parse_containers(json_t *arr, const char *field, bool init, podspec_container_t **out,
+                            size_t *n, err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr)) return 0;
+    if (!json_is_array(arr)) return err_set(err, "spec.%s: must be a list", field);
+    size_t len = json_array_size(arr);
+    podspec_container_t *cs = xcalloc(len ? len : 1, sizeof *cs);
+    for (size_t i = 0; i < len; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "spec.%s[%zu]", field, i);
+        if (parse_container(json_array_get(arr, i), name, init, &cs[i], err) == -1) {
+            free_containers(cs, i + 1);
+            return -1;
+        }
+    }
+    *out = cs;
+    *n = len;
+    return 0;
+}
+
+static int parse_volumes(podspec_t *spec, json_t *arr, err_t *err)
+{
+    if (!arr || json_is_null(arr)) return 0;
+    if (!json_is_array(arr)) return err_set(err, "spec.volumes: must be a list");
+    spec->nvolumes = json_array_size(arr);
+    spec->volumes = xcalloc(spec->nvolumes ? spec->nvolumes : 1, sizeof *spec->volumes);
+    for (size_t i = 0; i < spec->nvolumes; i++) {
+        json_t *v = json_array_get(arr, i);
+        podspec_volume_t *pv = &spec->volumes[i];
+        pv->name = str(v, "name");
+        if (!pv->name || !*pv->name) return err_set(err, "spec.volumes[%zu].name: required", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(spec->volumes[j].name, pv->name) == 0)
+                return err_set(err, "spec.volumes[%zu].name: \"%s\" is used twice", i, pv->name);
+        pv->type = "unknown";
+        const char *key;
+        json_t *val;
+        json_object_foreach(v, key, val)
+        {
+            if (strcmp(key, "name") == 0) continue;
+            pv->type = key;
+            pv->source = val;
+            for (const char *const *t = volume_types; *t; t++)
+                if (strcmp(*t, key) == 0) goto known;
+            return err_set(err, "spec.volumes[%zu] (%s): unknown volume type \"%s\"", i, pv->name,
+                           key);
+        }
+        return err_set(err, "spec.volumes[%zu] (%s): no volume source given", i, pv->name);
+    known:;
+    }
+    return 0;
+}
+
+static int check_mounts(const podspec_t *spec, const podspec_container_t *cs, size_t n,
+                        const char *field, err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < cs[i].nmounts; j++)
+            if (!podspec_volume(spec, cs[i].mounts[j].name))
+                return err_set(err, "spec.%s[%zu].volumeMounts[%zu].name: no volume named \"%s\"",
+                               field, i, j, cs[i].mounts[j].name);
+    return 0;
+}
+
+int podspec_parse(json_t *pod, podspec_t **out, err_t *err)
+{
+    if (!json_is_object(pod)) return err_set(err, "not an object");
+    const char *kind = str(pod, "kind");
+    const char *api = str(pod, "apiVersion");
+    if (!kind || strcmp(kind, "Pod") != 0)
+        return err_set(err, "kind: \"%s\" is not a Pod", kind ? kind : "(missing)");
+    if (api && strcmp(api, "v1") != 0) return err_set(err, "apiVersion: \"%s\" is not v1", api);
+    json_t *meta = json_object_get(pod, "metadata");
+    json_t *s = json_object_get(pod, "spec");
+    if (!json_is_object(meta)) return err_set(err, "metadata: required");
+    if (!json_is_object(s)) return err_set(err, "spec: required");
+
+    podspec_t *spec = xcalloc(1, sizeof *spec);
+    spec->raw = json_incref(pod);
+    spec->name = str(meta, "name");
+    if (!spec->name || !*spec->name) {
+        err_set(err, "metadata.name: required");
+        goto fail;
+    }
+    spec->namespace = str(meta, "namespace");
+    if (!spec->namespace) spec->namespace = "default";
+    spec->uid = str(meta, "uid");
+    if (!spec->uid) spec->uid = "";
+    spec->node_name = str(s, "nodeName");
+    spec->service_account = str(s, "serviceAccountName");
+    if (!spec->service_account) spec->service_account = "default";
+
+    const char *rp = str(s, "restartPolicy");
+    if (!rp || strcmp(rp, "Always") == 0) {
+        spec->restart_policy = RESTART_ALWAYS;
+    } else if (strcmp(rp, "OnFailure") == 0) {
+        spec->restart_policy = RESTART_ON_FAILURE;
+    } else if (strcmp(rp, "Never") == 0) {
+        spec->restart_policy = RESTART_NEVER;
+    } else {
+        err_set(err, "spec.restartPolicy: \"%s\" is not Always, OnFailure or Never", rp);
+        goto fail;
+    }
+    json_t *ads = json_object_get(s, "activeDeadlineSeconds");
+    spec->active_deadline_seconds = json_is_integer(ads) ? json_integer_value(ads) : -1;
+    if (ads && (!json_is_integer(ads) || spec->active_deadline_seconds <= 0)) {
+        err_set(err, "spec.activeDeadlineSeconds: must be a positive integer");
+        goto fail;
+    }
+    json_t *tgp = json_object_get(s, "terminationGracePeriodSeconds");
+    spec->termination_grace_period = json_is_integer(tgp) ? json_integer_value(tgp) : 30;
+    if (spec->termination_grace_period < 0) spec->termination_grace_period = 0;
+
+    if (parse_containers(json_object_get(s, "initContainers"), "initContainers", true,
+                         &spec->init_containers, &spec->ninit, err) == -1 ||
+        parse_containers(json_object_get(s, "containers"), "containers", false, &spec->containers,
+                         &spec->ncontainers, err) == -1)
+        goto fail;
+    if (spec->ncontainers == 0) {
+        err_set(err, "spec.containers: at least one container is required");
+        goto fail;
+    }
+    for (size_t i = 0; i < spec->ninit + spec->ncontainers; i++) {
+        const podspec_container_t *a =
+            i < spec->ninit ? &spec->init_containers[i] : &spec->containers[i - spec->ninit];
+        for (size_t j = 0; j < i; j++) {
+            const podspec_container_t *b =
+                j < spec->ninit ? &spec->init_containers[j] : &spec->containers[j - spec->ninit];
+            if (strcmp(a->name, b->name) == 0) {
+                err_set(err, "container name \"%s\" is used twice", a->name);
+                goto fail;
+            }
+        }
+    }
+    if (parse_volumes(spec, json_object_get(s, "volumes"), err) == -1 ||
+        check_mounts(spec, spec->init_containers, spec->ninit, "initContainers", err) == -1 ||
+        check_mounts(spec, spec->containers, spec->ncontainers, "containers", err) == -1)
+        goto fail;
+    *out = spec;
+    return 0;
+fail:
+    podspec_free(spec);
+    return -1;
+}
+
+void podspec_free(podspec_t *spec)
+{
+    if (!spec) return;
+    free_containers(spec->init_containers, spec->ninit);
+    free_containers(spec->containers, spec->ncontainers);
+    free(spec->volumes);
+    json_decref(spec->raw);
+    free(spec);
+}
+
+const podspec_volume_t *podspec_volume(const podspec_t *spec, const char *name)
+{
+    for (size_t i = 0; i < spec->nvolumes; i++)
+        if (strcmp(spec->volumes[i].name, name) == 0) return &spec->volumes[i];
+    return NULL;
+}
+
+const char *podspec_restart_name(podspec_restart_t policy)
+{
+    switch (policy) {
+    case RESTART_ALWAYS:
+        return "Always";
+    case RESTART_ON_FAILURE:
+        return "OnFailure";
+    case RESTART_NEVER:
+        return "Never";
+    }
+    return "Always";
+}

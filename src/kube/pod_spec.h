@@ -1,0 +1,85 @@
+/* pod_spec.h: the parts of a v1 Pod that a kubelet acts on, as C structs.
+ *
+ * podspec_parse() checks a Pod object the way the kubelet relies on it
+ * (the API server validates far more; `wasmlet run` has no API server, so
+ * the checks here name the field at fault) and copies out what the workers
+ * need. The whole object stays available as `raw` (one reference held) for
+ * what is read rarely and generically: env valueFrom and envFrom sources,
+ * volume sources, fieldRef paths of the downward API. */
+#ifndef WASMLET_KUBE_POD_SPEC_H
+#define WASMLET_KUBE_POD_SPEC_H
+
+#include "util/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct podspec_mount {
+    const char *name;
+    const char *mount_path;
+    const char *sub_path; /* NULL when absent */
+    bool read_only;
+} podspec_mount_t;
+
+typedef enum podspec_restart {
+    RESTART_ALWAYS,
+    RESTART_ON_FAILURE,
+    RESTART_NEVER
+} podspec_restart_t;
+
+typedef struct podspec_container {
+    const char *name;
+    const char *image;
+    const char *pull_policy; /* Always / IfNotPresent / Never (defaulted) */
+    const char *const *command;
+    size_t ncommand;
+    const char *const *args;
+    size_t nargs;
+    json_t *env;      /* array of EnvVar (borrowed from raw), may be NULL */
+    json_t *env_from; /* array of EnvFromSource, may be NULL */
+    podspec_mount_t *mounts;
+    size_t nmounts;
+    int64_t memory_limit;   /* bytes, 0 = none */
+    int64_t memory_request; /* bytes, 0 = none */
+    int64_t cpu_limit;      /* millicores, 0 = none */
+    int64_t cpu_request;    /* millicores, 0 = none */
+    bool sidecar;           /* an init container with restartPolicy: Always */
+    /* Probes a WASI module cannot answer are reported, not ignored. */
+    bool liveness_probe, readiness_probe, startup_probe;
+    json_t *raw; /* the Container object (borrowed from raw) */
+} podspec_container_t;
+
+typedef struct podspec_volume {
+    const char *name;
+    const char *type; /* "emptyDir", "hostPath", "configMap", ... or "unknown" */
+    json_t *source;   /* the source object (borrowed from raw) */
+} podspec_volume_t;
+
+typedef struct podspec {
+    json_t *raw; /* the Pod (one reference held) */
+    const char *name;
+    const char *namespace;
+    const char *uid; /* "" for a pod not (yet) from an API server */
+    const char *node_name;
+    const char *service_account;
+    podspec_restart_t restart_policy;
+    int64_t active_deadline_seconds;  /* -1 = none */
+    int64_t termination_grace_period; /* seconds, default 30 */
+    podspec_container_t *init_containers;
+    size_t ninit;
+    podspec_container_t *containers;
+    size_t ncontainers;
+    podspec_volume_t *volumes;
+    size_t nvolumes;
+} podspec_t;
+
+/* Parses and checks a Pod; the spec holds its own reference to pod. */
+int podspec_parse(json_t *pod, podspec_t **out, err_t *err);
+void podspec_free(podspec_t *spec);
+
+const podspec_volume_t *podspec_volume(const podspec_t *spec, const char *name);
+const char *podspec_restart_name(podspec_restart_t policy);
+
+#endif

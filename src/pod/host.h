@@ -1,0 +1,68 @@
+/* host.h: what a pod worker needs from the mode it runs in.
+ *
+ * The same workers run pods for `wasmlet node` (pods from the API server)
+ * and `wasmlet run` (a manifest on this machine). What differs is behind
+ * this table of callbacks: where a module comes from (an OCI pull or a
+ * local file), where ConfigMaps and Secrets are read, and where status
+ * changes and events go (the status manager and the Events API, or the
+ * terminal). Every callback may be called from any worker thread. */
+#ifndef WASMLET_POD_HOST_H
+#define WASMLET_POD_HOST_H
+
+#include "kube/pod_spec.h"
+#include "util/err.h"
+#include "wasm/wasmrt.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct pod_worker pod_worker_t;
+
+typedef struct pod_pulled {
+    char *module_path; /* a local file holding the module */
+    char *image_id;    /* what the status reports as imageID */
+} pod_pulled_t;
+
+typedef struct pod_host {
+    void *ctx;
+    wasmrt_t *rt;
+    const char *data_dir;       /* pods/<uid>/ (volumes, state) go below it */
+    const char *logs_dir;       /* container logs; NULL: no log files */
+    const char *node_name;      /* spec.nodeName for pods without one */
+    const char *host_ip;        /* status.hostIP and, with no network of its own, podIP */
+    int64_t log_max_bytes;      /* containerLogMaxSize */
+    int log_max_files;          /* containerLogMaxFiles */
+    int64_t backoff_initial_ms; /* CrashLoopBackOff: 10 s doubling ... */
+    int64_t backoff_max_ms;     /* ... up to 5 min */
+    int64_t backoff_reset_ms;   /* ... reset after 10 min of clean running */
+    /* `wasmlet run`: a pull or configuration error ends the container
+     * instead of being retried with back-off as a kubelet does. */
+    bool give_up_on_setup_error;
+    int64_t node_allocatable_cpu;    /* millicores, for resourceFieldRef without limits */
+    int64_t node_allocatable_memory; /* bytes */
+
+    /* Resolves the container's image into a local module file, honouring
+     * its pull policy. Errors read as the registry or file system said. */
+    int (*pull)(void *ctx, const podspec_t *pod, const podspec_container_t *c, pod_pulled_t *out,
+                err_t *err);
+    /* Reads a ConfigMap (secret = false) or Secret in ns: *data receives an
+     * object of key -> string (Secret values already decoded), or NULL
+     * with 0 returned when the object does not exist. NULL callback: this
+     * mode has no cluster. */
+    int (*lookup)(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
+                  err_t *err);
+    /* Service link variables for the namespace (an object NAME -> value),
+     * or NULL. */
+    json_t *(*service_env)(void *ctx, const char *ns);
+    /* The worker's status changed (read it with pod_worker_status_json). */
+    void (*status_changed)(void *ctx, pod_worker_t *w);
+    /* An Event about the pod: type Normal/Warning, the kubelet's reason,
+     * a message, and the fieldPath of the container (or NULL). */
+    void (*event)(void *ctx, pod_worker_t *w, const char *type, const char *reason,
+                  const char *field_path, const char *message);
+    /* A line of a container's output, for `wasmlet run` to show (optional). */
+    void (*output)(void *ctx, pod_worker_t *w, const char *container, int stream, const char *line,
+                   size_t len);
+} pod_host_t;
+
+#endif

@@ -1,0 +1,61 @@
+/* worker.h: one pod's lifecycle, driven by one worker.
+ *
+ * A worker owns a pod from admission to its end: volumes, init containers
+ * in order (sidecars, restartPolicy: Always, kept running beside the app),
+ * then the app containers side by side, each on a thread of its own, with
+ * the pod's restartPolicy and the kubelet's CrashLoopBackOff; a stop
+ * (deletion, activeDeadlineSeconds, node shutdown) ends every container.
+ * Every change of state is published through host->status_changed and
+ * read back as the Pod status JSON by pod_worker_status_json. */
+#ifndef WASMLET_POD_WORKER_H
+#define WASMLET_POD_WORKER_H
+
+#include "kube/pod_spec.h"
+#include "pod/host.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Starts a worker for spec (taken over); the pod's files go under
+ * <host->data_dir>/pods/<uid or namespace_name>/. resume, when not NULL, is
+ * what pod_worker_resume_json returned in an earlier wasmlet: containers
+ * that ended are not run again, restart counts go on. */
+pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *resume);
+
+/* Asks the pod to end: every container is stopped (a WASI module cannot be
+ * asked to stop politely, so it is stopped at once, exit code 137, like a
+ * SIGKILL), and no container starts again. reason is the pod-level reason
+ * ("DeadlineExceeded", or NULL for a deletion). Returns at once. */
+void pod_worker_stop(pod_worker_t *w, const char *reason, const char *message);
+
+/* Waits until the worker has finished (all containers ended, final status
+ * published); timeout_ms < 0 waits forever. True when finished. */
+bool pod_worker_wait(pod_worker_t *w, int64_t timeout_ms);
+bool pod_worker_finished(pod_worker_t *w);
+
+/* Frees a finished worker (waits for it first). */
+void pod_worker_free(pod_worker_t *w);
+
+const podspec_t *pod_worker_spec(const pod_worker_t *w);
+/* The current phase: Pending, Running, Succeeded or Failed. */
+const char *pod_worker_phase(pod_worker_t *w);
+/* The pod's status object, as the API server's Pod.status. */
+json_t *pod_worker_status_json(pod_worker_t *w);
+/* What a restarted wasmlet needs to resume the pod (container name ->
+ * restartCount, done, exit code ...), for pod/state.c. */
+json_t *pod_worker_resume_json(pod_worker_t *w);
+
+/* Per-container summary for `wasmlet run` and metrics. */
+typedef struct pod_container_summary {
+    const char *name;
+    bool init;
+    int restart_count;
+    int exit_code; /* -1 when it never ended */
+    char reason[64];
+    char message[256];
+    int64_t run_ns;
+} pod_container_summary_t;
+/* Fills up to max summaries (init containers first); returns the count. */
+size_t pod_worker_summaries(pod_worker_t *w, pod_container_summary_t *out, size_t max);
+
+#endif

@@ -1,0 +1,22 @@
+/* fs.h: the few file-system operations several subsystems share. */
+#ifndef WASMLET_UTIL_FS_H
+#define WASMLET_UTIL_FS_H
+
+#include "util/err.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p with the given mode for each directory it creates. */
+int fs_mkdir_p(const char *path, mode_t mode, err_t *err);
+/* rm -rf that never follows symlinks and never leaves the given tree. */
+int fs_rm_rf(const char *path, err_t *err);
+/* Reads a whole file into a new NUL-terminated buffer; *len gets its size. */
+int fs_read_all(const char *path, char **data, size_t *len, err_t *err);
+/* Writes data to path atomically: a temporary file in the same directory,
+ * fsync, rename. A reader sees the old content or the new, never a mix. */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, err_t *err);
+/* Joins a and b with exactly one '/'; the caller frees. */
+char *fs_join(const char *a, const char *b);
+
+#endif

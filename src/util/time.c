@@ -1,0 +1,102 @@
+/* time.c: clocks and RFC 3339 formatting and parsing (see time.h). */
+#include "util/time.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t time_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+int64_t time_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static void split(int64_t ns, time_t *sec, long *frac)
+{
+    int64_t s = ns / NS_PER_SEC, f = ns % NS_PER_SEC;
+    if (f < 0) {
+        f += NS_PER_SEC;
+        s -= 1;
+    }
+    *sec = (time_t)s;
+    *frac = (long)f;
+}
+
+char *time_format_rfc3339nano(char *buf, size_t len, int64_t ns)
+{
+    time_t sec;
+    long frac;
+    split(ns, &sec, &frac);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%09ldZ", base, frac);
+    return buf;
+}
+
+char *time_format_rfc3339(char *buf, size_t len, int64_t ns)
+{
+    time_t sec;
+    long frac;
+    split(ns, &sec, &frac);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+int time_parse_rfc3339(const char *text, int64_t *ns)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p) return -1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 9) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
+            p++;
+        }
+        if (digits == 0) return -1;
+        for (; digits < 9; digits++)
+            frac *= 10;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        int hh, mm;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
+        offset = sign * (int64_t)(hh * 3600 + mm * 60);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p) return -1;
+    time_t sec = timegm(&tm);
+    *ns = ((int64_t)sec - offset) * NS_PER_SEC + frac;
+    return 0;
+}
+
+void time_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * NS_PER_MS};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}

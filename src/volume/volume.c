@@ -1,0 +1,170 @@
+/* volume.c: pod volumes on the host (see volume.h).
+ *
+ * emptyDir: a fresh directory per pod, kept across container restarts and
+ * removed with the pod. sizeLimit is checked when the pod's containers end
+ * (a WASI module writes through the host file system, which cannot cap a
+ * directory's size as it writes without a quota, so the limit is enforced
+ * after the fact, as the kubelet's eviction manager does).
+ * hostPath: the host's directory itself, checked against its type; only
+ * directory types can be mounted, because a WASI preopen is a directory.
+ * Types that need the API server (configMap, secret, downwardAPI,
+ * projected) are written by volume/ files of their own when the host has a
+ * cluster (host->lookup); any other type fails with its name. */
+#include "volume/volume.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static char *volume_dir(const char *pod_dir, const char *name)
+{
+    return xasprintf("%s/volumes/%s", pod_dir, name);
+}
+
+static int host_path_check(const podspec_volume_t *v, err_t *err)
+{
+    const char *path = str(v->source, "path");
+    const char *type = str(v->source, "type");
+    if (!path || path[0] != '/') return err_set(err, "hostPath.path must be an absolute path");
+    if (!type) type = "";
+    struct stat st;
+    int rc = stat(path, &st);
+    if (strcmp(type, "DirectoryOrCreate") == 0) {
+        if (rc == -1 && fs_mkdir_p(path, 0755, err) == -1) return -1;
+        if (rc == -1) rc = stat(path, &st);
+    } else if (strcmp(type, "") && strcmp(type, "Directory")) {
+        return err_set(err,
+                       "hostPath type %s cannot be mounted: a WebAssembly module's mounts are "
+                       "directories (use Directory or DirectoryOrCreate)",
+                       type);
+    }
+    if (rc == -1) return err_errno(err, "hostPath %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return err_set(err,
+                       "hostPath %s is not a directory; a WebAssembly module's mounts are "
+                       "directories",
+                       path);
+    return 0;
+}
+
+int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err)
+{
+    (void)host;
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        int rc = 0;
+        if (strcmp(v->type, "emptyDir") == 0) {
+            char *dir = volume_dir(pod_dir, v->name);
+            rc = fs_mkdir_p(dir, 0777, err);
+            free(dir);
+        } else if (strcmp(v->type, "hostPath") == 0) {
+            rc = host_path_check(v, err);
+        } else {
+            rc = err_set(err, "volume type %s is not supported by wasmlet", v->type);
+        }
+        if (rc == -1) return err_prefix(err, "volume \"%s\"", v->name);
+    }
+    return 0;
+}
+
+int volume_teardown(const char *pod_dir, err_t *err)
+{
+    char *dir = xasprintf("%s/volumes", pod_dir);
+    int rc = fs_rm_rf(dir, err);
+    free(dir);
+    return rc;
+}
+
+/* The host directory behind one volume. */
+static char *volume_host(const podspec_t *pod, const char *name, const char *pod_dir)
+{
+    const podspec_volume_t *v = podspec_volume(pod, name);
+    if (!v) return NULL;
+    if (strcmp(v->type, "hostPath") == 0) return xstrdup(str(v->source, "path"));
+    return volume_dir(pod_dir, name);
+}
+
+/* Resolves a subPath inside the volume at base. A module may have planted
+ * a symlink in a volume (an emptyDir is writable); the resolved directory
+ * must still be inside the volume, or the mount is refused, so that a
+ * subPath never leads a later container out of its volume. */
+static int sub_path_dir(const char *base, const podspec_mount_t *m, char **out, err_t *err)
+{
+    char *path = fs_join(base, m->sub_path);
+    struct stat st;
+    /* The kubelet creates a missing subPath directory. */
+    if (lstat(path, &st) == -1 && fs_mkdir_p(path, 0777, err) == -1) {
+        free(path);
+        return -1;
+    }
+    char *real_base = realpath(base, NULL);
+    char *real = realpath(path, NULL);
+    free(path);
+    size_t n = real_base ? strlen(real_base) : 0;
+    int rc = 0;
+    if (!real || !real_base || strncmp(real, real_base, n) != 0 ||
+        (real[n] != '/' && real[n] != '\0')) {
+        rc = err_set(err, "volumeMount %s: subPath %s resolves outside its volume", m->mount_path,
+                     m->sub_path);
+    } else if (stat(real, &st) == -1 || !S_ISDIR(st.st_mode)) {
+        rc = err_set(err,
+                     "volumeMount %s: subPath %s is not a directory; a WebAssembly module's "
+                     "mounts are directories",
+                     m->mount_path, m->sub_path);
+    }
+    free(real_base);
+    if (rc == -1) {
+        free(real);
+        return -1;
+    }
+    *out = real;
+    return 0;
+}
+
+int volume_mounts(const podspec_t *pod, const podspec_container_t *c, const char *pod_dir,
+                  wasmrt_mount_t **out, size_t *n, err_t *err)
+{
+    wasmrt_mount_t *mounts = xcalloc(c->nmounts ? c->nmounts : 1, sizeof *mounts);
+    size_t i;
+    for (i = 0; i < c->nmounts; i++) {
+        const podspec_mount_t *m = &c->mounts[i];
+        char *base = volume_host(pod, m->name, pod_dir);
+        if (!base) {
+            err_set(err, "volumeMount %s: no volume named \"%s\"", m->mount_path, m->name);
+            goto fail;
+        }
+        char *host = base;
+        if (m->sub_path && sub_path_dir(base, m, &host, err) == -1) {
+            free(base);
+            goto fail;
+        }
+        if (host != base) free(base);
+        mounts[i].host_path = host;
+        mounts[i].guest_path = xstrdup(m->mount_path);
+        mounts[i].read_only = m->read_only;
+    }
+    *out = mounts;
+    *n = c->nmounts;
+    return 0;
+fail:
+    volume_mounts_free(mounts, i);
+    return -1;
+}
+
+void volume_mounts_free(wasmrt_mount_t *mounts, size_t n)
+{
+    for (size_t i = 0; mounts && i < n; i++) {
+        free((char *)mounts[i].host_path);
+        free((char *)mounts[i].guest_path);
+    }
+    free(mounts);
+}

@@ -1,0 +1,29 @@
+/* volume.h: a pod's volumes as directories on the host, and a container's
+ * mounts as WASI preopens of those directories.
+ *
+ * Every volume of a pod lives under <pod_dir>/volumes/<name>, except
+ * hostPath, which is the host's own directory. A container's volumeMount is
+ * preopened at its mountPath (read-only when the mount is); a subPath must
+ * name a directory inside the volume. Nothing else of the host is visible:
+ * WASI resolves every path of a preopen inside it, refusing `..` and
+ * symlinks that lead out. */
+#ifndef WASMLET_VOLUME_VOLUME_H
+#define WASMLET_VOLUME_VOLUME_H
+
+#include "kube/pod_spec.h"
+#include "pod/host.h"
+#include "util/err.h"
+#include "wasm/wasmrt.h"
+
+/* Creates or refreshes every volume of the pod. On failure the message
+ * names the volume and says why (an unsupported type is named). */
+int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err);
+/* Removes the pod's volume directories (never what a hostPath points at). */
+int volume_teardown(const char *pod_dir, err_t *err);
+
+/* The mounts of container c, for wasmrt_spec_t. Free with volume_mounts_free. */
+int volume_mounts(const podspec_t *pod, const podspec_container_t *c, const char *pod_dir,
+                  wasmrt_mount_t **mounts, size_t *n, err_t *err);
+void volume_mounts_free(wasmrt_mount_t *mounts, size_t n);
+
+#endif

@@ -1,0 +1,268 @@
+/* module.c: loading modules, once per content digest.
+ *
+ * A module goes through three caches, fastest first:
+ *  1. memory: the loaded module with its pre-linked instance, shared by
+ *     every container that runs the same digest, and kept for a while after
+ *     the last one ends (up to IDLE_KEEP idle modules) so that restarts and
+ *     Jobs of the same image skip even the mapping step;
+ *  2. disk: <cache_dir>/<hex>.cwasm, the serialized compiled form, mapped
+ *     back with wasmtime_module_deserialize_file. Wasmtime checks that the
+ *     file was produced by this very version and configuration and refuses
+ *     it otherwise; we then compile again and overwrite it. The files are
+ *     trusted (deserializing runs native code), so the cache dir belongs to
+ *     wasmlet alone (mode 0700) and files are written atomically;
+ *  3. the compiler (Cranelift).
+ * Compiles are serialised (compile_lock): a hundred pods of a new image
+ * compile it once and find it loaded afterwards. */
+#include "wasm/internal.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IDLE_KEEP 64
+
+static void digest_hex(const uint8_t *data, size_t len, char *out /* 65 */)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* The header check gives the plain-language reason for the usual mistakes
+ * before Wasmtime's parser gives its precise but terse one. */
+static int check_header(const uint8_t *wasm, size_t len, err_t *err)
+{
+    if (len == 0) return err_set(err, "not a WebAssembly module: the file is empty");
+    if (len < 8 || memcmp(wasm, "\0asm", 4) != 0)
+        return err_set(err, "not a WebAssembly module: it does not start with the \\0asm magic");
+    static const uint8_t core[4] = {1, 0, 0, 0};
+    if (memcmp(wasm + 4, core, 4) == 0) return 0;
+    if (wasm[6] == 1 && wasm[7] == 0)
+        return err_set(err, "this is a WebAssembly component (WASI preview 2); wasmlet runs core "
+                            "modules built for WASI preview 1 (wasm32-wasi / wasm32-wasip1)");
+    return err_set(err, "unsupported WebAssembly binary version %u", (unsigned)wasm[4]);
+}
+
+static bool has_start(const wasmtime_module_t *module)
+{
+    wasm_exporttype_vec_t exports;
+    wasmtime_module_exports(module, &exports);
+    bool found = false;
+    for (size_t i = 0; i < exports.size && !found; i++) {
+        const wasm_name_t *name = wasm_exporttype_name(exports.data[i]);
+        const wasm_externtype_t *type = wasm_exporttype_type(exports.data[i]);
+        found = name->size == 6 && memcmp(name->data, "_start", 6) == 0 &&
+                wasm_externtype_kind(type) == WASM_EXTERN_FUNC;
+    }
+    wasm_exporttype_vec_delete(&exports);
+    return found;
+}
+
+/* Names every import the linker cannot satisfy, for the error message. */
+static void unknown_imports(wasmrt_t *rt, const wasmtime_module_t *module, strbuf_t *out)
+{
+    wasmtime_store_t *store = wasmtime_store_new(rt->engine, NULL, NULL);
+    wasmtime_context_t *cx = wasmtime_store_context(store);
+    wasm_importtype_vec_t imports;
+    wasmtime_module_imports(module, &imports);
+    int n = 0;
+    for (size_t i = 0; i < imports.size; i++) {
+        const wasm_name_t *mod = wasm_importtype_module(imports.data[i]);
+        const wasm_name_t *name = wasm_importtype_name(imports.data[i]);
+        wasmtime_extern_t item;
+        if (wasmtime_linker_get(rt->linker, cx, mod->data, mod->size, name->data, name->size,
+                                &item)) {
+            wasmtime_extern_delete(&item);
+            continue;
+        }
+        strbuf_printf(out, "%s%.*s::%.*s", n++ ? ", " : "", (int)mod->size, mod->data,
+                      (int)name->size, name->data);
+    }
+    wasm_importtype_vec_delete(&imports);
+    wasmtime_store_delete(store);
+}
+
+static wasmtime_module_t *from_disk(wasmrt_t *rt, const char *hex)
+{
+    if (!rt->cache_dir) return NULL;
+    char *path = xasprintf("%s/%s.cwasm", rt->cache_dir, hex);
+    wasmtime_module_t *module = NULL;
+    if (access(path, R_OK) == 0) {
+        wasmtime_error_t *error = wasmtime_module_deserialize_file(rt->engine, path, &module);
+        if (error) { /* another Wasmtime's, or damaged: compile again */
+            wasmtime_error_delete(error);
+            module = NULL;
+            unlink(path);
+        }
+    }
+    free(path);
+    return module;
+}
+
+static void to_disk(wasmrt_t *rt, const char *hex, const wasmtime_module_t *module)
+{
+    if (!rt->cache_dir) return;
+    if (fs_mkdir_p(rt->cache_dir, 0700, NULL) == -1) return;
+    wasm_byte_vec_t bytes;
+    wasmtime_error_t *error = wasmtime_module_serialize(module, &bytes);
+    if (error) {
+        wasmtime_error_delete(error);
+        return;
+    }
+    char *path = xasprintf("%s/%s.cwasm", rt->cache_dir, hex);
+    /* Best effort: without the file, the next start compiles again. */
+    fs_write_atomic(path, bytes.data, bytes.size, 0600, NULL);
+    free(path);
+    wasm_byte_vec_delete(&bytes);
+}
+
+static wasmrt_module_t *find_locked(wasmrt_t *rt, const char *digest)
+{
+    for (wasmrt_module_t *m = rt->modules; m; m = m->next)
+        if (strcmp(m->digest, digest) == 0) return m;
+    return NULL;
+}
+
+int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_module_t **out,
+                      wasmrt_load_info_t *info, err_t *err)
+{
+    int64_t start = time_mono_ns();
+    if (check_header(wasm, len, err) == -1) return -1;
+    char hex[65];
+    digest_hex(wasm, len, hex);
+    char digest[7 + 64 + 1];
+    snprintf(digest, sizeof digest, "sha256:%s", hex);
+
+    wasmrt_load_source_t source = WASMRT_FROM_MEMORY;
+    pthread_mutex_lock(&rt->lock);
+    wasmrt_module_t *m = find_locked(rt, digest);
+    if (m) m->refs++;
+    pthread_mutex_unlock(&rt->lock);
+    if (m) goto done;
+
+    pthread_mutex_lock(&rt->compile_lock);
+    pthread_mutex_lock(&rt->lock);
+    m = find_locked(rt, digest); /* loaded while we waited for compile_lock */
+    if (m) m->refs++;
+    pthread_mutex_unlock(&rt->lock);
+    if (m) {
+        pthread_mutex_unlock(&rt->compile_lock);
+        goto done;
+    }
+
+    wasmtime_module_t *module = from_disk(rt, hex);
+    source = WASMRT_FROM_DISK;
+    if (!module) {
+        source = WASMRT_FROM_COMPILER;
+        wasmtime_error_t *error = wasmtime_module_new(rt->engine, wasm, len, &module);
+        if (error) {
+            pthread_mutex_unlock(&rt->compile_lock);
+            return wasmrt_error(err, error, "invalid WebAssembly module");
+        }
+        to_disk(rt, hex, module);
+    }
+    if (!has_start(module)) {
+        wasmtime_module_delete(module);
+        pthread_mutex_unlock(&rt->compile_lock);
+        return err_set(err, "the module has no _start export: wasmlet runs WASI command modules, "
+                            "not reactors or libraries");
+    }
+    wasmtime_instance_pre_t *pre = NULL;
+    wasmtime_error_t *error = wasmtime_linker_instantiate_pre(rt->linker, module, &pre);
+    if (error) {
+        wasmtime_error_delete(error);
+        strbuf_t names = STRBUF_INIT;
+        unknown_imports(rt, module, &names);
+        err_set(err,
+                "the module imports what wasmlet does not provide (%s); a container gets "
+                "WASI preview 1 (wasi_snapshot_preview1) only",
+                names.len ? strbuf_str(&names) : "incompatible import types");
+        strbuf_free(&names);
+        wasmtime_module_delete(module);
+        pthread_mutex_unlock(&rt->compile_lock);
+        return -1;
+    }
+    m = xcalloc(1, sizeof *m);
+    m->rt = rt;
+    memcpy(m->digest, digest, sizeof m->digest);
+    m->module = module;
+    m->pre = pre;
+    m->refs = 1;
+    pthread_mutex_lock(&rt->lock);
+    m->next = rt->modules;
+    rt->modules = m;
+    pthread_mutex_unlock(&rt->lock);
+    pthread_mutex_unlock(&rt->compile_lock);
+done:
+    if (info) {
+        info->source = source;
+        info->load_ns = time_mono_ns() - start;
+    }
+    *out = m;
+    return 0;
+}
+
+int wasmrt_load_file(wasmrt_t *rt, const char *path, wasmrt_module_t **out,
+                     wasmrt_load_info_t *info, err_t *err)
+{
+    int64_t start = time_mono_ns();
+    char *data;
+    size_t len;
+    if (fs_read_all(path, &data, &len, err) == -1) return -1;
+    int rc = wasmrt_load_bytes(rt, (const uint8_t *)data, len, out, info, err);
+    free(data);
+    if (rc == 0 && info) info->load_ns = time_mono_ns() - start;
+    return rc;
+}
+
+/* Frees idle modules beyond the first IDLE_KEEP. New modules are pushed at
+ * the head of the list, so the ones freed are the longest loaded. */
+static void trim_locked(wasmrt_t *rt)
+{
+    size_t idle = 0;
+    wasmrt_module_t **pp = &rt->modules;
+    while (*pp) {
+        wasmrt_module_t *m = *pp;
+        if (m->refs == 0 && ++idle > IDLE_KEEP) {
+            *pp = m->next;
+            wasmtime_instance_pre_delete(m->pre);
+            wasmtime_module_delete(m->module);
+            free(m);
+            continue;
+        }
+        pp = &m->next;
+    }
+}
+
+void wasmrt_module_release(wasmrt_module_t *mod)
+{
+    if (!mod) return;
+    wasmrt_t *rt = mod->rt;
+    pthread_mutex_lock(&rt->lock);
+    if (--mod->refs == 0) trim_locked(rt);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+const char *wasmrt_module_digest(const wasmrt_module_t *mod)
+{
+    return mod->digest;
+}
+
+size_t wasmrt_loaded_modules(wasmrt_t *rt)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&rt->lock);
+    for (wasmrt_module_t *m = rt->modules; m; m = m->next)
+        n++;
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}

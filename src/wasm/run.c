@@ -1,0 +1,285 @@
+/* run.c: running one container to its end.
+ *
+ * Each container gets a store of its own holding its WASI context (argv,
+ * env, preopened mounts, empty stdin, stdout/stderr to the caller's output
+ * callback) and its limits, and is instantiated from the module's
+ * pre-linked instance. The calling thread runs _start and blocks until the
+ * module exits, traps, outgrows its memory limit or is stopped.
+ *
+ * Memory limit: the store's limiter caps linear memory and, through
+ * wasmlet_context_trap_on_memory_limit (deps/wasmtime-capi), turns a
+ * refused memory.grow into a trap, so a module that outgrows its limit ends
+ * at once as OOMKilled, like a container killed by the kernel's OOM killer,
+ * instead of running on with malloc returning NULL.
+ *
+ * CPU limit: at every epoch tick the store's callback compares the thread's
+ * CPU time in the current 100 ms period with the quota (limits.cpu of the
+ * period, as CFS bandwidth control does for containers) and, once the quota
+ * is spent, sleeps until the period ends. A module is single-threaded, so a
+ * limit of 1000m or more never throttles. */
+#include "wasm/internal.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* deps/wasmtime-capi/src/lib.rs */
+extern void wasmlet_context_trap_on_memory_limit(wasmtime_context_t *cx, size_t bytes);
+
+#define CPU_PERIOD_NS (100 * NS_PER_MS)
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static ptrdiff_t on_stdout(void *data, const unsigned char *buf, size_t len)
+{
+    const wasmrt_spec_t *spec = data;
+    if (spec->output) spec->output(spec->output_ctx, 1, (const char *)buf, len);
+    return (ptrdiff_t)len;
+}
+
+static ptrdiff_t on_stderr(void *data, const unsigned char *buf, size_t len)
+{
+    const wasmrt_spec_t *spec = data;
+    if (spec->output) spec->output(spec->output_ctx, 2, (const char *)buf, len);
+    return (ptrdiff_t)len;
+}
+
+static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *delta,
+                                  wasmtime_update_deadline_kind_t *kind)
+{
+    (void)cx;
+    wasmrt_run_ctx_t *run = data;
+    *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
+    *delta = 1;
+    if (wasmrt_stop_requested(run->stop)) {
+        run->stopped = true;
+        return wasmtime_error_new("container stopped");
+    }
+    if (run->cpu_quota_ns > 0) {
+        int64_t now = time_mono_ns();
+        if (now - run->period_start_mono >= run->cpu_period_ns) {
+            run->period_start_mono = now;
+            run->period_start_cpu = thread_cpu_ns();
+        } else if (thread_cpu_ns() - run->period_start_cpu >= run->cpu_quota_ns) {
+            if (wasmrt_stop_wait_until(run->stop, run->period_start_mono + run->cpu_period_ns)) {
+                run->stopped = true;
+                return wasmtime_error_new("container stopped");
+            }
+            run->period_start_mono = time_mono_ns();
+            run->period_start_cpu = thread_cpu_ns();
+        }
+    }
+    return NULL;
+}
+
+static void fail_start(wasmrt_result_t *result, const char *fmt, const char *detail)
+{
+    result->outcome = WASMRT_START_FAILED;
+    result->exit_code = WASMRT_EXIT_START_FAILED;
+    snprintf(result->message, sizeof result->message, fmt, detail);
+}
+
+static uint64_t memory_size(wasmtime_context_t *cx, const wasmtime_instance_t *inst)
+{
+    wasmtime_extern_t item;
+    if (!wasmtime_instance_export_get(cx, inst, "memory", 6, &item)) return 0;
+    uint64_t size = 0;
+    if (item.kind == WASMTIME_EXTERN_MEMORY) size = wasmtime_memory_data_size(cx, &item.of.memory);
+    wasmtime_extern_delete(&item);
+    return size;
+}
+
+static bool is_memory_limit(const char *msg)
+{
+    return strstr(msg, "growing memory") || strstr(msg, "memory growth failure");
+}
+
+/* Sets the WASI context: argv, env, stdio and the mounts. */
+static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec,
+                          wasmrt_result_t *result)
+{
+    wasi_config_t *wasi = wasi_config_new();
+    if (!wasi_config_set_argv(wasi, spec->argc, (const char **)spec->argv)) {
+        wasi_config_delete(wasi);
+        fail_start(result, "%s", "invalid argv (not UTF-8)");
+        return -1;
+    }
+    const char **names = xcalloc(spec->envc + 1, sizeof *names);
+    const char **values = xcalloc(spec->envc + 1, sizeof *values);
+    char **owned = xcalloc(spec->envc + 1, sizeof *owned);
+    for (size_t i = 0; i < spec->envc; i++) {
+        owned[i] = xstrdup(spec->env[i]);
+        char *eq = strchr(owned[i], '=');
+        if (eq) *eq = '\0';
+        names[i] = owned[i];
+        values[i] = eq ? eq + 1 : "";
+    }
+    bool env_ok = wasi_config_set_env(wasi, spec->envc, names, values);
+    for (size_t i = 0; i < spec->envc; i++)
+        free(owned[i]);
+    free(owned);
+    free(names);
+    free(values);
+    if (!env_ok) {
+        wasi_config_delete(wasi);
+        fail_start(result, "%s", "invalid environment (not UTF-8)");
+        return -1;
+    }
+    wasm_byte_vec_t empty;
+    wasm_byte_vec_new_empty(&empty);
+    wasi_config_set_stdin_bytes(wasi, &empty);
+    wasi_config_set_stdout_custom(wasi, on_stdout, (void *)spec, NULL);
+    wasi_config_set_stderr_custom(wasi, on_stderr, (void *)spec, NULL);
+    for (size_t i = 0; i < spec->nmounts; i++) {
+        const wasmrt_mount_t *m = &spec->mounts[i];
+        if (!wasi_config_preopen_dir(wasi, m->host_path, m->guest_path, !m->read_only)) {
+            wasi_config_delete(wasi);
+            char what[900];
+            snprintf(what, sizeof what, "%s at %s", m->host_path, m->guest_path);
+            fail_start(result, "cannot open the mount %s", what);
+            return -1;
+        }
+    }
+    wasmtime_error_t *error = wasmtime_context_set_wasi(cx, wasi); /* takes wasi */
+    if (error) {
+        char msg[512];
+        wasmrt_error_message(error, msg, sizeof msg);
+        wasmtime_error_delete(error);
+        fail_start(result, "WASI set-up failed: %s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wasmrt_stop_t *stop,
+               wasmrt_result_t *result)
+{
+    memset(result, 0, sizeof *result);
+    if (!rt || !mod || !spec || spec->argc == 0) return -1;
+    int64_t t0 = time_mono_ns();
+    int64_t cpu0 = thread_cpu_ns();
+    if (wasmrt_stop_requested(stop)) {
+        result->outcome = WASMRT_STOPPED;
+        result->exit_code = WASMRT_EXIT_KILLED;
+        snprintf(result->message, sizeof result->message, "stopped before it started");
+        return 0;
+    }
+
+    wasmrt_run_ctx_t run = {.rt = rt, .stop = stop, .spec = spec};
+    if (spec->cpu_millicores > 0 && spec->cpu_millicores < 1000) {
+        run.cpu_period_ns = CPU_PERIOD_NS;
+        run.cpu_quota_ns = CPU_PERIOD_NS * spec->cpu_millicores / 1000;
+        run.period_start_mono = t0;
+        run.period_start_cpu = cpu0;
+    }
+    wasmtime_store_t *store = wasmtime_store_new(rt->engine, &run, NULL);
+    wasmtime_context_t *cx = wasmtime_store_context(store);
+    if (spec->memory_limit > 0) {
+        wasmtime_store_limiter(store, (int64_t)spec->memory_limit, -1, -1, -1, -1);
+        wasmlet_context_trap_on_memory_limit(cx, (size_t)spec->memory_limit);
+    }
+    wasmtime_context_set_epoch_deadline(cx, 1);
+    wasmtime_store_epoch_deadline_callback(store, on_epoch, &run, NULL);
+
+    if (configure_wasi(cx, spec, result) == -1) goto out;
+
+    wasmtime_instance_t inst;
+    wasm_trap_t *trap = NULL;
+    wasmtime_error_t *error = wasmtime_instance_pre_instantiate(mod->pre, cx, &inst, &trap);
+    if (error || trap) {
+        char msg[900];
+        if (error) {
+            wasmrt_error_message(error, msg, sizeof msg);
+            wasmtime_error_delete(error);
+        } else {
+            wasmrt_trap_message(trap, msg, sizeof msg);
+            wasm_trap_delete(trap);
+        }
+        bool oom = spec->memory_limit && is_memory_limit(msg);
+        wasmrt_condense(msg, sizeof msg);
+        if (oom) {
+            result->outcome = WASMRT_OOM;
+            result->exit_code = WASMRT_EXIT_KILLED;
+            snprintf(result->message, sizeof result->message,
+                     "the module's initial memory exceeds the memory limit of %llu bytes",
+                     (unsigned long long)spec->memory_limit);
+        } else {
+            fail_start(result, "instantiation failed: %s", msg);
+        }
+        goto out;
+    }
+    result->instantiate_ns = time_mono_ns() - t0;
+
+    wasmtime_extern_t start;
+    if (!wasmtime_instance_export_get(cx, &inst, "_start", 6, &start) ||
+        start.kind != WASMTIME_EXTERN_FUNC) {
+        fail_start(result, "%s", "the module has no _start function");
+        goto out;
+    }
+    int64_t t1 = time_mono_ns();
+    error = wasmtime_func_call(cx, &start.of.func, NULL, 0, NULL, 0, &trap);
+    result->run_ns = time_mono_ns() - t1;
+    if (run.exited) { /* our proc_exit unwound with a trap */
+        result->outcome = WASMRT_EXITED;
+        result->exit_code = run.exit_code;
+        if (error) wasmtime_error_delete(error);
+        if (trap) wasm_trap_delete(trap);
+    } else if (error || trap) {
+        if (error) {
+            wasmrt_error_message(error, result->message, sizeof result->message);
+            wasmtime_error_delete(error);
+        } else {
+            wasmrt_trap_message(trap, result->message, sizeof result->message);
+            wasm_trap_delete(trap);
+        }
+        bool oom = spec->memory_limit && is_memory_limit(result->message);
+        wasmrt_condense(result->message, sizeof result->message);
+        if (run.stopped) {
+            result->outcome = WASMRT_STOPPED;
+            result->exit_code = WASMRT_EXIT_KILLED;
+            snprintf(result->message, sizeof result->message, "stopped");
+        } else if (oom) {
+            result->outcome = WASMRT_OOM;
+            result->exit_code = WASMRT_EXIT_KILLED;
+            snprintf(result->message, sizeof result->message,
+                     "linear memory would exceed the limit of %llu bytes",
+                     (unsigned long long)spec->memory_limit);
+        } else {
+            result->outcome = WASMRT_TRAPPED;
+            result->exit_code = WASMRT_EXIT_TRAP;
+        }
+    } else {
+        result->outcome = WASMRT_EXITED;
+        result->exit_code = 0;
+    }
+    result->memory_bytes = memory_size(cx, &inst);
+out:
+    wasmtime_store_delete(store);
+    result->cpu_ns = (uint64_t)(thread_cpu_ns() - cpu0);
+    return 0;
+}
+
+const char *wasmrt_outcome_reason(const wasmrt_result_t *result)
+{
+    switch (result->outcome) {
+    case WASMRT_EXITED:
+        return result->exit_code == 0 ? "Completed" : "Error";
+    case WASMRT_TRAPPED:
+        return "Error";
+    case WASMRT_OOM:
+        return "OOMKilled";
+    case WASMRT_STOPPED:
+        return "Error";
+    case WASMRT_START_FAILED:
+        return "StartError";
+    }
+    return "Error";
+}

@@ -1,0 +1,71 @@
+/* stop.c: stop requests for running containers (see wasmrt.h).
+ *
+ * A stop is a flag behind a mutex with a condition variable. The flag is
+ * what the epoch callback of a running store checks on every tick; the
+ * condition variable is what a container blocked in a WASI sleep (our
+ * poll_oneoff) or held back by its CPU limit waits on, so a stop wakes it at
+ * once instead of at the end of its sleep. */
+#include "wasm/internal.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+wasmrt_stop_t *wasmrt_stop_new(void)
+{
+    wasmrt_stop_t *stop = xcalloc(1, sizeof *stop);
+    pthread_mutex_init(&stop->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&stop->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return stop;
+}
+
+void wasmrt_stop_request(wasmrt_stop_t *stop)
+{
+    pthread_mutex_lock(&stop->lock);
+    atomic_store(&stop->requested, true);
+    pthread_cond_broadcast(&stop->cond);
+    pthread_mutex_unlock(&stop->lock);
+}
+
+bool wasmrt_stop_requested(wasmrt_stop_t *stop)
+{
+    return stop && atomic_load(&stop->requested);
+}
+
+void wasmrt_stop_free(wasmrt_stop_t *stop)
+{
+    if (!stop) return;
+    pthread_cond_destroy(&stop->cond);
+    pthread_mutex_destroy(&stop->lock);
+    free(stop);
+}
+
+bool wasmrt_stop_wait_until(wasmrt_stop_t *stop, int64_t deadline_mono_ns)
+{
+    if (!stop) {
+        int64_t left = deadline_mono_ns - time_mono_ns();
+        if (left > 0) time_sleep_ms((left + NS_PER_MS - 1) / NS_PER_MS);
+        return false;
+    }
+    struct timespec ts = {.tv_sec = deadline_mono_ns / NS_PER_SEC,
+                          .tv_nsec = deadline_mono_ns % NS_PER_SEC};
+    pthread_mutex_lock(&stop->lock);
+    while (!atomic_load(&stop->requested)) {
+        int rc = pthread_cond_timedwait(&stop->cond, &stop->lock, &ts);
+        if (rc == ETIMEDOUT) break;
+    }
+    bool stopped = atomic_load(&stop->requested);
+    pthread_mutex_unlock(&stop->lock);
+    return stopped;
+}
+
+bool wasmrt_stop_wait(wasmrt_stop_t *stop, int64_t ms)
+{
+    return wasmrt_stop_wait_until(stop, time_mono_ns() + ms * NS_PER_MS);
+}

@@ -1,0 +1,107 @@
+/* test_util.c: unit tests for util/ (time formats, strbuf, fs helpers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/time.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void rfc3339_round_trip(void **state)
+{
+    (void)state;
+    char buf[64];
+    int64_t ns = INT64_C(1795616471123456789);
+    time_format_rfc3339nano(buf, sizeof buf, ns);
+    assert_string_equal(buf, "2026-11-26T14:21:11.123456789Z");
+    int64_t back = 0;
+    assert_int_equal(time_parse_rfc3339(buf, &back), 0);
+    assert_true(back == ns);
+    assert_int_equal(time_parse_rfc3339("2026-11-26T15:21:11+01:00", &back), 0);
+    assert_true(back == INT64_C(1795616471) * NS_PER_SEC);
+    assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11.5Z", &back), 0);
+    assert_true(back == INT64_C(1795616471500000000));
+    assert_int_equal(time_parse_rfc3339("yesterday", &back), -1);
+    assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11", &back), -1);
+    time_format_rfc3339(buf, sizeof buf, ns);
+    assert_string_equal(buf, "2026-11-26T14:21:11Z");
+}
+
+static void strbuf_grows(void **state)
+{
+    (void)state;
+    strbuf_t sb = STRBUF_INIT;
+    assert_string_equal(strbuf_str(&sb), "");
+    for (int i = 0; i < 1000; i++)
+        strbuf_printf(&sb, "%d,", i);
+    assert_true(sb.len > 3000);
+    assert_memory_equal(sb.data, "0,1,2,", 6);
+    char *s = strbuf_take(&sb);
+    assert_null(sb.data);
+    free(s);
+}
+
+static void err_prefixes(void **state)
+{
+    (void)state;
+    err_t err;
+    assert_int_equal(err_set(&err, "no such file"), -1);
+    err_prefix(&err, "image %s", "./a.wasm");
+    err_prefix(&err, "container %s", "app");
+    assert_string_equal(err.msg, "container app: image ./a.wasm: no such file");
+}
+
+static void fs_atomic_and_rm(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/wasmlet-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    err_t err;
+    char *deep = fs_join(dir, "/a/b/c/");
+    assert_int_equal(fs_mkdir_p(deep, 0755, &err), 0);
+    char *file = fs_join(deep, "f");
+    assert_int_equal(fs_write_atomic(file, "hello", 5, 0644, &err), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_all(file, &data, &len, &err), 0);
+    assert_int_equal(len, 5);
+    assert_string_equal(data, "hello");
+    free(data);
+    /* A symlink inside the tree that points outside it must not be followed. */
+    char outside[] = "/tmp/wasmlet-test-out-XXXXXX";
+    assert_non_null(mkdtemp(outside));
+    char *keep = fs_join(outside, "keep");
+    assert_int_equal(fs_write_atomic(keep, "x", 1, 0644, &err), 0);
+    char *link = fs_join(dir, "escape");
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(stat(keep, &st), 0);
+    assert_int_equal(fs_rm_rf(outside, &err), 0);
+    assert_int_equal(fs_read_all("/nonexistent/x", &data, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent/x"));
+    free(deep);
+    free(file);
+    free(keep);
+    free(link);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rfc3339_round_trip),
+        cmocka_unit_test(strbuf_grows),
+        cmocka_unit_test(err_prefixes),
+        cmocka_unit_test(fs_atomic_and_rm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
