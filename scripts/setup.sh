@@ -12,7 +12,7 @@ packages=(
   # wasm32-wasi test workloads
   wasi-libc libclang-rt-14-dev-wasm32
   # libraries wasmlet links
-  libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libevent-dev
+  libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libevent-dev zlib1g-dev
   # tests
   libcmocka-dev valgrind openssl docker-registry python3 python3-pytest curl procps iproute2
   # benchmarks

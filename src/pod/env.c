@@ -257,7 +257,7 @@ int pod_env_build(const pod_host_t *host, const podspec_t *pod, const podspec_co
                   strvec_t *env, strvec_t *argv, err_t *err)
 {
     if (host->service_env) {
-        json_t *links = host->service_env(host->ctx, pod->namespace);
+        json_t *links = host->service_env(host->ctx, pod);
         const char *key;
         json_t *val;
         json_object_foreach(links, key, val)

@@ -51,9 +51,14 @@ typedef struct pod_host {
      * mode has no cluster. */
     int (*lookup)(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
                   err_t *err);
-    /* Service link variables for the namespace (an object NAME -> value),
-     * or NULL. */
-    json_t *(*service_env)(void *ctx, const char *ns);
+    /* A ServiceAccount token for the pod (TokenRequest bound to the pod),
+     * for projected serviceAccountToken sources; *expires_ns gets its
+     * expiry. NULL callback: this mode has no cluster. */
+    int (*token)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds,
+                 char **token, int64_t *expires_ns, err_t *err);
+    /* Service link variables for the pod (an object NAME -> value), or
+     * NULL. */
+    json_t *(*service_env)(void *ctx, const podspec_t *pod);
     /* The worker's status changed (read it with pod_worker_status_json). */
     void (*status_changed)(void *ctx, pod_worker_t *w);
     /* An Event about the pod: type Normal/Warning, the kubelet's reason,

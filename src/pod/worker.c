@@ -505,10 +505,22 @@ static void apply_resume(pod_worker_t *w, crun_t *c)
         c->state.started_at = json_integer_value(json_object_get(r, "startedAt"));
         c->state.finished_at = json_integer_value(json_object_get(r, "finishedAt"));
     } else if (json_integer_value(json_object_get(r, "startedAt"))) {
-        /* It was running when wasmlet went away: that run counts as a
-         * restart, as a container lost with its runtime would. */
-        c->restart_count++;
+        /* It was running when wasmlet went away. Its run is lost, as a
+         * container's is when its runtime dies: under restartPolicy Never
+         * it is not run again (nothing runs twice) and ends unknown;
+         * otherwise the next run counts as a restart. */
         c->ever_started = true;
+        if (!restarts(w, c, 1)) {
+            c->done = true;
+            set_state(&c->state, CSTATE_TERMINATED, "ContainerStatusUnknown",
+                      "The container was running when wasmlet stopped and its restartPolicy "
+                      "does not allow another run");
+            c->state.exit_code = WASMRT_EXIT_KILLED;
+            c->state.started_at = json_integer_value(json_object_get(r, "startedAt"));
+            c->state.finished_at = time_now_ns();
+        } else {
+            c->restart_count++;
+        }
     }
     const char *image_id = json_string_value(json_object_get(r, "imageID"));
     if (image_id) snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
@@ -526,11 +538,28 @@ static void *pod_main(void *arg)
         deadline = time_mono_ns() + s->active_deadline_seconds * NS_PER_SEC - elapsed;
     }
 
-    if (fs_mkdir_p(w->pod_dir, 0750, &err) == -1 ||
-        volume_setup(&w->host, s, w->pod_dir, &err) == -1) {
+    /* Volumes: retried as the kubelet does (the Node authorizer may not
+     * yet know the pod is ours, a ConfigMap may not exist yet), except
+     * for what no retry can fix. */
+    int64_t delay_ms = 250;
+    for (;;) {
+        int rc = fs_mkdir_p(w->pod_dir, 0750, &err);
+        if (rc == 0) rc = volume_setup(&w->host, s, w->pod_dir, &err);
+        if (rc == 0) break;
         event(w, NULL, "Warning", "FailedMount", "%s", err.msg);
-        fail_pod(w, "FailedMount", err.msg);
-        goto finish;
+        if (rc == VOLUME_PERMANENT || w->host.give_up_on_setup_error) {
+            fail_pod(w, "FailedMount", err.msg);
+            goto finish;
+        }
+        pthread_mutex_lock(&w->lock);
+        int64_t until = time_mono_ns() + delay_ms * NS_PER_MS;
+        struct timespec ts = {.tv_sec = until / NS_PER_SEC, .tv_nsec = until % NS_PER_SEC};
+        while (!w->stopping && time_mono_ns() < until)
+            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        bool stop = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (stop) goto finish;
+        delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
     }
     pthread_mutex_lock(&w->lock);
     w->ready_to_start = true;

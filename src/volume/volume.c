@@ -7,10 +7,11 @@
  * after the fact, as the kubelet's eviction manager does).
  * hostPath: the host's directory itself, checked against its type; only
  * directory types can be mounted, because a WASI preopen is a directory.
- * Types that need the API server (configMap, secret, downwardAPI,
- * projected) are written by volume/ files of their own when the host has a
- * cluster (host->lookup); any other type fails with its name. */
+ * configMap, secret, downwardAPI and projected are written by sources.c
+ * (atomically, and again by volume_refresh when their content changes);
+ * any other type fails with its name. */
 #include "volume/volume.h"
+#include "volume/volume_internal.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -30,6 +31,7 @@ static char *volume_dir(const char *pod_dir, const char *name)
     return xasprintf("%s/volumes/%s", pod_dir, name);
 }
 
+/* Returns VOLUME_PERMANENT for what no retry can fix. */
 static int host_path_check(const podspec_volume_t *v, err_t *err)
 {
     const char *path = str(v->source, "path");
@@ -42,10 +44,11 @@ static int host_path_check(const podspec_volume_t *v, err_t *err)
         if (rc == -1 && fs_mkdir_p(path, 0755, err) == -1) return -1;
         if (rc == -1) rc = stat(path, &st);
     } else if (strcmp(type, "") && strcmp(type, "Directory")) {
-        return err_set(err,
-                       "hostPath type %s cannot be mounted: a WebAssembly module's mounts are "
-                       "directories (use Directory or DirectoryOrCreate)",
-                       type);
+        err_set(err,
+                "hostPath type %s cannot be mounted: a WebAssembly module's mounts are "
+                "directories (use Directory or DirectoryOrCreate)",
+                type);
+        return VOLUME_PERMANENT;
     }
     if (rc == -1) return err_errno(err, "hostPath %s", path);
     if (!S_ISDIR(st.st_mode))
@@ -56,9 +59,38 @@ static int host_path_check(const podspec_volume_t *v, err_t *err)
     return 0;
 }
 
+static bool has_files(const char *type)
+{
+    return strcmp(type, "configMap") == 0 || strcmp(type, "secret") == 0 ||
+           strcmp(type, "downwardAPI") == 0 || strcmp(type, "projected") == 0;
+}
+
+static int write_source(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+                        const podspec_volume_t *v, int64_t *token_expires, err_t *err)
+{
+    json_t *files = NULL;
+    if (volume_source_files(host, pod, v, &files, token_expires, err) == -1) return -1;
+    char *dir = volume_dir(pod_dir, v->name);
+    int rc = volume_atomic_write(dir, files, err);
+    free(dir);
+    json_decref(files);
+    return rc;
+}
+
+int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+                   int64_t *token_expires, err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        if (has_files(v->type) && write_source(host, pod, pod_dir, v, token_expires, err) == -1)
+            rc = err_prefix(err, "volume \"%s\"", v->name);
+    }
+    return rc;
+}
+
 int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err)
 {
-    (void)host;
     for (size_t i = 0; i < pod->nvolumes; i++) {
         const podspec_volume_t *v = &pod->volumes[i];
         int rc = 0;
@@ -68,8 +100,17 @@ int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_d
             free(dir);
         } else if (strcmp(v->type, "hostPath") == 0) {
             rc = host_path_check(v, err);
+            if (rc == VOLUME_PERMANENT) {
+                err_prefix(err, "volume \"%s\"", v->name);
+                return VOLUME_PERMANENT;
+            }
+        } else if (has_files(v->type)) {
+            int64_t expires = 0;
+            rc = write_source(host, pod, pod_dir, v, &expires, err);
         } else {
-            rc = err_set(err, "volume type %s is not supported by wasmlet", v->type);
+            err_set(err, "volume \"%s\": volume type %s is not supported by wasmlet", v->name,
+                    v->type);
+            return VOLUME_PERMANENT;
         }
         if (rc == -1) return err_prefix(err, "volume \"%s\"", v->name);
     }

@@ -16,8 +16,17 @@
 #include "wasm/wasmrt.h"
 
 /* Creates or refreshes every volume of the pod. On failure the message
- * names the volume and says why (an unsupported type is named). */
+ * names the volume and says why; -1 is worth retrying (an object not there
+ * yet, the API server unreachable or not yet authorizing this node),
+ * VOLUME_PERMANENT is not (an unsupported type, a hostPath of a kind a
+ * WASI module cannot mount). */
+#define VOLUME_PERMANENT (-2)
 int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err);
+/* Rewrites configMap, secret, downwardAPI and projected volumes whose
+ * content changed (a ConfigMap update, a token near expiry). *token_expires
+ * gets the earliest token expiry seen. */
+int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+                   int64_t *token_expires, err_t *err);
 /* Removes the pod's volume directories (never what a hostPath points at). */
 int volume_teardown(const char *pod_dir, err_t *err);
 

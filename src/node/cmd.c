@@ -1,0 +1,325 @@
+/* cmd.c: `wasmlet node`, which makes this machine a Kubernetes Node.
+ *
+ * It wires the subsystems together and owns none of their logic: the API
+ * client (kube/), the image store (image/), the runtime (wasm/), Node
+ * registration and heartbeat (node/), the pod manager (pod/) and the
+ * kubelet HTTPS API (server/). Signals: SIGTERM or SIGINT shut the node
+ * down gracefully (no new pods, running ones stopped, final statuses
+ * written, the Node kept); SIGUSR1 pauses the heartbeat and SIGUSR2
+ * resumes it, so tests can watch the control plane mark the node NotReady
+ * and Ready again. */
+#include "image/image.h"
+#include "kube/client.h"
+#include "kube/kubeconfig.h"
+#include "node/bootstrap.h"
+#include "node/node.h"
+#include "pod/manager.h"
+#include "util/diag.h"
+#include "util/fs.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+#include "wasm/wasmrt.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got_term, got_pause, got_resume;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        got_pause = 1;
+    else if (sig == SIGUSR2)
+        got_resume = 1;
+    else
+        got_term = sig;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: wasmlet node [options]\n"
+          "  --kubeconfig FILE            credentials of this node (or an admin)\n"
+          "  --bootstrap-kubeconfig FILE  a bootstrap token: wasmlet requests its own\n"
+          "                               client certificate (TLS bootstrap)\n"
+          "  --node-name NAME             default: the host name\n"
+          "  --node-ip IP                 address the API server reaches us at (127.0.0.1)\n"
+          "  --data-dir DIR               default /var/lib/wasmlet\n"
+          "  --port N                     kubelet HTTPS port (10250)\n"
+          "  --max-pods N                 pods capacity (110)\n"
+          "  --node-labels k=v,...        extra labels\n"
+          "  --no-taints                  do not taint the node (kubernetes.io/arch=wasm32-wasi)\n"
+          "  --no-execute-taint           do not add the NoExecute taint\n"
+          "  --reserved-cpu MILLI         cpu held back from allocatable\n"
+          "  --reserved-memory BYTES      memory held back from allocatable\n"
+          "  --container-log-max-size B   rotate container logs at this size (10Mi)\n"
+          "  --container-log-max-files N  rotated files kept (5)\n"
+          "  --insecure-registry HOST     reach HOST over plain HTTP (repeatable)\n"
+          "  --registry-config FILE       node-level registry credentials (docker config.json)\n"
+          "  --client-ca-file FILE        CA of clients of the HTTPS API (the API server's)\n"
+          "  --tls-cert-file/--tls-private-key-file FILE  serving certificate\n"
+          "  --anonymous-auth             allow unauthenticated requests to the HTTPS API\n"
+          "  --backoff-initial MS         first CrashLoopBackOff delay (10000)\n"
+          "  -v                           more logging\n",
+          f);
+}
+
+static json_t *parse_labels(const char *text)
+{
+    json_t *labels = json_object();
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        json_object_set_new(labels, kv, json_string(eq + 1));
+    }
+    free(copy);
+    return labels;
+}
+
+int node_main(int argc, char **argv)
+{
+    enum {
+        O_KUBECONFIG = 256,
+        O_BOOTSTRAP,
+        O_NAME,
+        O_IP,
+        O_DATA,
+        O_PORT,
+        O_MAXPODS,
+        O_LABELS,
+        O_NOTAINT,
+        O_NOEXEC,
+        O_RCPU,
+        O_RMEM,
+        O_LOGSIZE,
+        O_LOGFILES,
+        O_INSECURE,
+        O_REGCFG,
+        O_CLIENTCA,
+        O_TLSCERT,
+        O_TLSKEY,
+        O_ANON,
+        O_BACKOFF,
+    };
+    static const struct option opts[] = {
+        {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+        {"bootstrap-kubeconfig", required_argument, NULL, O_BOOTSTRAP},
+        {"node-name", required_argument, NULL, O_NAME},
+        {"hostname-override", required_argument, NULL, O_NAME},
+        {"node-ip", required_argument, NULL, O_IP},
+        {"data-dir", required_argument, NULL, O_DATA},
+        {"port", required_argument, NULL, O_PORT},
+        {"max-pods", required_argument, NULL, O_MAXPODS},
+        {"node-labels", required_argument, NULL, O_LABELS},
+        {"no-taints", no_argument, NULL, O_NOTAINT},
+        {"no-execute-taint", no_argument, NULL, O_NOEXEC},
+        {"reserved-cpu", required_argument, NULL, O_RCPU},
+        {"reserved-memory", required_argument, NULL, O_RMEM},
+        {"container-log-max-size", required_argument, NULL, O_LOGSIZE},
+        {"container-log-max-files", required_argument, NULL, O_LOGFILES},
+        {"insecure-registry", required_argument, NULL, O_INSECURE},
+        {"registry-config", required_argument, NULL, O_REGCFG},
+        {"client-ca-file", required_argument, NULL, O_CLIENTCA},
+        {"tls-cert-file", required_argument, NULL, O_TLSCERT},
+        {"tls-private-key-file", required_argument, NULL, O_TLSKEY},
+        {"anonymous-auth", no_argument, NULL, O_ANON},
+        {"backoff-initial", required_argument, NULL, O_BACKOFF},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *kubeconfig = NULL, *bootstrap = NULL, *data_dir = "/var/lib/wasmlet";
+    const char *node_ip = "127.0.0.1", *registry_config = NULL;
+    const char *client_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    bool anonymous = false;
+    char hostname[256] = "localhost";
+    gethostname(hostname, sizeof hostname - 1);
+    const char *node_name = NULL;
+    node_config_t ncfg = {
+        .port = 10250, .max_pods = 110, .taint_no_schedule = true, .taint_no_execute = true};
+    int64_t log_max_bytes = 10 * 1024 * 1024, backoff_initial = 0;
+    int log_max_files = 5;
+    const char *insecure[17] = {NULL};
+    size_t ninsecure = 0;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_KUBECONFIG:
+            kubeconfig = optarg;
+            break;
+        case O_BOOTSTRAP:
+            bootstrap = optarg;
+            break;
+        case O_NAME:
+            node_name = optarg;
+            break;
+        case O_IP:
+            node_ip = optarg;
+            break;
+        case O_DATA:
+            data_dir = optarg;
+            break;
+        case O_PORT:
+            ncfg.port = atoi(optarg);
+            break;
+        case O_MAXPODS:
+            ncfg.max_pods = atoi(optarg);
+            break;
+        case O_LABELS:
+            json_decref(ncfg.extra_labels);
+            ncfg.extra_labels = parse_labels(optarg);
+            break;
+        case O_NOTAINT:
+            ncfg.taint_no_schedule = ncfg.taint_no_execute = false;
+            break;
+        case O_NOEXEC:
+            ncfg.taint_no_execute = false;
+            break;
+        case O_RCPU:
+            ncfg.reserved_cpu = atoll(optarg);
+            break;
+        case O_RMEM:
+            ncfg.reserved_memory = atoll(optarg);
+            break;
+        case O_LOGSIZE:
+            log_max_bytes = atoll(optarg);
+            break;
+        case O_LOGFILES:
+            log_max_files = atoi(optarg);
+            break;
+        case O_INSECURE:
+            if (ninsecure < 16) insecure[ninsecure++] = optarg;
+            break;
+        case O_REGCFG:
+            registry_config = optarg;
+            break;
+        case O_CLIENTCA:
+            client_ca = optarg;
+            break;
+        case O_TLSCERT:
+            tls_cert = optarg;
+            break;
+        case O_TLSKEY:
+            tls_key = optarg;
+            break;
+        case O_ANON:
+            anonymous = true;
+            break;
+        case O_BACKOFF:
+            backoff_initial = atoll(optarg);
+            break;
+        case 'v':
+            diag_set_level(DIAG_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if ((!kubeconfig && !bootstrap) || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    ncfg.name = node_name ? node_name : hostname;
+    ncfg.hostname = hostname;
+    ncfg.host_ip = node_ip;
+    ncfg.data_dir = data_dir;
+
+    err_t err;
+    int status = 1;
+    kube_client_t *client = NULL;
+    image_store_t *images = NULL;
+    wasmrt_t *rt = NULL;
+    node_heartbeat_t *hb = NULL;
+    pod_manager_t *pods = NULL;
+    bootstrap_t *boot = NULL;
+    image_auth_t node_auth = IMAGE_AUTH_INIT;
+    char *modules = xasprintf("%s/modules", data_dir);
+    char *compiled = xasprintf("%s/modules/compiled", data_dir);
+    char *logs = xasprintf("%s/logs", data_dir);
+
+    if (fs_mkdir_p(data_dir, 0750, &err) == -1) goto out;
+    if (bootstrap_client(kubeconfig, bootstrap, data_dir, ncfg.name, &client, &boot, &err) == -1)
+        goto out;
+    if (registry_config && image_auth_load_file(&node_auth, registry_config, &err) == -1) goto out;
+    image_store_options_t io = {
+        .dir = modules, .insecure_registries = insecure, .node_auth = &node_auth};
+    if (image_store_open(&images, &io, &err) == -1) goto out;
+    wasmrt_options_t ro = {.cache_dir = compiled};
+    if (wasmrt_open(&ro, &rt, &err) == -1) goto out;
+    if (node_register(client, &ncfg, &err) == -1) goto out;
+    diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());
+    hb = node_heartbeat_start(client, &ncfg);
+
+    node_capacity_t cap, alloc;
+    node_info_capacity(&ncfg, &cap, &alloc);
+    pod_manager_config_t pcfg = {
+        .client = client,
+        .rt = rt,
+        .images = images,
+        .node_name = ncfg.name,
+        .host_ip = node_ip,
+        .data_dir = data_dir,
+        .logs_dir = logs,
+        .allocatable_cpu = alloc.cpu_milli,
+        .allocatable_memory = alloc.memory_bytes,
+        .max_pods = alloc.pods,
+        .log_max_bytes = log_max_bytes,
+        .log_max_files = log_max_files,
+        .backoff_initial_ms = backoff_initial,
+    };
+    if (pod_manager_start(&pcfg, &pods, &err) == -1) goto out;
+
+    /* The kubelet HTTPS API (server/) comes with its own options. */
+    (void)client_ca;
+    (void)tls_cert;
+    (void)tls_key;
+    (void)anonymous;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    diag_info("node %s ready: %s:%d", ncfg.name, node_ip, ncfg.port);
+    while (!got_term) {
+        time_sleep_ms(100);
+        if (got_pause) {
+            got_pause = 0;
+            diag_warn("heartbeat paused (SIGUSR1)");
+            node_heartbeat_pause(hb, true);
+        }
+        if (got_resume) {
+            got_resume = 0;
+            diag_warn("heartbeat resumed (SIGUSR2)");
+            node_heartbeat_pause(hb, false);
+        }
+        bootstrap_tick(boot);
+    }
+    diag_info("signal %d: shutting down, stopping pods", (int)got_term);
+    pod_manager_shutdown(pods, 30000);
+    status = 0;
+out:
+    if (status != 0 && err.msg[0]) fprintf(stderr, "wasmlet node: %s\n", err.msg);
+    pod_manager_free(pods);
+    node_heartbeat_stop(hb);
+    wasmrt_close(rt);
+    image_store_close(images);
+    image_auth_free(&node_auth);
+    bootstrap_free(boot);
+    kube_client_free(client);
+    json_decref(ncfg.extra_labels);
+    free(modules);
+    free(compiled);
+    free(logs);
+    return status;
+}

@@ -1,0 +1,281 @@
+/* info.c: this machine, measured, and the Node object that describes it.
+ *
+ * Capacity is read from the host: cpu from the online processors,
+ * memory from /proc/meminfo, ephemeral-storage from the file system of the
+ * data dir, pods from --max-pods. Allocatable is capacity less the
+ * reservations and the kubelet's default hard-eviction thresholds (memory
+ * 100Mi, ephemeral-storage 10%), as a kubelet computes it.
+ *
+ * Conditions are computed from the host at every status update, not set to
+ * constants: MemoryPressure when MemAvailable falls under 100Mi,
+ * DiskPressure when the data dir's file system has under 10% free,
+ * PIDPressure when the processes in use pass 90% of pid_max. Ready is True
+ * while wasmlet runs and posts status (the node lifecycle controller turns
+ * it Unknown when the Lease stops being renewed). Each condition keeps its
+ * lastTransitionTime until its status changes. */
+#include "node/node.h"
+#include "util/fs.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define EVICTION_MEMORY (100LL * 1024 * 1024)
+
+static int64_t meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    long long kb = 0;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            sscanf(line + n + 1, "%lld", &kb);
+            break;
+        }
+    fclose(f);
+    return kb * 1024;
+}
+
+static void fs_space(const char *dir, int64_t *total, int64_t *avail)
+{
+    struct statvfs st;
+    *total = *avail = 0;
+    if (statvfs(dir, &st) == 0) {
+        *total = (int64_t)st.f_blocks * (int64_t)st.f_frsize;
+        *avail = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+    }
+}
+
+void node_info_capacity(const node_config_t *cfg, node_capacity_t *cap, node_capacity_t *alloc)
+{
+    cap->cpu_milli = sysconf(_SC_NPROCESSORS_ONLN) * 1000;
+    cap->memory_bytes = meminfo("MemTotal");
+    int64_t avail;
+    fs_space(cfg->data_dir, &cap->ephemeral_bytes, &avail);
+    cap->pods = cfg->max_pods;
+    alloc->cpu_milli = cap->cpu_milli - cfg->reserved_cpu;
+    alloc->memory_bytes = cap->memory_bytes - cfg->reserved_memory - EVICTION_MEMORY;
+    alloc->ephemeral_bytes = cap->ephemeral_bytes - cap->ephemeral_bytes / 10;
+    alloc->pods = cap->pods;
+    if (alloc->cpu_milli < 0) alloc->cpu_milli = 0;
+    if (alloc->memory_bytes < 0) alloc->memory_bytes = 0;
+}
+
+static char *read_line(const char *path)
+{
+    char *data;
+    if (fs_read_all(path, &data, NULL, NULL) == -1) return xstrdup("");
+    data[strcspn(data, "\n")] = '\0';
+    return data;
+}
+
+static char *os_image(void)
+{
+    char *data;
+    if (fs_read_all("/etc/os-release", &data, NULL, NULL) == -1) return xstrdup("Linux");
+    char *p = strstr(data, "PRETTY_NAME=");
+    char *out;
+    if (p) {
+        p += strlen("PRETTY_NAME=");
+        if (*p == '"') p++;
+        out = xstrndup(p, strcspn(p, "\"\n"));
+    } else {
+        out = xstrdup("Linux");
+    }
+    free(data);
+    return out;
+}
+
+static json_t *quantities(const node_capacity_t *c)
+{
+    char cpu[32], mem[32], eph[32];
+    if (c->cpu_milli % 1000 == 0)
+        snprintf(cpu, sizeof cpu, "%lld", (long long)(c->cpu_milli / 1000));
+    else
+        snprintf(cpu, sizeof cpu, "%lldm", (long long)c->cpu_milli);
+    snprintf(mem, sizeof mem, "%lldKi", (long long)(c->memory_bytes / 1024));
+    snprintf(eph, sizeof eph, "%lldKi", (long long)(c->ephemeral_bytes / 1024));
+    return json_pack("{s:s, s:s, s:s, s:I}", "cpu", cpu, "memory", mem, "ephemeral-storage", eph,
+                     "pods", (json_int_t)c->pods);
+}
+
+/* lastTransitionTime of each condition, kept across updates. */
+enum { COND_READY, COND_MEMORY, COND_DISK, COND_PID, COND_COUNT };
+static pthread_mutex_t cond_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int status; /* -1 unknown yet, 0 False, 1 True */
+    int64_t since;
+} conds[COND_COUNT] = {{-1, 0}, {-1, 0}, {-1, 0}, {-1, 0}};
+
+static json_t *condition(int which, const char *type, bool status, const char *reason,
+                         const char *message)
+{
+    char now[40], since[40];
+    int64_t t = time_now_ns();
+    pthread_mutex_lock(&cond_lock);
+    if (conds[which].status != (int)status) {
+        conds[which].status = status;
+        conds[which].since = t;
+    }
+    int64_t at = conds[which].since;
+    pthread_mutex_unlock(&cond_lock);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", type, "status",
+                     status ? "True" : "False", "reason", reason, "message", message,
+                     "lastHeartbeatTime", time_format_rfc3339(now, sizeof now, t),
+                     "lastTransitionTime", time_format_rfc3339(since, sizeof since, at));
+}
+
+static json_t *conditions(const node_config_t *cfg)
+{
+    int64_t mem_avail = meminfo("MemAvailable");
+    int64_t total, avail;
+    fs_space(cfg->data_dir, &total, &avail);
+    long long running = 0, procs = 0, pid_max = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        double a, b, c;
+        if (fscanf(f, "%lf %lf %lf %lld/%lld", &a, &b, &c, &running, &procs) != 5) procs = 0;
+        fclose(f);
+    }
+    char *pm = read_line("/proc/sys/kernel/pid_max");
+    pid_max = atoll(pm);
+    free(pm);
+    bool mem_pressure = mem_avail > 0 && mem_avail < EVICTION_MEMORY;
+    bool disk_pressure = total > 0 && avail < total / 10;
+    bool pid_pressure = pid_max > 0 && procs > pid_max * 9 / 10;
+    json_t *arr = json_array();
+    json_array_append_new(
+        arr, condition(COND_MEMORY, "MemoryPressure", mem_pressure,
+                       mem_pressure ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
+                       mem_pressure ? "kubelet has insufficient memory available"
+                                    : "kubelet has sufficient memory available"));
+    json_array_append_new(
+        arr,
+        condition(COND_DISK, "DiskPressure", disk_pressure,
+                  disk_pressure ? "KubeletHasDiskPressure" : "KubeletHasNoDiskPressure",
+                  disk_pressure ? "kubelet has disk pressure" : "kubelet has no disk pressure"));
+    json_array_append_new(
+        arr, condition(COND_PID, "PIDPressure", pid_pressure,
+                       pid_pressure ? "KubeletHasInsufficientPID" : "KubeletHasSufficientPID",
+                       pid_pressure ? "kubelet has insufficient PID available"
+                                    : "kubelet has sufficient PID available"));
+    json_array_append_new(arr, condition(COND_READY, "Ready", true, "KubeletReady",
+                                         "kubelet is posting ready status"));
+    return arr;
+}
+
+json_t *node_status(const node_config_t *cfg)
+{
+    node_capacity_t cap, alloc;
+    node_info_capacity(cfg, &cap, &alloc);
+    struct utsname un;
+    uname(&un);
+    char *machine_id = read_line("/etc/machine-id");
+    if (!machine_id[0]) {
+        free(machine_id);
+        machine_id = read_line("/var/lib/dbus/machine-id");
+    }
+    char *boot_id = read_line("/proc/sys/kernel/random/boot_id");
+    char *uuid = read_line("/sys/class/dmi/id/product_uuid");
+    char *image = os_image();
+    char runtime[64], kubelet[64];
+    snprintf(runtime, sizeof runtime, "wasmtime://%s", WASMTIME_VERSION);
+    snprintf(kubelet, sizeof kubelet, "v1.37.2+wasmlet.%s", WASMLET_VERSION);
+    json_t *info =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "machineID", machine_id,
+                  "systemUUID", uuid[0] ? uuid : machine_id, "bootID", boot_id, "kernelVersion",
+                  un.release, "osImage", image, "containerRuntimeVersion", runtime,
+                  "kubeletVersion", kubelet, "operatingSystem", "wasi", "architecture", "wasm32");
+    free(machine_id);
+    free(boot_id);
+    free(uuid);
+    free(image);
+    json_t *addresses = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "InternalIP", "address",
+                                  cfg->host_ip, "type", "Hostname", "address", cfg->hostname);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:{s:i}}}", "capacity", quantities(&cap),
+                     "allocatable", quantities(&alloc), "conditions", conditions(cfg), "addresses",
+                     addresses, "nodeInfo", info, "daemonEndpoints", "kubeletEndpoint", "Port",
+                     cfg->port);
+}
+
+static json_t *labels(const node_config_t *cfg)
+{
+    json_t *l =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "kubernetes.io/arch", "wasm32-wasi",
+                  "kubernetes.io/os", "wasi", "kubernetes.io/hostname", cfg->name,
+                  "beta.kubernetes.io/arch", "wasm32-wasi", "beta.kubernetes.io/os", "wasi");
+    if (cfg->extra_labels) json_object_update(l, cfg->extra_labels);
+    return l;
+}
+
+static json_t *taints(const node_config_t *cfg)
+{
+    json_t *t = json_array();
+    if (cfg->taint_no_schedule)
+        json_array_append_new(t, json_pack("{s:s, s:s, s:s}", "key", "kubernetes.io/arch", "value",
+                                           "wasm32-wasi", "effect", "NoSchedule"));
+    if (cfg->taint_no_execute)
+        json_array_append_new(t, json_pack("{s:s, s:s, s:s}", "key", "kubernetes.io/arch", "value",
+                                           "wasm32-wasi", "effect", "NoExecute"));
+    return t;
+}
+
+json_t *node_object(const node_config_t *cfg)
+{
+    return json_pack("{s:s, s:s, s:{s:s, s:o, s:{s:s}}, s:{s:o}, s:o}", "apiVersion", "v1", "kind",
+                     "Node", "metadata", "name", cfg->name, "labels", labels(cfg), "annotations",
+                     "node.alpha.kubernetes.io/ttl", "0", "spec", "taints", taints(cfg), "status",
+                     node_status(cfg));
+}
+
+int node_register(kube_client_t *c, const node_config_t *cfg, err_t *err)
+{
+    json_t *node = node_object(cfg);
+    kube_result_t res;
+    json_t *out = NULL;
+    int rc = kube_create(c, "/api/v1/nodes", node, &out, &res, err);
+    json_decref(out);
+    out = NULL;
+    if (rc == -1 && res.status != 409) {
+        json_decref(node);
+        return err_prefix(err, "register node %s", cfg->name);
+    }
+    char *path = xasprintf("/api/v1/nodes/%s", cfg->name);
+    if (rc == -1) {
+        /* Adopt the existing Node: our labels (NodeRestriction lets a node
+         * set the kubernetes.io ones it owns) and taints. */
+        json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels",
+                                  json_object_get(json_object_get(node, "metadata"), "labels"));
+        if (kube_patch(c, path, KUBE_PATCH_MERGE, patch, NULL, &res, err) == -1) {
+            json_decref(patch);
+            json_decref(node);
+            free(path);
+            return err_prefix(err, "adopt node %s", cfg->name);
+        }
+        json_decref(patch);
+        patch = json_pack("{s:{s:O}}", "spec", "taints",
+                          json_object_get(json_object_get(node, "spec"), "taints"));
+        err_t terr;
+        if (kube_patch(c, path, KUBE_PATCH_MERGE, patch, NULL, &res, &terr) == -1 &&
+            res.status != 403)
+            rc = err_set(err, "adopt node %s: taints: %s", cfg->name, terr.msg);
+        json_decref(patch);
+    }
+    json_decref(node);
+    char *status_path = xasprintf("%s/status", path);
+    json_t *patch = json_pack("{s:o}", "status", node_status(cfg));
+    rc = kube_patch(c, status_path, KUBE_PATCH_MERGE, patch, NULL, &res, err);
+    if (rc == -1) err_prefix(err, "node %s status", cfg->name);
+    json_decref(patch);
+    free(status_path);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* node.h: this machine as a Kubernetes Node.
+ *
+ * node_info_* measure the host (capacity, pressure conditions, identity);
+ * node_object builds the Node wasmlet registers; node_register creates or
+ * adopts it; node_heartbeat_* renew the Lease in kube-node-lease every 10 s
+ * and post node status as the kubelet does (on change, and at least once a
+ * minute). node_main is `wasmlet node`, which wires the node, the pod
+ * manager, the status manager and the HTTPS server together. */
+#ifndef WASMLET_NODE_NODE_H
+#define WASMLET_NODE_NODE_H
+
+#include "kube/client.h"
+#include "util/err.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct node_config {
+    const char *name;
+    const char *host_ip;
+    const char *hostname;
+    int port; /* kubelet HTTPS port (daemonEndpoints) */
+    int max_pods;
+    int64_t reserved_cpu;    /* millicores held back from allocatable */
+    int64_t reserved_memory; /* bytes */
+    const char *data_dir;    /* ephemeral-storage is measured on its file system */
+    json_t *extra_labels;    /* --node-labels, an object */
+    bool taint_no_schedule;  /* kubernetes.io/arch=wasm32-wasi:NoSchedule */
+    bool taint_no_execute;   /* ... and :NoExecute */
+} node_config_t;
+
+typedef struct node_capacity {
+    int64_t cpu_milli;
+    int64_t memory_bytes;
+    int64_t ephemeral_bytes;
+    int64_t pods;
+} node_capacity_t;
+
+/* The host's capacity and the allocatable part of it. */
+void node_info_capacity(const node_config_t *cfg, node_capacity_t *capacity,
+                        node_capacity_t *allocatable);
+
+/* The Node object for cfg, with status (capacity, allocatable, conditions,
+ * addresses, nodeInfo, daemonEndpoints). */
+json_t *node_object(const node_config_t *cfg);
+/* The status part alone, for the periodic update. */
+json_t *node_status(const node_config_t *cfg);
+
+/* Creates the Node, or adopts an existing one of that name (its labels and
+ * taints reconciled to ours); then posts its status. */
+int node_register(kube_client_t *c, const node_config_t *cfg, err_t *err);
+
+typedef struct node_heartbeat node_heartbeat_t;
+/* Starts the Lease and status thread. */
+node_heartbeat_t *node_heartbeat_start(kube_client_t *c, const node_config_t *cfg);
+/* Pauses renewals (tests of NotReady detection use SIGUSR1 to toggle). */
+void node_heartbeat_pause(node_heartbeat_t *hb, bool paused);
+void node_heartbeat_stop(node_heartbeat_t *hb);
+
+/* `wasmlet node`. */
+int node_main(int argc, char **argv);
+
+#endif

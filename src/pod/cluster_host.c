@@ -1,0 +1,394 @@
+/* cluster_host.c: the pod host callbacks of `wasmlet node` (see host.h).
+ *
+ * - pull: the image store (image/), with the credentials of the pod's
+ *   imagePullSecrets added to the node's own;
+ * - lookup: ConfigMaps and Secrets from the API server, kept for 10 s so
+ *   that a node of a thousand pods reading the same kube-root-ca.crt asks
+ *   once, not a thousand times (the Node authorizer lets a node read only
+ *   the objects its pods reference);
+ * - token: TokenRequest bound to the pod, reused until 80% of its lifetime
+ *   has passed, as the kubelet's token manager does;
+ * - service_env: the Docker-link style variables of the services of the
+ *   pod's namespace (all of them with enableServiceLinks, else only the
+ *   kubernetes service of default);
+ * - event: Events through pod/events.c, about the pod and the container's
+ *   fieldPath. */
+#include "pod/cluster_host.h"
+#include "pod/worker.h"
+#include "util/base64.h"
+#include "util/diag.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOOKUP_TTL_NS (10 * NS_PER_SEC)
+#define CACHE_MAX 256
+
+typedef struct cached {
+    char key[512];
+    json_t *data; /* NULL: not found */
+    int64_t at;   /* mono ns; for tokens: refresh time */
+    int64_t expires;
+} cached_t;
+
+struct cluster_host {
+    kube_client_t *client;
+    image_store_t *images;
+    pod_events_t *events;
+    char *node;
+    void (*status_changed)(void *ctx, pod_worker_t *w);
+    void *status_ctx;
+    pthread_mutex_t lock;
+    cached_t lookups[CACHE_MAX];
+    cached_t tokens[CACHE_MAX];
+    size_t lookup_next, token_next;
+};
+
+static const char *jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* --- lookup ----------------------------------------------------------------- */
+
+static json_t *decode_secret(json_t *data)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(data, k, v)
+    {
+        const char *text = json_string_value(v);
+        unsigned char *bytes = NULL;
+        size_t n = 0;
+        if (text && base64_decode(text, strlen(text), &bytes, &n) == 0)
+            json_object_set_new(out, k, json_stringn_nocheck((const char *)bytes, n));
+        free(bytes);
+    }
+    return out;
+}
+
+static int fetch(cluster_host_t *ch, const char *ns, bool secret, const char *name, json_t **out,
+                 err_t *err)
+{
+    char *path =
+        xasprintf("/api/v1/namespaces/%s/%s/%s", ns, secret ? "secrets" : "configmaps", name);
+    json_t *obj = NULL;
+    kube_result_t res;
+    int rc = kube_get(ch->client, path, &obj, &res, err);
+    free(path);
+    *out = NULL;
+    if (rc == -1) return res.status == 404 ? 0 : -1;
+    json_t *data = json_object_get(obj, "data");
+    if (secret) {
+        *out = decode_secret(data);
+    } else {
+        *out = data ? json_deep_copy(data) : json_object();
+        json_t *bin = json_object_get(obj, "binaryData");
+        json_t *dec = decode_secret(bin);
+        json_object_update(*out, dec);
+        json_decref(dec);
+    }
+    json_decref(obj);
+    return 0;
+}
+
+static int lookup(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
+                  err_t *err)
+{
+    cluster_host_t *ch = ctx;
+    char key[512];
+    snprintf(key, sizeof key, "%s/%s/%s", secret ? "secret" : "configmap", ns, name);
+    int64_t now = time_mono_ns();
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < CACHE_MAX; i++) {
+        cached_t *c = &ch->lookups[i];
+        if (c->key[0] && strcmp(c->key, key) == 0 && now - c->at < LOOKUP_TTL_NS) {
+            *data = c->data ? json_deep_copy(c->data) : NULL;
+            pthread_mutex_unlock(&ch->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&ch->lock);
+    json_t *fresh = NULL;
+    if (fetch(ch, ns, secret, name, &fresh, err) == -1) return -1;
+    pthread_mutex_lock(&ch->lock);
+    cached_t *slot = NULL;
+    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
+        if (strcmp(ch->lookups[i].key, key) == 0) slot = &ch->lookups[i];
+    if (!slot) slot = &ch->lookups[ch->lookup_next++ % CACHE_MAX];
+    json_decref(slot->data);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    slot->data = fresh ? json_deep_copy(fresh) : NULL;
+    slot->at = now;
+    pthread_mutex_unlock(&ch->lock);
+    *data = fresh;
+    return 0;
+}
+
+/* --- token -------------------------------------------------------------------- */
+
+static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds, char **out,
+                 int64_t *expires_ns, err_t *err)
+{
+    cluster_host_t *ch = ctx;
+    char key[512];
+    snprintf(key, sizeof key, "%s/%s/%s/%lld", pod->uid, pod->service_account,
+             audience ? audience : "", (long long)seconds);
+    int64_t now = time_mono_ns();
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < CACHE_MAX; i++) {
+        cached_t *c = &ch->tokens[i];
+        if (c->key[0] && strcmp(c->key, key) == 0 && now < c->at) {
+            *out = xstrdup(json_string_value(c->data));
+            *expires_ns = c->expires;
+            pthread_mutex_unlock(&ch->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&ch->lock);
+    char *path = xasprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", pod->namespace,
+                           pod->service_account);
+    json_t *req = json_pack("{s:s, s:s, s:{s:I, s:{s:s, s:s, s:s, s:s}}}", "apiVersion",
+                            "authentication.k8s.io/v1", "kind", "TokenRequest", "spec",
+                            "expirationSeconds", (json_int_t)seconds, "boundObjectRef", "kind",
+                            "Pod", "apiVersion", "v1", "name", pod->name, "uid", pod->uid);
+    if (audience && *audience)
+        json_object_set_new(json_object_get(req, "spec"), "audiences", json_pack("[s]", audience));
+    json_t *resp = NULL;
+    kube_result_t res;
+    int rc = kube_create(ch->client, path, req, &resp, &res, err);
+    json_decref(req);
+    free(path);
+    if (rc == -1) return -1;
+    json_t *status = json_object_get(resp, "status");
+    const char *tok = jstr(status, "token");
+    if (!tok) {
+        json_decref(resp);
+        return err_set(err, "TokenRequest answered without a token");
+    }
+    /* The API server may grant a different lifetime; refresh at 80%. */
+    int64_t life = seconds * NS_PER_SEC;
+    int64_t exp_ns = 0;
+    const char *exp = jstr(status, "expirationTimestamp");
+    if (exp && time_parse_rfc3339(exp, &exp_ns) == 0) life = exp_ns - time_now_ns();
+    if (life < NS_PER_SEC) life = NS_PER_SEC;
+    *out = xstrdup(tok);
+    *expires_ns = exp_ns;
+    pthread_mutex_lock(&ch->lock);
+    cached_t *slot = NULL;
+    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
+        if (strcmp(ch->tokens[i].key, key) == 0) slot = &ch->tokens[i];
+    if (!slot) slot = &ch->tokens[ch->token_next++ % CACHE_MAX];
+    json_decref(slot->data);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    slot->data = json_string(tok);
+    slot->at = now + life * 8 / 10;
+    slot->expires = exp_ns;
+    pthread_mutex_unlock(&ch->lock);
+    json_decref(resp);
+    return 0;
+}
+
+/* --- pull ---------------------------------------------------------------------- */
+
+static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, pod_pulled_t *out,
+                err_t *err)
+{
+    cluster_host_t *ch = ctx;
+    image_auth_t auth = IMAGE_AUTH_INIT;
+    json_t *secrets = json_object_get(json_object_get(pod->raw, "spec"), "imagePullSecrets");
+    size_t i;
+    json_t *s;
+    json_array_foreach(secrets, i, s)
+    {
+        const char *name = jstr(s, "name");
+        json_t *data = NULL;
+        err_t lerr;
+        if (!name || lookup(ch, pod->namespace, true, name, &data, &lerr) == -1 || !data) {
+            diag_warn("pod %s/%s: imagePullSecret %s: %s", pod->namespace, pod->name,
+                      name ? name : "?", data ? "" : "not found");
+            continue;
+        }
+        json_t *cfg = json_object_get(data, ".dockerconfigjson");
+        if (!cfg) cfg = json_object_get(data, ".dockercfg");
+        if (json_is_string(cfg))
+            image_auth_from_dockerconfigjson(&auth, json_string_value(cfg), json_string_length(cfg),
+                                             NULL);
+        json_decref(data);
+    }
+    image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
+    image_pull_policy_parse(c->pull_policy, &policy);
+    image_pulled_t pulled;
+    memset(&pulled, 0, sizeof pulled);
+    int rc = image_pull(ch->images, c->image, policy, &auth, &pulled, err);
+    image_auth_free(&auth);
+    if (rc == -1) return -1;
+    out->module_path = xstrdup(pulled.module_path);
+    out->image_id = xstrdup(pulled.repo_digest ? pulled.repo_digest : pulled.image_id);
+    image_pulled_free(&pulled);
+    return 0;
+}
+
+/* --- service links ------------------------------------------------------------ */
+
+static void service_vars(json_t *vars, json_t *svc)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    const char *ip = jstr(spec, "clusterIP");
+    const char *name = jstr(json_object_get(svc, "metadata"), "name");
+    if (!ip || !name || strcmp(ip, "None") == 0 || !*ip) return;
+    char prefix[300];
+    size_t n = 0;
+    for (const char *p = name; *p && n < sizeof prefix - 1; p++)
+        prefix[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    prefix[n] = '\0';
+    char key[400], val[400];
+    snprintf(key, sizeof key, "%s_SERVICE_HOST", prefix);
+    json_object_set_new(vars, key, json_string(ip));
+    json_t *ports = json_object_get(spec, "ports");
+    size_t i;
+    json_t *port;
+    json_array_foreach(ports, i, port)
+    {
+        long long p = json_integer_value(json_object_get(port, "port"));
+        const char *proto = jstr(port, "protocol");
+        const char *pname = jstr(port, "name");
+        char lproto[16], uproto[16];
+        snprintf(uproto, sizeof uproto, "%s", proto ? proto : "TCP");
+        size_t k = 0;
+        for (; uproto[k]; k++)
+            lproto[k] = (char)tolower((unsigned char)uproto[k]);
+        lproto[k] = '\0';
+        if (i == 0) {
+            snprintf(key, sizeof key, "%s_SERVICE_PORT", prefix);
+            snprintf(val, sizeof val, "%lld", p);
+            json_object_set_new(vars, key, json_string(val));
+            snprintf(key, sizeof key, "%s_PORT", prefix);
+            snprintf(val, sizeof val, "%s://%s:%lld", lproto, ip, p);
+            json_object_set_new(vars, key, json_string(val));
+        }
+        if (pname && *pname) {
+            char upname[200];
+            k = 0;
+            for (const char *q = pname; *q && k < sizeof upname - 1; q++)
+                upname[k++] = *q == '-' ? '_' : (char)toupper((unsigned char)*q);
+            upname[k] = '\0';
+            snprintf(key, sizeof key, "%s_SERVICE_PORT_%s", prefix, upname);
+            snprintf(val, sizeof val, "%lld", p);
+            json_object_set_new(vars, key, json_string(val));
+        }
+        snprintf(key, sizeof key, "%s_PORT_%lld_%s", prefix, p, uproto);
+        snprintf(val, sizeof val, "%s://%s:%lld", lproto, ip, p);
+        json_object_set_new(vars, key, json_string(val));
+        snprintf(key, sizeof key, "%s_PORT_%lld_%s_PROTO", prefix, p, uproto);
+        json_object_set_new(vars, key, json_string(lproto));
+        snprintf(key, sizeof key, "%s_PORT_%lld_%s_PORT", prefix, p, uproto);
+        snprintf(val, sizeof val, "%lld", p);
+        json_object_set_new(vars, key, json_string(val));
+        snprintf(key, sizeof key, "%s_PORT_%lld_%s_ADDR", prefix, p, uproto);
+        json_object_set_new(vars, key, json_string(ip));
+    }
+}
+
+static json_t *service_env_for(cluster_host_t *ch, const char *ns, bool links)
+{
+    json_t *vars = json_object();
+    json_t *list = NULL;
+    if (links) {
+        char *path = xasprintf("/api/v1/namespaces/%s/services", ns);
+        if (kube_get(ch->client, path, &list, NULL, NULL) == 0) {
+            size_t i;
+            json_t *svc;
+            json_array_foreach(json_object_get(list, "items"), i, svc) service_vars(vars, svc);
+        }
+        json_decref(list);
+        free(path);
+    }
+    /* The master service is always there (the kubelet adds it to every pod). */
+    json_t *k = NULL;
+    if (kube_get(ch->client, "/api/v1/namespaces/default/services/kubernetes", &k, NULL, NULL) == 0)
+        service_vars(vars, k);
+    json_decref(k);
+    return vars;
+}
+
+static json_t *service_env(void *ctx, const podspec_t *pod)
+{
+    json_t *links = json_object_get(json_object_get(pod->raw, "spec"), "enableServiceLinks");
+    return service_env_for(ctx, pod->namespace, !json_is_false(links));
+}
+
+/* --- events and status ------------------------------------------------------ */
+
+void cluster_host_event_for(cluster_host_t *ch, json_t *pod, const char *field_path,
+                            const char *type, const char *reason, const char *message)
+{
+    json_t *meta = json_object_get(pod, "metadata");
+    json_t *ref = json_pack("{s:s, s:s, s:O, s:O, s:O}", "kind", "Pod", "apiVersion", "v1",
+                            "namespace", json_object_get(meta, "namespace"), "name",
+                            json_object_get(meta, "name"), "uid", json_object_get(meta, "uid"));
+    if (field_path) json_object_set_new(ref, "fieldPath", json_string(field_path));
+    pod_events_post(ch->events, ref, type, reason, message);
+    json_decref(ref);
+}
+
+static void event(void *ctx, pod_worker_t *w, const char *type, const char *reason,
+                  const char *field_path, const char *message)
+{
+    cluster_host_t *ch = ctx;
+    cluster_host_event_for(ch, pod_worker_spec(w)->raw, field_path, type, reason, message);
+}
+
+static void status_changed(void *ctx, pod_worker_t *w)
+{
+    cluster_host_t *ch = ctx;
+    if (ch->status_changed) ch->status_changed(ch->status_ctx, w);
+}
+
+/* --- public ---------------------------------------------------------------------- */
+
+cluster_host_t *cluster_host_new(kube_client_t *c, image_store_t *images, pod_events_t *events,
+                                 const char *node_name)
+{
+    cluster_host_t *ch = xcalloc(1, sizeof *ch);
+    ch->client = c;
+    ch->images = images;
+    ch->events = events;
+    ch->node = xstrdup(node_name);
+    pthread_mutex_init(&ch->lock, NULL);
+    return ch;
+}
+
+void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
+                       void (*status_cb)(void *ctx, pod_worker_t *w), void *status_ctx)
+{
+    ch->status_changed = status_cb;
+    ch->status_ctx = status_ctx;
+    memset(host, 0, sizeof *host);
+    host->ctx = ch;
+    host->pull = pull;
+    host->lookup = lookup;
+    host->token = token;
+    host->service_env = service_env;
+    host->status_changed = status_changed;
+    host->event = event;
+}
+
+void cluster_host_free(cluster_host_t *ch)
+{
+    if (!ch) return;
+    for (size_t i = 0; i < CACHE_MAX; i++) {
+        json_decref(ch->lookups[i].data);
+        json_decref(ch->tokens[i].data);
+    }
+    pthread_mutex_destroy(&ch->lock);
+    free(ch->node);
+    free(ch);
+}

@@ -1,0 +1,66 @@
+/* manager.h: the pods of this node, as the API server says they should be.
+ *
+ * The pod manager lists and watches the pods bound to this node, admits
+ * each new one (or rejects it with the kubelet's OutOf<resource> reason
+ * when it does not fit the node's allocatable), starts a worker for it,
+ * stops the worker when the pod is deleted, and, once the containers have
+ * ended and the final status is written, removes the pod from the API
+ * server (gracePeriodSeconds=0 with a uid precondition). Its status writer
+ * is the only writer of pod status; its state files let a restarted
+ * wasmlet resume pods without running finished containers again. */
+#ifndef WASMLET_POD_MANAGER_H
+#define WASMLET_POD_MANAGER_H
+
+#include "image/image.h"
+#include "kube/client.h"
+#include "util/err.h"
+#include "wasm/wasmrt.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct pod_manager pod_manager_t;
+
+typedef struct pod_manager_config {
+    kube_client_t *client;
+    wasmrt_t *rt;
+    image_store_t *images;
+    const char *node_name;
+    const char *host_ip;
+    const char *data_dir; /* pods/<uid>/ under it */
+    const char *logs_dir;
+    int64_t allocatable_cpu;    /* millicores */
+    int64_t allocatable_memory; /* bytes */
+    int64_t max_pods;
+    int64_t log_max_bytes;
+    int log_max_files;
+    int64_t backoff_initial_ms; /* 0: 10 s */
+    int64_t backoff_max_ms;     /* 0: 300 s */
+} pod_manager_config_t;
+
+int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_t *err);
+/* Graceful shutdown: no new pods; running ones are stopped and their
+ * final status written (up to grace_ms); pods stay in the API server
+ * (another kubelet run resumes them). */
+void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms);
+void pod_manager_free(pod_manager_t *m);
+
+/* The pods this node runs, with their current status, as a PodList. */
+json_t *pod_manager_pod_list(pod_manager_t *m);
+/* The log directory of a container and whether it runs now; -1 when no
+ * such pod or container is on this node. */
+int pod_manager_container_logs(pod_manager_t *m, const char *ns, const char *pod,
+                               const char *container, char **dir, bool *running, err_t *err);
+
+typedef struct pod_manager_stats {
+    uint64_t pods_started;
+    uint64_t pods_running;
+    uint64_t containers_running;
+    uint64_t admission_rejected;
+    uint64_t status_patches;
+    uint64_t status_errors;
+} pod_manager_stats_t;
+void pod_manager_stats(pod_manager_t *m, pod_manager_stats_t *out);
+
+#endif

@@ -1,0 +1,377 @@
+/* sources.c: volumes whose files come from the API server: configMap,
+ * secret, downwardAPI and projected (which combines the three with
+ * serviceAccountToken).
+ *
+ * Files are written the way the kubelet's atomic writer does, so a module
+ * reading them never sees half an update:
+ *
+ *   <vol>/..2026_11_26_14_21_11.123456789/<key>   this version's files
+ *   <vol>/..data -> ..2026_11_26_14_21_11.123456789
+ *   <vol>/<key> -> ..data/<key>                   one link per top-level name
+ *
+ * An update writes a new version directory, then renames a fresh
+ * ..data_tmp link over ..data (one atomic step), then removes the old
+ * version. The links are relative and stay inside the volume, so a WASI
+ * preopen of the volume follows them. A volume is rewritten only when its
+ * content changed, which volume_refresh checks on every call.
+ *
+ * items select and rename keys (a missing key fails unless optional),
+ * defaultMode and per-item mode set the file modes, and a missing
+ * ConfigMap or Secret fails the mount unless optional. */
+#include "util/base64.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+#include "volume/volume_internal.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int mode_of(json_t *obj, const char *key, int dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) & 0777 : dflt;
+}
+
+/* A relative path without .. or a leading /, as the API server requires. */
+static bool safe_path(const char *p)
+{
+    if (!p[0] || p[0] == '/') return false;
+    for (const char *s = p; *s;) {
+        size_t n = strcspn(s, "/");
+        if ((n == 2 && s[0] == '.' && s[1] == '.') || n == 0) return false;
+        s += n;
+        if (*s == '/') s++;
+    }
+    return strncmp(p, "..", 2) != 0;
+}
+
+/* files: an object path -> {"data": string, "mode": int} */
+static void add_file(json_t *files, const char *path, const char *data, size_t len, int mode)
+{
+    json_object_set_new(files, path, json_pack("{s:s%, s:i}", "data", data, len, "mode", mode));
+}
+
+/* Adds the keys of one ConfigMap or Secret (data already decoded). */
+static int add_keys(const pod_host_t *host, const podspec_t *pod, json_t *src, bool secret,
+                    int default_mode, json_t *files, err_t *err)
+{
+    const char *name = str(src, secret ? "secretName" : "name");
+    if (!name) name = str(src, "name");
+    bool optional = json_is_true(json_object_get(src, "optional"));
+    const char *kind = secret ? "secret" : "configmap";
+    if (!name) return err_set(err, "%s: name is required", kind);
+    if (!host->lookup)
+        return err_set(err, "%s \"%s\" cannot be read: this mode has no cluster", kind, name);
+    json_t *data = NULL;
+    if (host->lookup(host->ctx, pod->namespace, secret, name, &data, err) == -1) return -1;
+    if (!data) return optional ? 0 : err_set(err, "%s \"%s\" not found", kind, name);
+    json_t *items = json_object_get(src, "items");
+    int rc = 0;
+    if (json_is_array(items) && json_array_size(items)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            const char *key = str(it, "key"), *path = str(it, "path");
+            json_t *v = json_object_get(data, key ? key : "");
+            if (!key || !path || !safe_path(path)) {
+                rc = err_set(err, "%s \"%s\": items[%zu]: invalid key or path", kind, name, i);
+                break;
+            }
+            if (!json_is_string(v)) {
+                if (optional) continue;
+                rc = err_set(err, "configmap references non-existent config key: %s", key);
+                break;
+            }
+            add_file(files, path, json_string_value(v), json_string_length(v),
+                     mode_of(it, "mode", default_mode));
+        }
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(data, key, v)
+        {
+            if (json_is_string(v) && safe_path(key))
+                add_file(files, key, json_string_value(v), json_string_length(v), default_mode);
+        }
+    }
+    json_decref(data);
+    return rc;
+}
+
+/* downwardAPI items: fieldRef (metadata.*) and resourceFieldRef. */
+static int add_downward(const pod_host_t *host, const podspec_t *pod, json_t *items,
+                        int default_mode, json_t *files, err_t *err)
+{
+    json_t *meta = json_object_get(pod->raw, "metadata");
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        const char *path = str(it, "path");
+        if (!path || !safe_path(path))
+            return err_set(err, "downwardAPI items[%zu]: invalid path", i);
+        int mode = mode_of(it, "mode", default_mode);
+        json_t *ref = json_object_get(it, "fieldRef");
+        strbuf_t val = STRBUF_INIT;
+        if (ref) {
+            const char *fp = str(ref, "fieldPath");
+            if (!fp) return err_set(err, "downwardAPI items[%zu]: fieldPath is required", i);
+            if (strcmp(fp, "metadata.labels") == 0 || strcmp(fp, "metadata.annotations") == 0) {
+                /* key="value" lines, sorted, as the kubelet writes them */
+                json_t *map = json_object_get(meta, fp + strlen("metadata."));
+                const char **keys = xcalloc(json_object_size(map) + 1, sizeof *keys);
+                size_t n = 0;
+                const char *k;
+                json_t *v;
+                json_object_foreach(map, k, v) keys[n++] = k;
+                for (size_t a = 1; a < n; a++)
+                    for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
+                        const char *t = keys[b];
+                        keys[b] = keys[b - 1];
+                        keys[b - 1] = t;
+                    }
+                for (size_t a = 0; a < n; a++) {
+                    const char *v2 = str(map, keys[a]);
+                    strbuf_printf(&val, "%s%s=\"%s\"", a ? "\n" : "", keys[a], v2 ? v2 : "");
+                }
+                free(keys);
+            } else {
+                /* one value, resolved as an env fieldRef is */
+                json_t *env = json_pack("[{s:s, s:{s:{s:s}}}]", "name", "V", "valueFrom",
+                                        "fieldRef", "fieldPath", fp);
+                podspec_container_t fake = {.name = "downward", .image = "x", .env = env};
+                strvec_t e = STRVEC_INIT, argv = STRVEC_INIT;
+                int rc = pod_env_build(
+                    &(pod_host_t){.host_ip = host->host_ip, .node_name = host->node_name}, pod,
+                    &fake, &e, &argv, err);
+                json_decref(env);
+                if (rc == 0 && e.len) strbuf_puts(&val, strchr(e.items[e.len - 1], '=') + 1);
+                strvec_free(&e);
+                strvec_free(&argv);
+                if (rc == -1) return -1;
+            }
+        } else if ((ref = json_object_get(it, "resourceFieldRef"))) {
+            json_t *env =
+                json_pack("[{s:s, s:{s:O}}]", "name", "V", "valueFrom", "resourceFieldRef", ref);
+            const podspec_container_t *c = &pod->containers[0];
+            podspec_container_t fake = *c;
+            fake.env = env;
+            fake.env_from = NULL;
+            strvec_t e = STRVEC_INIT, argv = STRVEC_INIT;
+            pod_host_t h = *host;
+            h.service_env = NULL;
+            int rc = pod_env_build(&h, pod, &fake, &e, &argv, err);
+            json_decref(env);
+            for (size_t k = 0; rc == 0 && k < e.len; k++)
+                if (strncmp(e.items[k], "V=", 2) == 0) strbuf_puts(&val, e.items[k] + 2);
+            strvec_free(&e);
+            strvec_free(&argv);
+            if (rc == -1) return -1;
+        } else {
+            return err_set(err, "downwardAPI items[%zu]: no fieldRef or resourceFieldRef", i);
+        }
+        add_file(files, path, strbuf_str(&val), val.len, mode);
+        strbuf_free(&val);
+    }
+    return 0;
+}
+
+static int add_token(const pod_host_t *host, const podspec_t *pod, json_t *src, int mode,
+                     json_t *files, int64_t *expires, err_t *err)
+{
+    const char *path = str(src, "path");
+    const char *aud = str(src, "audience");
+    json_t *exp = json_object_get(src, "expirationSeconds");
+    int64_t seconds = json_is_integer(exp) ? json_integer_value(exp) : 3607;
+    if (!path || !safe_path(path)) return err_set(err, "serviceAccountToken: invalid path");
+    if (!host->token) return err_set(err, "serviceAccountToken: this mode has no cluster");
+    char *token = NULL;
+    int64_t until = 0;
+    if (host->token(host->ctx, pod, aud, seconds, &token, &until, err) == -1)
+        return err_prefix(err, "serviceAccountToken");
+    add_file(files, path, token, strlen(token), mode);
+    free(token);
+    if (until && (!*expires || until < *expires)) *expires = until;
+    return 0;
+}
+
+int volume_source_files(const pod_host_t *host, const podspec_t *pod, const podspec_volume_t *v,
+                        json_t **out, int64_t *token_expires, err_t *err)
+{
+    json_t *files = json_object();
+    int rc = 0;
+    int dmode = mode_of(v->source, "defaultMode", 0644);
+    if (strcmp(v->type, "configMap") == 0) {
+        rc = add_keys(host, pod, v->source, false, dmode, files, err);
+    } else if (strcmp(v->type, "secret") == 0) {
+        rc = add_keys(host, pod, v->source, true, dmode, files, err);
+    } else if (strcmp(v->type, "downwardAPI") == 0) {
+        rc = add_downward(host, pod, json_object_get(v->source, "items"), dmode, files, err);
+    } else if (strcmp(v->type, "projected") == 0) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(v->source, "sources"), i, s)
+        {
+            json_t *x;
+            if ((x = json_object_get(s, "configMap")))
+                rc = add_keys(host, pod, x, false, dmode, files, err);
+            else if ((x = json_object_get(s, "secret")))
+                rc = add_keys(host, pod, x, true, dmode, files, err);
+            else if ((x = json_object_get(s, "downwardAPI")))
+                rc = add_downward(host, pod, json_object_get(x, "items"), dmode, files, err);
+            else if ((x = json_object_get(s, "serviceAccountToken")))
+                rc = add_token(host, pod, x, dmode, files, token_expires, err);
+            else
+                rc = err_set(err, "projected source %zu: unsupported type", i);
+            if (rc == -1) break;
+        }
+    } else {
+        rc = err_set(err, "volume type %s has no files", v->type);
+    }
+    if (rc == -1) {
+        json_decref(files);
+        return -1;
+    }
+    *out = files;
+    return 0;
+}
+
+/* --- the atomic writer ------------------------------------------------------ */
+
+static int write_version(const char *dir, json_t *files, err_t *err)
+{
+    const char *path;
+    json_t *f;
+    json_object_foreach(files, path, f)
+    {
+        char *full = fs_join(dir, path);
+        char *slash = strrchr(full, '/');
+        *slash = '\0';
+        int rc = fs_mkdir_p(full, 0755, err);
+        *slash = '/';
+        json_t *data = json_object_get(f, "data");
+        if (rc == 0)
+            rc = fs_write_atomic(full, json_string_value(data), json_string_length(data),
+                                 (mode_t)json_integer_value(json_object_get(f, "mode")), err);
+        if (rc == 0) chmod(full, (mode_t)json_integer_value(json_object_get(f, "mode")));
+        free(full);
+        if (rc == -1) return -1;
+    }
+    return 0;
+}
+
+/* FNV-1a of the content, to tell a change without keeping a copy of
+ * (possibly secret) data beside the files. */
+static char *content_hash(json_t *files)
+{
+    char *dump = json_dumps(files, JSON_SORT_KEYS | JSON_COMPACT);
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = dump; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    free(dump);
+    return xasprintf("%016llx", (unsigned long long)h);
+}
+
+int volume_atomic_write(const char *vol, json_t *files, err_t *err)
+{
+    /* Unchanged content: nothing to do. */
+    char *state = xasprintf("%s/..hash", vol);
+    char *now = content_hash(files);
+    char *old = NULL;
+    if (fs_read_all(state, &old, NULL, NULL) == 0 && strcmp(old, now) == 0) {
+        free(old);
+        free(now);
+        free(state);
+        return 0;
+    }
+    free(old);
+    if (fs_mkdir_p(vol, 0755, err) == -1) goto fail;
+    char ts[64];
+    time_format_rfc3339nano(ts, sizeof ts, time_now_ns());
+    for (char *p = ts; *p; p++)
+        if (*p == '-' || *p == ':' || *p == 'T') *p = '_';
+    char *version_name = xasprintf("..%s", ts);
+    char *version = fs_join(vol, version_name);
+    if (fs_mkdir_p(version, 0755, err) == -1 || write_version(version, files, err) == -1) {
+        fs_rm_rf(version, NULL);
+        free(version);
+        free(version_name);
+        goto fail;
+    }
+    char *data_link = fs_join(vol, "..data");
+    char *tmp_link = fs_join(vol, "..data_tmp");
+    char old_target[512] = "";
+    ssize_t n = readlink(data_link, old_target, sizeof old_target - 1);
+    if (n > 0) old_target[n] = '\0';
+    unlink(tmp_link);
+    int rc = 0;
+    if (symlink(version_name, tmp_link) == -1 || rename(tmp_link, data_link) == -1)
+        rc = err_errno(err, "swap %s", data_link);
+    /* Top-level links for each first path component. */
+    const char *path;
+    json_t *f;
+    json_object_foreach(files, path, f)
+    {
+        if (rc == -1) break;
+        size_t first = strcspn(path, "/");
+        char *name = xstrndup(path, first);
+        char *link = fs_join(vol, name);
+        char *target = xasprintf("..data/%s", name);
+        struct stat st;
+        if (lstat(link, &st) == -1 && symlink(target, link) == -1 && errno != EEXIST)
+            rc = err_errno(err, "link %s", link);
+        free(name);
+        free(link);
+        free(target);
+    }
+    /* Links of keys that are gone, and the old version. */
+    DIR *d = opendir(vol);
+    struct dirent *de;
+    while (rc == 0 && d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        bool keep = false;
+        json_object_foreach(files, path, f)
+        {
+            size_t first = strcspn(path, "/");
+            if (strlen(de->d_name) == first && strncmp(path, de->d_name, first) == 0) keep = true;
+        }
+        if (!keep) {
+            char *link = fs_join(vol, de->d_name);
+            unlink(link);
+            free(link);
+        }
+    }
+    if (d) closedir(d);
+    if (rc == 0 && old_target[0] && strcmp(old_target, version_name) != 0) {
+        char *old_dir = fs_join(vol, old_target);
+        fs_rm_rf(old_dir, NULL);
+        free(old_dir);
+    }
+    if (rc == 0) fs_write_atomic(state, now, strlen(now), 0600, NULL);
+    free(data_link);
+    free(tmp_link);
+    free(version);
+    free(version_name);
+    free(now);
+    free(state);
+    return rc;
+fail:
+    free(now);
+    free(state);
+    return -1;
+}
