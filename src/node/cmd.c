@@ -14,6 +14,7 @@
 #include "node/bootstrap.h"
 #include "node/node.h"
 #include "pod/manager.h"
+#include "pod/static_pods.h"
 #include "util/diag.h"
 #include "util/fs.h"
 #include "util/time.h"
@@ -63,6 +64,7 @@ static void usage(FILE *f)
           "  --tls-cert-file/--tls-private-key-file FILE  serving certificate\n"
           "  --anonymous-auth             allow unauthenticated requests to the HTTPS API\n"
           "  --backoff-initial MS         first CrashLoopBackOff delay (10000)\n"
+          "  --pod-manifest-path DIR      run the Pods of DIR's manifests as static pods\n"
           "  -v                           more logging\n",
           f);
 }
@@ -105,6 +107,7 @@ int node_main(int argc, char **argv)
         O_TLSKEY,
         O_ANON,
         O_BACKOFF,
+        O_STATIC,
     };
     static const struct option opts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -129,11 +132,12 @@ int node_main(int argc, char **argv)
         {"tls-private-key-file", required_argument, NULL, O_TLSKEY},
         {"anonymous-auth", no_argument, NULL, O_ANON},
         {"backoff-initial", required_argument, NULL, O_BACKOFF},
+        {"pod-manifest-path", required_argument, NULL, O_STATIC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *kubeconfig = NULL, *bootstrap = NULL, *data_dir = "/var/lib/wasmlet";
-    const char *node_ip = "127.0.0.1", *registry_config = NULL;
+    const char *node_ip = "127.0.0.1", *registry_config = NULL, *static_dir = NULL;
     const char *client_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     bool anonymous = false;
     char hostname[256] = "localhost";
@@ -210,6 +214,9 @@ int node_main(int argc, char **argv)
         case O_ANON:
             anonymous = true;
             break;
+        case O_STATIC:
+            static_dir = optarg;
+            break;
         case O_BACKOFF:
             backoff_initial = atoll(optarg);
             break;
@@ -240,6 +247,7 @@ int node_main(int argc, char **argv)
     wasmrt_t *rt = NULL;
     node_heartbeat_t *hb = NULL;
     pod_manager_t *pods = NULL;
+    static_pods_t *statics = NULL;
     bootstrap_t *boot = NULL;
     image_auth_t node_auth = IMAGE_AUTH_INIT;
     char *modules = xasprintf("%s/modules", data_dir);
@@ -277,6 +285,7 @@ int node_main(int argc, char **argv)
         .backoff_initial_ms = backoff_initial,
     };
     if (pod_manager_start(&pcfg, &pods, &err) == -1) goto out;
+    if (static_dir) statics = static_pods_start(pods, static_dir, ncfg.name);
 
     /* The kubelet HTTPS API (server/) comes with its own options. */
     (void)client_ca;
@@ -310,6 +319,7 @@ int node_main(int argc, char **argv)
     status = 0;
 out:
     if (status != 0 && err.msg[0]) fprintf(stderr, "wasmlet node: %s\n", err.msg);
+    static_pods_stop(statics);
     pod_manager_free(pods);
     node_heartbeat_stop(hb);
     wasmrt_close(rt);

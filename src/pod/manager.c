@@ -51,6 +51,8 @@ typedef struct entry {
     bool dirty;           /* status to write */
     bool final_written;   /* status written after the worker finished */
     bool deleted;         /* final DELETE accepted */
+    bool is_static;       /* from --pod-manifest-path; the API server has its mirror */
+    bool mirror_ok;       /* the mirror pod exists */
     int64_t retry_at;     /* mono ns: next status write attempt */
     int64_t refresh_at;   /* mono ns: next volume refresh */
     char *last_status;    /* last status written */
@@ -209,6 +211,19 @@ static void upsert_locked(pod_manager_t *m, json_t *pod)
     const char *ns = jstr(pod, "metadata", "namespace");
     const char *name = jstr(pod, "metadata", "name");
     if (!uid || !ns || !name) return;
+    json_t *annotations = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    const char *mirror = jstr(annotations, "kubernetes.io/config.mirror", NULL);
+    if (mirror) {
+        /* The mirror of one of our static pods: it is run from its file. A
+         * deleted mirror is created again by the sync loop. */
+        entry_t *st = find_locked(m, mirror);
+        if (st && st->is_static &&
+            json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp")) {
+            st->mirror_ok = false;
+            wake(m);
+        }
+        return;
+    }
     bool deleting = json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp") != NULL;
     entry_t *e = find_locked(m, uid);
     if (!e) {
@@ -243,10 +258,19 @@ static void upsert_locked(pod_manager_t *m, json_t *pod)
     wake(m);
 }
 
-static void remove_locked(pod_manager_t *m, const char *uid)
+static void remove_locked(pod_manager_t *m, json_t *pod)
 {
-    entry_t *e = find_locked(m, uid);
-    if (!e) return;
+    const char *uid = jstr(pod, "metadata", "uid");
+    json_t *annotations = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    const char *mirror = jstr(annotations, "kubernetes.io/config.mirror", NULL);
+    if (mirror) { /* a mirror pod went: make it again */
+        entry_t *st = find_locked(m, mirror);
+        if (st && st->is_static) st->mirror_ok = false;
+        wake(m);
+        return;
+    }
+    entry_t *e = uid ? find_locked(m, uid) : NULL;
+    if (!e || e->is_static) return;
     e->gone = true;
     if (e->worker) pod_worker_stop(e->worker, NULL, NULL);
     wake(m);
@@ -269,7 +293,7 @@ static int on_list(void *ctx, json_t *items, const char *rv)
             const char *uid = jstr(p, "metadata", "uid");
             if (uid && strcmp(uid, e->uid) == 0) present = true;
         }
-        if (!present && !e->gone) {
+        if (!present && !e->gone && !e->is_static) {
             e->gone = true;
             if (e->worker) pod_worker_stop(e->worker, NULL, NULL);
         }
@@ -286,8 +310,7 @@ static int on_event(void *ctx, kube_event_type_t type, json_t *obj)
     pod_manager_t *m = ctx;
     pthread_mutex_lock(&m->lock);
     if (type == KUBE_EVENT_DELETED) {
-        const char *uid = jstr(obj, "metadata", "uid");
-        if (uid) remove_locked(m, uid);
+        remove_locked(m, obj);
     } else {
         upsert_locked(m, obj);
     }
@@ -324,6 +347,7 @@ static void write_status_locked(pod_manager_t *m, entry_t *e)
     memcpy(uid, e->uid, sizeof uid);
     memcpy(ns, e->ns, sizeof ns);
     memcpy(name, e->name, sizeof name);
+    bool is_static = e->is_static;
     pthread_mutex_unlock(&m->lock);
 
     if (resume) {
@@ -341,7 +365,9 @@ static void write_status_locked(pod_manager_t *m, entry_t *e)
     err_t err;
     if (!same) {
         char *path = xasprintf("/api/v1/namespaces/%s/pods/%s/status", ns, name);
-        json_t *patch = json_pack("{s:{s:s}, s:O}", "metadata", "uid", uid, "status", status);
+        json_t *patch = is_static
+                            ? json_pack("{s:O}", "status", status)
+                            : json_pack("{s:{s:s}, s:O}", "metadata", "uid", uid, "status", status);
         kube_result_t res;
         rc = kube_patch(m->cfg.client, path, KUBE_PATCH_MERGE, patch, NULL, &res, &err);
         if (rc == -1 && res.status == 404) rc = 0; /* the pod is gone: nothing to report to */
@@ -390,9 +416,86 @@ static void final_delete_locked(pod_manager_t *m, entry_t *e)
     }
 }
 
+/* A static pod's mirror: the same pod in the API server, marked with the
+ * kubernetes.io/config.mirror annotation and owned by the Node, as
+ * NodeRestriction requires, so that kubectl shows it. */
+static void create_mirror_locked(pod_manager_t *m, entry_t *e)
+{
+    json_t *mirror = json_deep_copy(e->pod);
+    char ns[128], name[256];
+    memcpy(ns, e->ns, sizeof ns);
+    memcpy(name, e->name, sizeof name);
+    pthread_mutex_unlock(&m->lock);
+    json_t *meta = json_object_get(mirror, "metadata");
+    json_object_del(meta, "uid");
+    json_t *ann = json_object_get(meta, "annotations");
+    json_object_set_new(ann, "kubernetes.io/config.mirror", json_string(e->uid));
+    json_t *node = NULL;
+    char *node_path = xasprintf("/api/v1/nodes/%s", m->node_name);
+    kube_result_t res;
+    if (kube_get(m->cfg.client, node_path, &node, &res, NULL) == 0) {
+        json_t *nm = json_object_get(node, "metadata");
+        json_object_set_new(meta, "ownerReferences",
+                            json_pack("[{s:s, s:s, s:O, s:O, s:b}]", "apiVersion", "v1", "kind",
+                                      "Node", "name", json_object_get(nm, "name"), "uid",
+                                      json_object_get(nm, "uid"), "controller", true));
+    }
+    json_decref(node);
+    free(node_path);
+    char *path = xasprintf("/api/v1/namespaces/%s/pods", ns);
+    err_t err;
+    int rc = kube_create(m->cfg.client, path, mirror, NULL, &res, &err);
+    free(path);
+    json_decref(mirror);
+    bool replaced = false;
+    if (rc == -1 && res.status == 409) {
+        /* A mirror is there already. One that is being deleted (a user's
+         * kubectl delete, the taint manager) is finished off here, as the
+         * kubelet does, and made again at the next pass. */
+        char *mpath = xasprintf("/api/v1/namespaces/%s/pods/%s", ns, name);
+        json_t *old = NULL;
+        if (kube_get(m->cfg.client, mpath, &old, &res, NULL) == 0 &&
+            json_object_get(json_object_get(old, "metadata"), "deletionTimestamp")) {
+            json_t *opts =
+                json_pack("{s:s, s:s, s:i, s:{s:O}}", "kind", "DeleteOptions", "apiVersion", "v1",
+                          "gracePeriodSeconds", 0, "preconditions", "uid",
+                          json_object_get(json_object_get(old, "metadata"), "uid"));
+            kube_delete(m->cfg.client, mpath, opts, NULL, &res, NULL);
+            json_decref(opts);
+            replaced = true;
+        }
+        json_decref(old);
+        free(mpath);
+    }
+    pthread_mutex_lock(&m->lock);
+    if (replaced) {
+        e->retry_at = time_mono_ns() + NS_PER_SEC / 2;
+    } else if (rc == 0 || res.status == 409) {
+        e->mirror_ok = true;
+        e->dirty = true;
+        free(e->last_status); /* the new mirror has no status yet */
+        e->last_status = NULL;
+    } else {
+        diag_warn("static pod %s/%s: mirror pod: %s", e->ns, e->name, err.msg);
+        e->retry_at = time_mono_ns() + 2 * NS_PER_SEC;
+    }
+}
+
+static void delete_mirror(pod_manager_t *m, entry_t *e)
+{
+    char *path = xasprintf("/api/v1/namespaces/%s/pods/%s", e->ns, e->name);
+    json_t *opts = json_pack("{s:s, s:s, s:i}", "kind", "DeleteOptions", "apiVersion", "v1",
+                             "gracePeriodSeconds", 0);
+    kube_result_t res;
+    kube_delete(m->cfg.client, path, opts, NULL, &res, NULL);
+    json_decref(opts);
+    free(path);
+}
+
 static void free_entry(pod_manager_t *m, entry_t *e)
 {
     pod_worker_free(e->worker);
+    if (e->is_static) delete_mirror(m, e);
     char *dir = xasprintf("%s/pods/%s", m->data_dir, e->uid);
     volume_teardown(dir, NULL);
     fs_rm_rf(dir, NULL);
@@ -416,7 +519,11 @@ static void *sync_main(void *arg)
         int64_t now = time_mono_ns();
         bool again = false;
         for (entry_t *e = m->entries; e; e = e->next) {
-            if (e->dirty && e->retry_at <= now && !e->gone) {
+            if (e->is_static && !e->mirror_ok && !e->gone && e->retry_at <= now) {
+                create_mirror_locked(m, e);
+                again = true;
+            }
+            if (e->dirty && e->retry_at <= now && !e->gone && (!e->is_static || e->mirror_ok)) {
                 write_status_locked(m, e);
                 again = true;
             }
@@ -536,8 +643,11 @@ void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms)
 {
     pthread_mutex_lock(&m->lock);
     m->shutting_down = true;
+    /* As the kubelet's graceful node shutdown reports it. */
     for (entry_t *e = m->entries; e; e = e->next)
-        if (e->worker) pod_worker_stop(e->worker, NULL, NULL);
+        if (e->worker)
+            pod_worker_stop(e->worker, "Terminated",
+                            "Pod was terminated in response to imminent node shutdown.");
     wake(m);
     pthread_mutex_unlock(&m->lock);
     /* Wait for the workers and their final statuses. */
@@ -582,6 +692,46 @@ void pod_manager_free(pod_manager_t *m)
     free(m->data_dir);
     free(m->logs_dir);
     free(m);
+}
+
+void pod_manager_static_sync(pod_manager_t *m, json_t *pods)
+{
+    pthread_mutex_lock(&m->lock);
+    for (entry_t *e = m->entries; e; e = e->next) {
+        if (!e->is_static || e->gone) continue;
+        bool present = false;
+        size_t i;
+        json_t *p;
+        json_array_foreach(pods, i, p)
+        {
+            const char *uid = jstr(p, "metadata", "uid");
+            if (uid && strcmp(uid, e->uid) == 0) present = true;
+        }
+        if (!present) {
+            diag_info("static pod %s/%s: manifest removed", e->ns, e->name);
+            e->gone = true;
+            if (e->worker) pod_worker_stop(e->worker, NULL, NULL);
+        }
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(pods, i, p)
+    {
+        const char *uid = jstr(p, "metadata", "uid");
+        if (!uid || find_locked(m, uid)) continue;
+        entry_t *e = xcalloc(1, sizeof *e);
+        snprintf(e->uid, sizeof e->uid, "%s", uid);
+        snprintf(e->ns, sizeof e->ns, "%s", jstr(p, "metadata", "namespace"));
+        snprintf(e->name, sizeof e->name, "%s", jstr(p, "metadata", "name"));
+        e->pod = json_incref(p);
+        e->is_static = true;
+        e->next = m->entries;
+        m->entries = e;
+        requests_of(p, &e->cpu, &e->memory);
+        if (!m->shutting_down) start_locked(m, e);
+    }
+    wake(m);
+    pthread_mutex_unlock(&m->lock);
 }
 
 json_t *pod_manager_pod_list(pod_manager_t *m)

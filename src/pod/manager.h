@@ -46,6 +46,11 @@ int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_
 void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms);
 void pod_manager_free(pod_manager_t *m);
 
+/* The static pods of --pod-manifest-path as they are now (a JSON array of
+ * complete Pods with uid, namespace and nodeName set; see static_pods.c):
+ * new ones start, removed ones stop, and each gets its mirror pod. */
+void pod_manager_static_sync(pod_manager_t *m, json_t *pods);
+
 /* The pods this node runs, with their current status, as a PodList. */
 json_t *pod_manager_pod_list(pod_manager_t *m);
 /* The log directory of a container and whether it runs now; -1 when no

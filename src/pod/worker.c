@@ -55,6 +55,7 @@ typedef struct crun {
     int restart_count;
     bool ever_started; /* has run at least once (status.started history) */
     bool done;         /* ended and will not run again */
+    bool interrupted;  /* its last run was ended by a stop, not by itself */
     bool thread_started;
     pthread_t thread;
     wasmrt_stop_t *stop;
@@ -279,6 +280,7 @@ static void run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     c->state.exit_code = res.exit_code;
     c->state.finished_at = time_now_ns();
     c->run_ns = res.run_ns;
+    c->interrupted = res.outcome == WASMRT_STOPPED;
     pthread_mutex_unlock(&w->lock);
     if (res.outcome == WASMRT_OOM)
         event(w, c, "Warning", "OOMKilled", "Container %s ended: %s", c->spec->name, res.message);
@@ -912,12 +914,15 @@ json_t *pod_worker_status_json(pod_worker_t *w)
     return status;
 }
 
+/* A container interrupted by a stop (node shutdown) is not done: a later
+ * wasmlet runs it again if its restart policy allows, or reports it lost. */
 static json_t *resume_entry(const crun_t *c)
 {
     return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s}", "restartCount", c->restart_count,
-                     "done", c->done, "exitCode", c->state.exit_code, "reason", c->state.reason,
-                     "message", c->state.message, "startedAt", (json_int_t)c->state.started_at,
-                     "finishedAt", (json_int_t)c->state.finished_at, "imageID", c->image_id);
+                     "done", c->done && !c->interrupted, "exitCode", c->state.exit_code, "reason",
+                     c->state.reason, "message", c->state.message, "startedAt",
+                     (json_int_t)c->state.started_at, "finishedAt",
+                     (json_int_t)c->state.finished_at, "imageID", c->image_id);
 }
 
 json_t *pod_worker_resume_json(pod_worker_t *w)
