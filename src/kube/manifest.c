@@ -4,7 +4,8 @@
  * and is converted node by node. Kubernetes reads YAML through a YAML 1.1
  * decoder into JSON, so plain (unquoted) scalars are typed the same way
  * here: null/~/empty are null; true/false/yes/no/on/off in their usual
- * cases are booleans; decimal, 0x and 0o integers are integers; decimal and
+ * cases are booleans; decimal, 0x, 0o and (YAML 1.1) leading-zero
+ * octal integers are integers; decimal and
  * exponent forms are reals; everything else, and every quoted scalar, is a
  * string. Anchors and aliases are resolved by libyaml; merge keys (<<) are
  * not supported and are kept as ordinary keys. */
@@ -44,6 +45,8 @@ static json_t *plain_scalar(const char *s)
         long long v;
         if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
             v = strtoll(s, &end, 16);
+        else if (p[0] == '0' && p[1] && strspn(p, "01234567") == strlen(p))
+            v = strtoll(s, &end, 8); /* YAML 1.1: 0400 is octal, as modes are written */
         else if (p[0] == '0' && p[1] == 'o')
             v = strtoll(p + 2, &end, 8) * (s[0] == '-' ? -1 : 1);
         else
@@ -118,8 +121,35 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *node, int depth, err_t
     }
 }
 
+/* libyaml's document loader takes quadratic time on deeply nested input,
+ * so the depth is checked first with the (linear) event parser. */
+static int check_depth(const char *text, size_t len, err_t *err)
+{
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break; /* the loader reports it */
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) depth++;
+        if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) depth--;
+        unsigned long line = (unsigned long)ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (depth > 100) {
+            rc = err_set(err, "YAML line %lu: nesting deeper than 100 levels", line);
+            break;
+        }
+        if (type == YAML_STREAM_END_EVENT) break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 static int parse_yaml(const char *text, size_t len, json_t *docs, err_t *err)
 {
+    if (check_depth(text, len, err) == -1) return -1;
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

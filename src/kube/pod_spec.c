@@ -320,7 +320,10 @@ int podspec_parse(json_t *pod, podspec_t **out, err_t *err)
             const podspec_container_t *b =
                 j < spec->ninit ? &spec->init_containers[j] : &spec->containers[j - spec->ninit];
             if (strcmp(a->name, b->name) == 0) {
-                err_set(err, "container name \"%s\" is used twice", a->name);
+                bool init = i < spec->ninit;
+                err_set(err, "spec.%s[%zu].name: \"%s\" is used twice",
+                        init ? "initContainers" : "containers", init ? i : i - spec->ninit,
+                        a->name);
                 goto fail;
             }
         }

@@ -1,11 +1,14 @@
 /* cluster_host.c: the pod host callbacks of `wasmlet node` (see host.h).
  *
  * - pull: the image store (image/), with the credentials of the pod's
- *   imagePullSecrets added to the node's own;
- * - lookup: ConfigMaps and Secrets from the API server, kept for 10 s so
+ *   imagePullSecrets added to the node's own (a secret that cannot be read
+ *   is reported with a FailedToRetrieveImagePullSecret Event, and the pull
+ *   goes on without it);
+ * - lookup: ConfigMaps and Secrets from the API server, kept for 5 s so
  *   that a node of a thousand pods reading the same kube-root-ca.crt asks
  *   once, not a thousand times (the Node authorizer lets a node read only
- *   the objects its pods reference);
+ *   the objects its pods reference); an absent object is asked again
+ *   every time;
  * - token: TokenRequest bound to the pod, reused until 80% of its lifetime
  *   has passed, as the kubelet's token manager does;
  * - service_env: the Docker-link style variables of the services of the
@@ -16,7 +19,7 @@
 #include "pod/cluster_host.h"
 #include "pod/worker.h"
 #include "util/base64.h"
-#include "util/diag.h"
+#include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -26,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOOKUP_TTL_NS (10 * NS_PER_SEC)
+#define LOOKUP_TTL_NS (5 * NS_PER_SEC)
 #define CACHE_MAX 256
 
 typedef struct cached {
@@ -110,7 +113,7 @@ static int lookup(void *ctx, const char *ns, bool secret, const char *name, json
     for (size_t i = 0; i < CACHE_MAX; i++) {
         cached_t *c = &ch->lookups[i];
         if (c->key[0] && strcmp(c->key, key) == 0 && now - c->at < LOOKUP_TTL_NS) {
-            *data = c->data ? json_deep_copy(c->data) : NULL;
+            *data = json_deep_copy(c->data);
             pthread_mutex_unlock(&ch->lock);
             return 0;
         }
@@ -118,14 +121,29 @@ static int lookup(void *ctx, const char *ns, bool secret, const char *name, json
     pthread_mutex_unlock(&ch->lock);
     json_t *fresh = NULL;
     if (fetch(ch, ns, secret, name, &fresh, err) == -1) return -1;
+    /* An absence is not kept: a pod waiting for the object (a
+     * CreateContainerConfigError, a mount retried) sees it as soon as it
+     * is created, and a cached stale copy is dropped. */
     pthread_mutex_lock(&ch->lock);
+    if (!fresh) {
+        for (size_t i = 0; i < CACHE_MAX; i++) {
+            if (strcmp(ch->lookups[i].key, key) == 0) {
+                json_decref(ch->lookups[i].data);
+                ch->lookups[i].data = NULL;
+                ch->lookups[i].key[0] = '\0';
+            }
+        }
+        pthread_mutex_unlock(&ch->lock);
+        *data = NULL;
+        return 0;
+    }
     cached_t *slot = NULL;
     for (size_t i = 0; i < CACHE_MAX && !slot; i++)
         if (strcmp(ch->lookups[i].key, key) == 0) slot = &ch->lookups[i];
     if (!slot) slot = &ch->lookups[ch->lookup_next++ % CACHE_MAX];
     json_decref(slot->data);
     snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->data = fresh ? json_deep_copy(fresh) : NULL;
+    slot->data = json_deep_copy(fresh);
     slot->at = now;
     pthread_mutex_unlock(&ch->lock);
     *data = fresh;
@@ -204,6 +222,7 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
     cluster_host_t *ch = ctx;
     image_auth_t auth = IMAGE_AUTH_INIT;
     json_t *secrets = json_object_get(json_object_get(pod->raw, "spec"), "imagePullSecrets");
+    strbuf_t missing = STRBUF_INIT;
     size_t i;
     json_t *s;
     json_array_foreach(secrets, i, s)
@@ -212,8 +231,7 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
         json_t *data = NULL;
         err_t lerr;
         if (!name || lookup(ch, pod->namespace, true, name, &data, &lerr) == -1 || !data) {
-            diag_warn("pod %s/%s: imagePullSecret %s: %s", pod->namespace, pod->name,
-                      name ? name : "?", data ? "" : "not found");
+            strbuf_printf(&missing, "%s%s", missing.len ? ", " : "", name ? name : "");
             continue;
         }
         json_t *cfg = json_object_get(data, ".dockerconfigjson");
@@ -223,6 +241,16 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
                                              NULL);
         json_decref(data);
     }
+    /* As the kubelet does: the pull goes on, without those credentials. */
+    if (missing.len) {
+        char *msg = xasprintf("Unable to retrieve some image pull secrets (%s); attempting to "
+                              "pull the image may not succeed.",
+                              strbuf_str(&missing));
+        cluster_host_event_for(ch, pod->raw, NULL, "Warning", "FailedToRetrieveImagePullSecret",
+                               msg);
+        free(msg);
+    }
+    strbuf_free(&missing);
     image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
     image_pull_policy_parse(c->pull_policy, &policy);
     image_pulled_t pulled;

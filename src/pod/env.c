@@ -9,8 +9,11 @@
  * value, fieldRef (metadata.name, .namespace, .uid, .labels['k'],
  * .annotations['k'], spec.nodeName, spec.serviceAccountName, status.hostIP,
  * .hostIPs, .podIP, .podIPs), resourceFieldRef (limits/requests of cpu,
- * memory and ephemeral-storage, with a divisor; an unset limit reads as the
- * node's allocatable), configMapKeyRef and secretKeyRef (optional or not),
+ * memory and ephemeral-storage, with a divisor, "0" meaning 1 as the API
+ * server stores an unset one; an unset cpu or memory limit reads as the
+ * node's allocatable, an unset ephemeral-storage limit as 0 since the
+ * host table carries no allocatable storage), configMapKeyRef and
+ * secretKeyRef (optional or not; errors in the kubelet's words),
  * and envFrom configMapRef/secretRef. A WASI module has no network of its
  * own, so its pod IP is the node's IP, as for a hostNetwork pod. */
 #include "pod/env.h"
@@ -18,6 +21,7 @@
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +60,8 @@ char *pod_env_expand(const char *text, env_lookup_fn lookup, void *ctx)
 static const char *env_get(void *ctx, const char *name, size_t len)
 {
     strvec_t *env = ctx;
+    /* "NAME=value" entries: a name holding '=' would match inside a value. */
+    if (memchr(name, '=', len)) return NULL;
     for (size_t i = 0; i < env->len; i++)
         if (strncmp(env->items[i], name, len) == 0 && env->items[i][len] == '=')
             return env->items[i] + len + 1;
@@ -118,6 +124,20 @@ static char *field_ref(const pod_host_t *host, const podspec_t *pod, const char 
     return NULL;
 }
 
+/* resources.limits or .requests of a container for res ("limits.x"), in
+ * whole units; 0 when unset. */
+static int64_t container_quantity(const podspec_container_t *c, const char *res)
+{
+    const char *dot = strchr(res, '.');
+    char *kind = xstrndup(res, (size_t)(dot - res));
+    json_t *q =
+        json_object_get(json_object_get(json_object_get(c->raw, "resources"), kind), dot + 1);
+    free(kind);
+    int64_t v = 0;
+    if (json_is_string(q) && quantity_parse(json_string_value(q), &v) == -1) v = 0;
+    return v > INT64_MAX / 1000 ? INT64_MAX / 1000 : v; /* the caller multiplies by 1000 */
+}
+
 static char *resource_ref(const pod_host_t *host, const podspec_t *pod,
                           const podspec_container_t *self, json_t *ref, err_t *err)
 {
@@ -139,7 +159,6 @@ static char *resource_ref(const pod_host_t *host, const podspec_t *pod,
         err_set(err, "resourceFieldRef: resource is required");
         return NULL;
     }
-    bool cpu = strstr(res, "cpu") != NULL;
     int64_t milli; /* thousandths of the unit: millicores, or bytes * 1000 */
     if (strcmp(res, "limits.cpu") == 0)
         milli = c->cpu_limit ? c->cpu_limit : host->node_allocatable_cpu;
@@ -151,13 +170,14 @@ static char *resource_ref(const pod_host_t *host, const podspec_t *pod,
         milli = c->memory_request * 1000;
     else if (strcmp(res, "limits.ephemeral-storage") == 0 ||
              strcmp(res, "requests.ephemeral-storage") == 0)
-        milli = 0;
+        milli = container_quantity(c, res) * 1000;
     else {
         err_set(err, "resourceFieldRef: unsupported resource \"%s\"", res);
         return NULL;
     }
+    /* The API server stores an unset divisor as "0"; both mean "1". */
     json_t *div = json_object_get(ref, "divisor");
-    int64_t divisor = 1000; /* "1" */
+    int64_t divisor = 0;
     if (div) {
         char buf[64];
         const char *text = json_string_value(div);
@@ -165,12 +185,12 @@ static char *resource_ref(const pod_host_t *host, const podspec_t *pod,
             snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(div));
             text = buf;
         }
-        if (!text || quantity_parse_milli(text, &divisor) == -1 || divisor <= 0) {
+        if (!text || quantity_parse_milli(text, &divisor) == -1 || divisor < 0) {
             err_set(err, "resourceFieldRef: invalid divisor");
             return NULL;
         }
     }
-    (void)cpu;
+    if (divisor == 0) divisor = 1000;
     /* ceil(value / divisor), as the kubelet rounds up. */
     int64_t v = milli <= 0 ? 0 : (milli + divisor - 1) / divisor;
     return xasprintf("%lld", (long long)v);
@@ -283,10 +303,11 @@ int pod_env_build(const pod_host_t *host, const podspec_t *pod, const podspec_co
             } else if ((ref = json_object_get(from, "resourceFieldRef"))) {
                 value = resource_ref(host, pod, c, ref, err);
             } else if ((ref = json_object_get(from, "configMapKeyRef"))) {
-                if (key_ref(host, pod, ref, false, &value, err) == -1) goto fail;
+                /* The kubelet's own words, without the variable's name. */
+                if (key_ref(host, pod, ref, false, &value, err) == -1) return -1;
                 if (!value) continue; /* optional and absent: not set at all */
             } else if ((ref = json_object_get(from, "secretKeyRef"))) {
-                if (key_ref(host, pod, ref, true, &value, err) == -1) goto fail;
+                if (key_ref(host, pod, ref, true, &value, err) == -1) return -1;
                 if (!value) continue;
             } else {
                 err_set(err, "valueFrom: no supported source");

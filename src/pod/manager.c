@@ -37,6 +37,8 @@
 
 #define SYNC_INTERVAL_MS 1000
 #define REFRESH_INTERVAL_NS (10 * NS_PER_SEC)
+#define IMAGE_GC_INTERVAL_NS (300 * NS_PER_SEC)
+#define IMAGE_GC_GRACE_NS (600 * NS_PER_SEC)
 
 typedef struct entry {
     char uid[64];
@@ -72,6 +74,7 @@ struct pod_manager {
     bool shutting_down;
     atomic_bool stop;
     pthread_t reflector, syncer;
+    int64_t next_gc;
     pod_manager_stats_t stats;
 };
 
@@ -300,7 +303,15 @@ static int on_list(void *ctx, json_t *items, const char *rv)
     }
     size_t i;
     json_t *p;
-    json_array_foreach(items, i, p) upsert_locked(m, p);
+    json_array_foreach(items, i, p)
+    {
+        /* The items of a PodList carry no kind or apiVersion (watch events
+         * do); podspec_parse wants a whole Pod. */
+        if (!json_object_get(p, "kind")) json_object_set_new(p, "kind", json_string("Pod"));
+        if (!json_object_get(p, "apiVersion"))
+            json_object_set_new(p, "apiVersion", json_string("v1"));
+        upsert_locked(m, p);
+    }
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -511,10 +522,55 @@ static void free_entry(pod_manager_t *m, entry_t *e)
     free(e);
 }
 
+/* Removes modules no pod on this node uses and none has used for the grace
+ * period; the images of every pod still on the node are kept, so a
+ * restart of any of them needs no pull. Called with the lock held. */
+static void image_gc_locked(pod_manager_t *m)
+{
+    json_t *keep = json_array();
+    for (entry_t *e = m->entries; e; e = e->next) {
+        if (!e->worker) continue;
+        const podspec_t *spec = pod_worker_spec(e->worker);
+        for (size_t i = 0; i < spec->ncontainers; i++)
+            json_array_append_new(keep, json_string(spec->containers[i].image));
+        for (size_t i = 0; i < spec->ninit; i++)
+            json_array_append_new(keep, json_string(spec->init_containers[i].image));
+        json_t *st = pod_worker_status_json(e->worker);
+        json_t *lists[2] = {json_object_get(st, "containerStatuses"),
+                            json_object_get(st, "initContainerStatuses")};
+        for (int l = 0; l < 2; l++) {
+            size_t i;
+            json_t *cs;
+            json_array_foreach(lists[l], i, cs)
+            {
+                json_t *id = json_object_get(cs, "imageID");
+                if (json_string_length(id)) json_array_append(keep, id);
+            }
+        }
+        json_decref(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    size_t n = json_array_size(keep);
+    const char **in_use = xcalloc(n + 1, sizeof *in_use);
+    for (size_t i = 0; i < n; i++)
+        in_use[i] = json_string_value(json_array_get(keep, i));
+    image_gc_result_t res;
+    err_t err;
+    if (image_store_gc(m->cfg.images, in_use, n, IMAGE_GC_GRACE_NS, &res, &err) == -1)
+        diag_warn("image garbage collection: %s", err.msg);
+    else if (res.modules_removed)
+        diag_info("image garbage collection: removed %zu modules (%llu bytes)", res.modules_removed,
+                  (unsigned long long)res.bytes_freed);
+    free(in_use);
+    json_decref(keep);
+    pthread_mutex_lock(&m->lock);
+}
+
 static void *sync_main(void *arg)
 {
     pod_manager_t *m = arg;
     pthread_mutex_lock(&m->lock);
+    m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
     while (!atomic_load(&m->stop)) {
         int64_t now = time_mono_ns();
         bool again = false;
@@ -532,11 +588,23 @@ static void *sync_main(void *arg)
                 e->refresh_at = now + REFRESH_INTERVAL_NS;
                 const podspec_t *spec = pod_worker_spec(e->worker);
                 char *dir = xasprintf("%s/pods/%s", m->data_dir, e->uid);
+                /* The pod as the API server has it now (labels and
+                 * annotations of downwardAPI volumes may have changed). */
+                json_t *raw = json_incref(e->pod);
                 pthread_mutex_unlock(&m->lock);
                 err_t err;
                 int64_t expires = 0;
-                if (volume_refresh(&m->host, spec, dir, &expires, &err) == -1)
+                podspec_t *now_spec = NULL;
+                if (podspec_parse(raw, &now_spec, NULL) == -1) now_spec = NULL;
+                json_decref(raw);
+                const podspec_t *use = now_spec ? now_spec : spec;
+                if (volume_refresh(&m->host, use, dir, &expires, &err) == -1)
                     diag_warn("pod %s: volume refresh: %s", dir, err.msg);
+                if (volume_check_limits(use, dir, &err) == -1) {
+                    cluster_host_event_for(m->ch, use->raw, NULL, "Warning", "Evicted", err.msg);
+                    pod_worker_stop(e->worker, "Evicted", err.msg);
+                }
+                podspec_free(now_spec);
                 free(dir);
                 pthread_mutex_lock(&m->lock);
             }
@@ -560,6 +628,10 @@ static void *sync_main(void *arg)
                 continue;
             }
             pp = &e->next;
+        }
+        if (m->cfg.images && time_mono_ns() >= m->next_gc) {
+            m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
+            image_gc_locked(m);
         }
         if (again) continue;
         int64_t until = time_mono_ns() + SYNC_INTERVAL_MS * NS_PER_MS;

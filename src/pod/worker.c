@@ -19,6 +19,7 @@
 #include "pod/worker.h"
 #include "log/crilog.h"
 #include "pod/env.h"
+#include "server/metrics_registry.h"
 #include "util/diag.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -266,13 +267,17 @@ static void run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     snprintf(c->state.container_id, sizeof c->state.container_id, "wasmlet://%s-%s-%d",
              w->spec->uid[0] ? w->spec->uid : w->spec->name, c->spec->name, c->restart_count);
     c->ever_started = true;
+    if (!c->init) metrics_pod_started(w->spec->uid, (double)(time_now_ns() - w->start_time) / 1e9);
     pthread_mutex_unlock(&w->lock);
     event(w, c, "Normal", "Created", "Created container %s", c->spec->name);
     event(w, c, "Normal", "Started", "Started container %s", c->spec->name);
     publish(w);
 
     wasmrt_result_t res;
+    metrics_module_loaded(p->load.source);
+    metrics_container_begin(w->spec->uid, c->spec->name);
     wasmrt_run(w->host.rt, p->module, &rs, c->stop, &res);
+    metrics_container_end(w->spec->uid, c->spec->name, res.cpu_ns, res.memory_bytes);
     output_finish(&out);
 
     pthread_mutex_lock(&w->lock);
@@ -307,14 +312,20 @@ static bool restarts(const pod_worker_t *w, const crun_t *c, int exit_code)
 }
 
 /* Waits out the back-off before the next start; false when stopped. */
-static bool back_off(pod_worker_t *w, crun_t *c, const char *reason, const char *detail)
+/* Waits out the back-off before the next start; false when stopped.
+ * message is what the waiting state says (NULL: the kubelet's crash-loop
+ * text). */
+static bool back_off(pod_worker_t *w, crun_t *c, const char *reason, const char *message)
 {
     int64_t delay = c->backoff_ms;
     if (delay > 0) {
         char msg[1100];
-        snprintf(msg, sizeof msg, "back-off %llds restarting failed container=%s pod=%s_%s(%s)%s%s",
-                 (long long)(delay / 1000), c->spec->name, w->spec->name, w->spec->namespace,
-                 w->spec->uid, detail ? ": " : "", detail ? detail : "");
+        if (message)
+            snprintf(msg, sizeof msg, "%s", message);
+        else
+            snprintf(msg, sizeof msg, "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
+                     (long long)(delay / 1000), c->spec->name, w->spec->name, w->spec->namespace,
+                     w->spec->uid);
         pthread_mutex_lock(&w->lock);
         if (c->state.kind == CSTATE_TERMINATED) {
             c->last = c->state;
@@ -356,10 +367,18 @@ static void container_loop(pod_worker_t *w, crun_t *c)
                 pthread_mutex_unlock(&w->lock);
                 break;
             }
-            const char *wait_reason =
-                strcmp(reason, "ErrImagePull") == 0 ? "ImagePullBackOff" : reason;
-            if (c->backoff_ms == 0) c->backoff_ms = w->host.backoff_initial_ms;
-            if (!back_off(w, c, wait_reason, err.msg)) break;
+            /* As the kubelet words them: a pull waits in ImagePullBackOff
+             * (doubling), a configuration error stays
+             * CreateContainerConfigError and is retried every 10 s. */
+            bool pulling = strcmp(reason, "ErrImagePull") == 0;
+            char msg[1100];
+            if (pulling)
+                snprintf(msg, sizeof msg, "Back-off pulling image \"%s\": ErrImagePull: %s",
+                         c->spec->image, err.msg);
+            else
+                snprintf(msg, sizeof msg, "%s", err.msg);
+            if (c->backoff_ms == 0 || !pulling) c->backoff_ms = w->host.backoff_initial_ms;
+            if (!back_off(w, c, pulling ? "ImagePullBackOff" : reason, msg)) break;
             continue;
         }
         int64_t started = time_mono_ns();
@@ -506,6 +525,8 @@ static void apply_resume(pod_worker_t *w, crun_t *c)
         c->state.exit_code = (int)json_integer_value(json_object_get(r, "exitCode"));
         c->state.started_at = json_integer_value(json_object_get(r, "startedAt"));
         c->state.finished_at = json_integer_value(json_object_get(r, "finishedAt"));
+        const char *cid = json_string_value(json_object_get(r, "containerID"));
+        if (cid) snprintf(c->state.container_id, sizeof c->state.container_id, "%s", cid);
     } else if (json_integer_value(json_object_get(r, "startedAt"))) {
         /* It was running when wasmlet went away. Its run is lost, as a
          * container's is when its runtime dies: under restartPolicy Never
@@ -571,8 +592,8 @@ static void *pod_main(void *arg)
 
     for (size_t i = 0; i < s->ninit && !stopping(w); i++) {
         crun_t *c = &w->inits[i];
-        if (c->done) continue; /* resumed: it ended in an earlier wasmlet */
         if (c->spec->sidecar) {
+            if (c->done) continue;
             start_thread(w, c);
             /* The next init container starts once the sidecar runs. */
             pthread_mutex_lock(&w->lock);
@@ -584,7 +605,10 @@ static void *pod_main(void *arg)
             pthread_mutex_unlock(&w->lock);
             continue;
         }
-        container_loop(w, c);
+        /* A resumed init container that ended in an earlier wasmlet is not
+         * run again, but how it ended still decides whether the pod goes
+         * on (one lost under restartPolicy Never ended unknown: failed). */
+        if (!c->done) container_loop(w, c);
         pthread_mutex_lock(&w->lock);
         bool ok = c->state.kind == CSTATE_TERMINATED && c->state.exit_code == 0;
         pthread_mutex_unlock(&w->lock);
@@ -918,11 +942,12 @@ json_t *pod_worker_status_json(pod_worker_t *w)
  * wasmlet runs it again if its restart policy allows, or reports it lost. */
 static json_t *resume_entry(const crun_t *c)
 {
-    return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s}", "restartCount", c->restart_count,
-                     "done", c->done && !c->interrupted, "exitCode", c->state.exit_code, "reason",
-                     c->state.reason, "message", c->state.message, "startedAt",
-                     (json_int_t)c->state.started_at, "finishedAt",
-                     (json_int_t)c->state.finished_at, "imageID", c->image_id);
+    return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s, s:s}", "restartCount",
+                     c->restart_count, "done", c->done && !c->interrupted, "exitCode",
+                     c->state.exit_code, "reason", c->state.reason, "message", c->state.message,
+                     "startedAt", (json_int_t)c->state.started_at, "finishedAt",
+                     (json_int_t)c->state.finished_at, "imageID", c->image_id, "containerID",
+                     c->state.container_id);
 }
 
 json_t *pod_worker_resume_json(pod_worker_t *w)

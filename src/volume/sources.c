@@ -8,6 +8,8 @@
  *   <vol>/..2026_11_26_14_21_11.123456789/<key>   this version's files
  *   <vol>/..data -> ..2026_11_26_14_21_11.123456789
  *   <vol>/<key> -> ..data/<key>                   one link per top-level name
+ *   <vol>..hash                                    beside the volume: a hash of
+ *                                                  the content last written
  *
  * An update writes a new version directory, then renames a fresh
  * ..data_tmp link over ..data (one atomic step), then removes the old
@@ -62,7 +64,11 @@ static bool safe_path(const char *p)
 /* files: an object path -> {"data": string, "mode": int} */
 static void add_file(json_t *files, const char *path, const char *data, size_t len, int mode)
 {
-    json_object_set_new(files, path, json_pack("{s:s%, s:i}", "data", data, len, "mode", mode));
+    /* Bytes, not text: binaryData and Secret values may hold anything. */
+    json_t *f = json_object();
+    json_object_set_new(f, "data", json_stringn_nocheck(data, len));
+    json_object_set_new(f, "mode", json_integer(mode));
+    json_object_set_new(files, path, f);
 }
 
 /* Adds the keys of one ConfigMap or Secret (data already decoded). */
@@ -113,6 +119,70 @@ static int add_keys(const pod_host_t *host, const podspec_t *pod, json_t *src, b
     return rc;
 }
 
+/* Appends v quoted as Go's %q does (strconv.Quote), which is how the
+ * kubelet writes label and annotation values: quotes and backslashes
+ * escaped, control bytes as \n, \t ... or \xNN, valid UTF-8 kept. */
+static void go_quote(strbuf_t *sb, const char *v)
+{
+    strbuf_putc(sb, '"');
+    for (const unsigned char *p = (const unsigned char *)v; *p;) {
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            /* A valid UTF-8 sequence is kept whole; a stray byte is escaped. */
+            size_t n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+            size_t k = 1;
+            while (n && k < n && (p[k] & 0xC0) == 0x80)
+                k++;
+            if (n && k == n) {
+                strbuf_append(sb, (const char *)p, n);
+                p += n;
+            } else {
+                strbuf_printf(sb, "\\x%02x", c);
+                p++;
+            }
+            continue;
+        }
+        const char *esc = NULL;
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\a':
+            esc = "\\a";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\v':
+            esc = "\\v";
+            break;
+        }
+        if (esc)
+            strbuf_puts(sb, esc);
+        else if (c < 0x20 || c == 0x7F)
+            strbuf_printf(sb, "\\x%02x", c);
+        else
+            strbuf_putc(sb, (char)c);
+        p++;
+    }
+    strbuf_putc(sb, '"');
+}
+
 /* downwardAPI items: fieldRef (metadata.*) and resourceFieldRef. */
 static int add_downward(const pod_host_t *host, const podspec_t *pod, json_t *items,
                         int default_mode, json_t *files, err_t *err)
@@ -147,7 +217,8 @@ static int add_downward(const pod_host_t *host, const podspec_t *pod, json_t *it
                     }
                 for (size_t a = 0; a < n; a++) {
                     const char *v2 = str(map, keys[a]);
-                    strbuf_printf(&val, "%s%s=\"%s\"", a ? "\n" : "", keys[a], v2 ? v2 : "");
+                    strbuf_printf(&val, "%s%s=", a ? "\n" : "", keys[a]);
+                    go_quote(&val, v2 ? v2 : "");
                 }
                 free(keys);
             } else {
@@ -275,22 +346,51 @@ static int write_version(const char *dir, json_t *files, err_t *err)
     return 0;
 }
 
-/* FNV-1a of the content, to tell a change without keeping a copy of
- * (possibly secret) data beside the files. */
+/* FNV-1a of the content (paths, modes and bytes, in path order), to tell a
+ * change without keeping a copy of (possibly secret) data beside the
+ * files. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static char *content_hash(json_t *files)
 {
-    char *dump = json_dumps(files, JSON_SORT_KEYS | JSON_COMPACT);
+    size_t n = json_object_size(files), k = 0;
+    const char **paths = xcalloc(n + 1, sizeof *paths);
+    const char *path;
+    json_t *f;
+    json_object_foreach(files, path, f) paths[k++] = path;
+    qsort(paths, n, sizeof *paths, cmp_str);
     uint64_t h = 1469598103934665603ULL;
-    for (const char *p = dump; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    free(dump);
+    for (size_t i = 0; i < n; i++) {
+        f = json_object_get(files, paths[i]);
+        json_t *data = json_object_get(f, "data");
+        uint64_t len = json_string_length(data);
+        int mode = (int)json_integer_value(json_object_get(f, "mode"));
+        h = fnv(h, paths[i], strlen(paths[i]) + 1);
+        h = fnv(h, &mode, sizeof mode);
+        h = fnv(h, &len, sizeof len);
+        h = fnv(h, json_string_value(data), (size_t)len);
+    }
+    free(paths);
     return xasprintf("%016llx", (unsigned long long)h);
 }
 
 int volume_atomic_write(const char *vol, json_t *files, err_t *err)
 {
     /* Unchanged content: nothing to do. */
-    char *state = xasprintf("%s/..hash", vol);
+    /* The hash lives beside the volume, not in it: a module listing the
+     * volume sees only what the kubelet's writer would put there. */
+    char *state = xasprintf("%s..hash", vol);
     char *now = content_hash(files);
     char *old = NULL;
     if (fs_read_all(state, &old, NULL, NULL) == 0 && strcmp(old, now) == 0) {
@@ -303,8 +403,11 @@ int volume_atomic_write(const char *vol, json_t *files, err_t *err)
     if (fs_mkdir_p(vol, 0755, err) == -1) goto fail;
     char ts[64];
     time_format_rfc3339nano(ts, sizeof ts, time_now_ns());
+    /* ..2026_11_26_14_21_11.123456789, as the kubelet names versions */
     for (char *p = ts; *p; p++)
         if (*p == '-' || *p == ':' || *p == 'T') *p = '_';
+    size_t tslen = strlen(ts);
+    if (tslen && ts[tslen - 1] == 'Z') ts[tslen - 1] = '\0';
     char *version_name = xasprintf("..%s", ts);
     char *version = fs_join(vol, version_name);
     if (fs_mkdir_p(version, 0755, err) == -1 || write_version(version, files, err) == -1) {

@@ -1,24 +1,31 @@
 /* volume.c: pod volumes on the host (see volume.h).
  *
  * emptyDir: a fresh directory per pod, kept across container restarts and
- * removed with the pod. sizeLimit is checked when the pod's containers end
- * (a WASI module writes through the host file system, which cannot cap a
- * directory's size as it writes without a quota, so the limit is enforced
- * after the fact, as the kubelet's eviction manager does).
+ * removed with the pod. sizeLimit is not a quota: a WASI module writes
+ * through the host file system, which cannot cap a directory as it grows.
+ * volume_check_limits measures each limited emptyDir (du-style, blocks in
+ * use) when the pod manager's sync loop asks, and reports the one over its
+ * limit, so that the pod is evicted as the kubelet's eviction manager
+ * evicts it: after the fact, within one check interval.
  * hostPath: the host's directory itself, checked against its type; only
  * directory types can be mounted, because a WASI preopen is a directory.
  * configMap, secret, downwardAPI and projected are written by sources.c
- * (atomically, and again by volume_refresh when their content changes);
- * any other type fails with its name. */
+ * (atomically, and again by volume_refresh when their content changes) and
+ * always mounted read-only; any other type fails with its name. */
 #include "volume/volume.h"
-#include "volume/volume_internal.h"
+#include "kube/quantity.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
+#include "volume/volume_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *str(json_t *obj, const char *key)
 {
@@ -117,6 +124,85 @@ int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_d
     return 0;
 }
 
+/* --- emptyDir sizeLimit --------------------------------------------------- */
+
+/* Inodes already counted (hard links are counted once, as du does). */
+typedef struct seen_inodes {
+    struct {
+        dev_t dev;
+        ino_t ino;
+    } * items;
+    size_t len, cap;
+} seen_inodes_t;
+
+static bool seen_before(seen_inodes_t *s, const struct stat *st)
+{
+    for (size_t i = 0; i < s->len; i++)
+        if (s->items[i].dev == st->st_dev && s->items[i].ino == st->st_ino) return true;
+    if (s->len == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->items = xrealloc(s->items, s->cap * sizeof *s->items);
+    }
+    s->items[s->len].dev = st->st_dev;
+    s->items[s->len].ino = st->st_ino;
+    s->len++;
+    return false;
+}
+
+/* Bytes in use under dir (its blocks and those of everything below it),
+ * without following symlinks or leaving dir's file system. Entries that
+ * vanish while we look are skipped: a module may be deleting them. */
+static uint64_t dir_usage(int dirfd, dev_t dev, seen_inodes_t *seen, int depth)
+{
+    uint64_t total = 0;
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1) continue;
+        if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) && seen_before(seen, &st)) continue;
+        total += (uint64_t)st.st_blocks * 512;
+        if (S_ISDIR(st.st_mode) && st.st_dev == dev && depth < 256) {
+            int fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd != -1) total += dir_usage(fd, dev, seen, depth + 1);
+        }
+    }
+    closedir(d);
+    return total;
+}
+
+int volume_check_limits(const podspec_t *pod, const char *pod_dir, err_t *err)
+{
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        if (strcmp(v->type, "emptyDir") != 0) continue;
+        const char *limit = str(v->source, "sizeLimit");
+        int64_t max = 0;
+        if (!limit || quantity_parse(limit, &max) == -1 || max <= 0) continue;
+        char *dir = volume_dir(pod_dir, v->name);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        free(dir);
+        struct stat st;
+        if (fd == -1) continue; /* not set up yet, or already torn down */
+        if (fstat(fd, &st) == -1) {
+            close(fd);
+            continue;
+        }
+        seen_inodes_t seen = {0};
+        uint64_t used = dir_usage(fd, st.st_dev, &seen, 0);
+        free(seen.items);
+        if (used > (uint64_t)max)
+            return err_set(err, "Usage of EmptyDir volume \"%s\" exceeds the limit \"%s\".",
+                           v->name, limit);
+    }
+    return 0;
+}
+
 int volume_teardown(const char *pod_dir, err_t *err)
 {
     char *dir = xasprintf("%s/volumes", pod_dir);
@@ -134,24 +220,58 @@ static char *volume_host(const podspec_t *pod, const char *name, const char *pod
     return volume_dir(pod_dir, name);
 }
 
+/* Creates the missing directories of sub (relative to base) one component
+ * at a time, never following a symlink: a link planted in the volume stops
+ * the walk (the realpath check below then judges where it leads), so a
+ * subPath never creates a directory outside its volume. */
+static int make_sub_path(const char *base, const char *sub, err_t *err)
+{
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) return err_errno(err, "open %s", base);
+    char *copy = xstrdup(sub), *save = NULL;
+    int rc = 0;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0) continue;
+        if (strcmp(c, "..") == 0) {
+            rc = err_set(err, "subPath %s must not contain \"..\"", sub);
+            break;
+        }
+        int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next == -1 && errno == ENOENT) {
+            if (mkdirat(fd, c, 0777) == -1 && errno != EEXIST) {
+                rc = err_errno(err, "subPath %s: create %s", sub, c);
+                break;
+            }
+            next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next == -1) break; /* a symlink or a file: nothing more to create */
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+    free(copy);
+    return rc;
+}
+
 /* Resolves a subPath inside the volume at base. A module may have planted
  * a symlink in a volume (an emptyDir is writable); the resolved directory
  * must still be inside the volume, or the mount is refused, so that a
  * subPath never leads a later container out of its volume. */
 static int sub_path_dir(const char *base, const podspec_mount_t *m, char **out, err_t *err)
 {
-    char *path = fs_join(base, m->sub_path);
-    struct stat st;
+    if (m->sub_path[0] == '/')
+        return err_set(err, "volumeMount %s: subPath %s must be a relative path", m->mount_path,
+                       m->sub_path);
     /* The kubelet creates a missing subPath directory. */
-    if (lstat(path, &st) == -1 && fs_mkdir_p(path, 0777, err) == -1) {
-        free(path);
-        return -1;
-    }
+    if (make_sub_path(base, m->sub_path, err) == -1)
+        return err_prefix(err, "volumeMount %s", m->mount_path);
+    char *path = fs_join(base, m->sub_path);
     char *real_base = realpath(base, NULL);
     char *real = realpath(path, NULL);
     free(path);
     size_t n = real_base ? strlen(real_base) : 0;
     int rc = 0;
+    struct stat st;
     if (!real || !real_base || strncmp(real, real_base, n) != 0 ||
         (real[n] != '/' && real[n] != '\0')) {
         rc = err_set(err, "volumeMount %s: subPath %s resolves outside its volume", m->mount_path,
@@ -191,7 +311,11 @@ int volume_mounts(const podspec_t *pod, const podspec_container_t *c, const char
         if (host != base) free(base);
         mounts[i].host_path = host;
         mounts[i].guest_path = xstrdup(m->mount_path);
-        mounts[i].read_only = m->read_only;
+        /* configMap, secret, downwardAPI and projected volumes are always
+         * read-only, as the kubelet mounts them: their files are wasmlet's
+         * to rewrite. */
+        const podspec_volume_t *v = podspec_volume(pod, m->name);
+        mounts[i].read_only = m->read_only || has_files(v->type);
     }
     *out = mounts;
     *n = c->nmounts;

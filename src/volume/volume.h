@@ -27,6 +27,12 @@ int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_d
  * gets the earliest token expiry seen. */
 int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
                    int64_t *token_expires, err_t *err);
+/* Checks every emptyDir with a sizeLimit against what its directory holds
+ * now (disk usage, as du counts it: each inode once, symlinks not followed).
+ * Returns -1 with the kubelet's eviction message in err ("Usage of EmptyDir
+ * volume \"cache\" exceeds the limit \"1Mi\".") when one is over, else 0.
+ * The caller evicts the pod (reason Evicted, that message). */
+int volume_check_limits(const podspec_t *pod, const char *pod_dir, err_t *err);
 /* Removes the pod's volume directories (never what a hostPath points at). */
 int volume_teardown(const char *pod_dir, err_t *err);
 
