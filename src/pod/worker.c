@@ -87,6 +87,9 @@ struct pod_worker {
     bool ready_to_start, initialized, containers_ready;
     bool stopping;
     bool finished;
+    int64_t deadline; /* mono ns of activeDeadlineSeconds; 0 = none */
+    pthread_t deadline_thread;
+    bool deadline_thread_started;
     bool failed; /* the pod failed as a whole (init failure, deadline, mount) */
 };
 
@@ -206,7 +209,7 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs", cs->image,
               (double)(time_mono_ns() - t0) / 1e9);
         pthread_mutex_lock(&w->lock);
-        snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
+        if (p->pulled.image_id) snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
         pthread_mutex_unlock(&w->lock);
     }
     if (pod_env_build(&w->host, w->spec, cs, &p->env, &p->argv, err) == -1) {
@@ -267,6 +270,7 @@ static void run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     snprintf(c->state.container_id, sizeof c->state.container_id, "wasmlet://%s-%s-%d",
              w->spec->uid[0] ? w->spec->uid : w->spec->name, c->spec->name, c->restart_count);
     c->ever_started = true;
+    pthread_cond_broadcast(&w->cond); /* the pod thread may wait for a sidecar to run */
     if (!c->init) metrics_pod_started(w->spec->uid, (double)(time_now_ns() - w->start_time) / 1e9);
     pthread_mutex_unlock(&w->lock);
     event(w, c, "Normal", "Created", "Created container %s", c->spec->name);
@@ -549,6 +553,26 @@ static void apply_resume(pod_worker_t *w, crun_t *c)
     if (image_id) snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
 }
 
+/* activeDeadlineSeconds covers the whole pod, init containers included,
+ * which run on the pod thread: a thread of its own watches the deadline. */
+static void *deadline_main(void *arg)
+{
+    pod_worker_t *w = arg;
+    struct timespec ts = {.tv_sec = w->deadline / NS_PER_SEC, .tv_nsec = w->deadline % NS_PER_SEC};
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished && !w->stopping && time_mono_ns() < w->deadline)
+        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    bool fire = !w->finished && !w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    if (fire) {
+        event(w, NULL, "Normal", "DeadlineExceeded",
+              "Pod was active on the node longer than the specified deadline");
+        fail_pod(w, "DeadlineExceeded",
+                 "Pod was active on the node longer than the specified deadline");
+    }
+    return NULL;
+}
+
 static void *pod_main(void *arg)
 {
     pod_worker_t *w = arg;
@@ -559,6 +583,9 @@ static void *pod_main(void *arg)
     if (s->active_deadline_seconds > 0) {
         int64_t elapsed = time_now_ns() - w->start_time;
         deadline = time_mono_ns() + s->active_deadline_seconds * NS_PER_SEC - elapsed;
+        w->deadline = deadline;
+        w->deadline_thread_started =
+            pthread_create(&w->deadline_thread, NULL, deadline_main, w) == 0;
     }
 
     /* Volumes: retried as the kubelet does (the Node authorizer may not
@@ -679,6 +706,7 @@ finish:
     w->finished = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
+    if (w->deadline_thread_started) pthread_join(w->deadline_thread, NULL);
     publish(w);
     return NULL;
 }
@@ -754,7 +782,7 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
 void pod_worker_stop(pod_worker_t *w, const char *reason, const char *message)
 {
     pthread_mutex_lock(&w->lock);
-    if (reason && !w->failed) {
+    if (reason && !w->failed && !w->finished) {
         w->failed = true;
         snprintf(w->reason, sizeof w->reason, "%s", reason);
         snprintf(w->message, sizeof w->message, "%s", message ? message : "");

@@ -80,7 +80,8 @@ typedef struct wasmrt_mount {
     bool read_only;
 } wasmrt_mount_t;
 
-/* stream is 1 for stdout, 2 for stderr. Called on the container's thread. */
+/* stream is 1 for stdout, 2 for stderr. Called from Wasmtime's I/O threads,
+ * one per stream, so stdout and stderr may arrive at the same time. */
 typedef void (*wasmrt_output_fn)(void *ctx, int stream, const char *data, size_t len);
 
 typedef struct wasmrt_spec {

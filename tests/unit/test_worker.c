@@ -1,0 +1,1297 @@
+/* test_worker.c: unit tests for pod/worker.h, driving real pods of the
+ * example modules through a fake host: images "pulled" from
+ * $WASMLET_EXAMPLES, every status change recorded as a JSON snapshot, every
+ * Event and output line recorded, so that a test can check not only how a
+ * pod ended but what it went through (restarts, CrashLoopBackOff, the order
+ * of init and app containers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "kube/manifest.h"
+#include "kube/pod_spec.h"
+#include "log/crilog.h"
+#include "pod/worker.h"
+#include "util/diag.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+#include "wasm/wasmrt.h"
+#include "wasm_signals.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+static int64_t slow_factor(void)
+{
+    const char *s = getenv("WASMLET_TEST_SLOW");
+    if (s && atoi(s) > 0) return atoi(s);
+    return RUNNING_ON_VALGRIND ? 20 : 1;
+}
+
+/* --- the fake host ---------------------------------------------------------- */
+
+typedef struct rec {
+    pthread_mutex_t lock;
+    json_t *snapshots; /* every status the worker published, in order */
+    json_t *events;    /* [{type, reason, fieldPath, message}] */
+    json_t *lines;     /* ["container|stream|line"] */
+    int pulls;
+    bool pull_sets_image_id;
+    json_t *configmaps; /* for host.lookup; NULL: no lookup callback */
+} rec_t;
+
+typedef struct fixture {
+    pod_worker_t *w; /* the test's current pod, stopped and freed by teardown */
+    json_t *garbage; /* statuses the test looked at, freed by teardown (so that
+                        a failing assertion leaks nothing) */
+    wasmrt_t *rt;
+    char *tmp;
+    rec_t rec;
+    pod_host_t host;
+} fixture_t;
+
+static const char *examples_dir(void)
+{
+    const char *dir = getenv("WASMLET_EXAMPLES");
+    return dir && *dir ? dir : "build/examples";
+}
+
+static int fake_pull(void *ctx, const podspec_t *pod, const podspec_container_t *c,
+                     pod_pulled_t *out, err_t *err)
+{
+    (void)pod;
+    rec_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    r->pulls++;
+    bool set_id = r->pull_sets_image_id;
+    pthread_mutex_unlock(&r->lock);
+    char *path = xasprintf("%s/%s", examples_dir(), c->image);
+    if (access(path, R_OK) != 0) {
+        err_errno(err, "image %s not found", c->image);
+        free(path);
+        return -1;
+    }
+    out->module_path = path;
+    out->image_id = set_id ? xasprintf("registry.example/%s@sha256:feed", c->image) : NULL;
+    return 0;
+}
+
+static int fake_lookup(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
+                       err_t *err)
+{
+    (void)ns;
+    (void)err;
+    rec_t *r = ctx;
+    json_t *v = secret ? NULL : json_object_get(r->configmaps, name);
+    *data = v ? json_deep_copy(v) : NULL;
+    return 0;
+}
+
+static void on_status(void *ctx, pod_worker_t *w)
+{
+    rec_t *r = ctx;
+    json_t *st = pod_worker_status_json(w);
+    pthread_mutex_lock(&r->lock);
+    json_object_set_new(st, "_at_ms", json_integer(time_mono_ns() / NS_PER_MS));
+    json_array_append_new(r->snapshots, st);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void on_event(void *ctx, pod_worker_t *w, const char *type, const char *reason,
+                     const char *field_path, const char *message)
+{
+    (void)w;
+    rec_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    json_array_append_new(r->events,
+                          json_pack("{s:s, s:s, s:s?, s:s}", "type", type, "reason", reason,
+                                    "fieldPath", field_path, "message", message));
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void on_output(void *ctx, pod_worker_t *w, const char *container, int stream,
+                      const char *line, size_t len)
+{
+    (void)w;
+    rec_t *r = ctx;
+    char *s = xasprintf("%s|%d|%.*s", container, stream, (int)len, line);
+    pthread_mutex_lock(&r->lock);
+    json_array_append_new(r->lines, json_string(s));
+    pthread_mutex_unlock(&r->lock);
+    free(s);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = xcalloc(1, sizeof *f);
+    err_t err;
+    if (wasmrt_open(NULL, &f->rt, &err) == -1) {
+        fprintf(stderr, "wasmrt_open: %s\n", err.msg);
+        free(f);
+        return -1;
+    }
+    char tmpl[] = "/tmp/wasmlet-test-worker-XXXXXX";
+    f->tmp = xstrdup(mkdtemp(tmpl));
+    pthread_mutex_init(&f->rec.lock, NULL);
+    f->rec.snapshots = json_array();
+    f->rec.events = json_array();
+    f->rec.lines = json_array();
+    f->garbage = json_array();
+    f->host = (pod_host_t){
+        .ctx = &f->rec,
+        .rt = f->rt,
+        .data_dir = f->tmp,
+        .node_name = "test-node",
+        .host_ip = "192.0.2.1",
+        .backoff_initial_ms = 50,
+        .backoff_max_ms = 200,
+        .node_allocatable_cpu = 2000,
+        .node_allocatable_memory = INT64_C(1) << 30,
+        .pull = fake_pull,
+        .status_changed = on_status,
+        .event = on_event,
+        .output = on_output,
+    };
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->w) { /* a test failed with its pod running */
+        pod_worker_stop(f->w, NULL, NULL);
+        pod_worker_free(f->w);
+    }
+    json_decref(f->garbage);
+    json_decref(f->rec.snapshots);
+    json_decref(f->rec.events);
+    json_decref(f->rec.lines);
+    json_decref(f->rec.configmaps);
+    pthread_mutex_destroy(&f->rec.lock);
+    wasmrt_close(f->rt);
+    fs_rm_rf(f->tmp, NULL);
+    free(f->tmp);
+    free(f);
+    return 0;
+}
+
+/* Every test starts from an empty record (the fixture is per test). */
+static podspec_t *spec_of(const char *yaml)
+{
+    json_t *docs;
+    err_t err;
+    if (manifest_parse(yaml, strlen(yaml), &docs, &err) == -1) fail_msg("%s", err.msg);
+    podspec_t *spec;
+    if (podspec_parse(json_array_get(docs, 0), &spec, &err) == -1) fail_msg("%s", err.msg);
+    json_decref(docs);
+    return spec;
+}
+
+static pod_worker_t *start(fixture_t *f, const char *yaml, json_t *resume)
+{
+    wasm_signals_restore();
+    assert_null(f->w);
+    f->w = pod_worker_start(&f->host, spec_of(yaml), resume);
+    return f->w;
+}
+
+static void done_with(fixture_t *f, pod_worker_t *w)
+{
+    assert_ptr_equal(f->w, w);
+    pod_worker_free(w);
+    f->w = NULL;
+}
+
+/* Waits for the worker to finish; fails the test after timeout_ms. */
+static void wait_done(pod_worker_t *w, int64_t timeout_ms)
+{
+    if (!pod_worker_wait(w, timeout_ms * slow_factor()))
+        fail_msg("the pod did not finish within %lld ms", (long long)timeout_ms);
+}
+
+/* A copy of the snapshots recorded so far (freed by teardown). */
+static json_t *snapshots(fixture_t *f)
+{
+    pthread_mutex_lock(&f->rec.lock);
+    json_t *s = json_deep_copy(f->rec.snapshots);
+    pthread_mutex_unlock(&f->rec.lock);
+    json_array_append_new(f->garbage, s);
+    return s;
+}
+
+/* The pod's status now (freed by teardown). */
+static json_t *status_of(fixture_t *f, pod_worker_t *w)
+{
+    json_t *st = pod_worker_status_json(w);
+    json_array_append_new(f->garbage, st);
+    return st;
+}
+
+static bool has_line(fixture_t *f, const char *line)
+{
+    pthread_mutex_lock(&f->rec.lock);
+    bool found = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(f->rec.lines, i, v) found |= strcmp(json_string_value(v), line) == 0;
+    pthread_mutex_unlock(&f->rec.lock);
+    return found;
+}
+
+static size_t count_lines_of(fixture_t *f, const char *container)
+{
+    size_t n = 0, i, len = strlen(container);
+    json_t *v;
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_foreach(f->rec.lines, i, v)
+    {
+        const char *s = json_string_value(v);
+        n += strncmp(s, container, len) == 0 && s[len] == '|';
+    }
+    pthread_mutex_unlock(&f->rec.lock);
+    return n;
+}
+
+static bool has_event(fixture_t *f, const char *reason, const char *field_path)
+{
+    pthread_mutex_lock(&f->rec.lock);
+    bool found = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(f->rec.events, i, v)
+    {
+        const char *fp = json_string_value(json_object_get(v, "fieldPath"));
+        if (strcmp(json_string_value(json_object_get(v, "reason")), reason) == 0 &&
+            (!field_path || (fp && strcmp(fp, field_path) == 0)))
+            found = true;
+    }
+    pthread_mutex_unlock(&f->rec.lock);
+    return found;
+}
+
+/* status.containerStatuses[i] (or initContainerStatuses). */
+static json_t *cstatus(json_t *status, bool init, size_t i)
+{
+    return json_array_get(
+        json_object_get(status, init ? "initContainerStatuses" : "containerStatuses"), i);
+}
+
+/* The key of the state object: "waiting", "running" or "terminated". */
+static const char *state_kind(json_t *cs)
+{
+    json_t *st = json_object_get(cs, "state");
+    if (json_object_get(st, "running")) return "running";
+    if (json_object_get(st, "terminated")) return "terminated";
+    if (json_object_get(st, "waiting")) return "waiting";
+    return "?";
+}
+
+static json_t *terminated(json_t *cs)
+{
+    return json_object_get(json_object_get(cs, "state"), "terminated");
+}
+
+static const char *sget(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+static void dump_and_fail(json_t *status, const char *what)
+{
+    char *s = json_dumps(status, JSON_INDENT(1));
+    fail_msg("%s:\n%s", what, s);
+}
+
+/* Waits until the first app container is running. */
+static void wait_running(fixture_t *f, pod_worker_t *w, int64_t timeout_ms)
+{
+    int64_t until = time_mono_ns() + timeout_ms * slow_factor() * NS_PER_MS;
+    while (time_mono_ns() < until) {
+        json_t *st = pod_worker_status_json(w);
+        bool running = strcmp(state_kind(cstatus(st, false, 0)), "running") == 0;
+        json_decref(st);
+        if (running) return;
+        time_sleep_ms(5);
+    }
+    (void)f;
+    fail_msg("the container did not start running within %lld ms", (long long)timeout_ms);
+}
+
+/* Waits until container i (init containers first) has restarted at least
+ * min times; returns its count. A start under load may take a while (the
+ * first run compiles the module), so tests wait for events, not for time. */
+static int wait_restarts(pod_worker_t *w, size_t i, int min, int64_t timeout_ms)
+{
+    pod_container_summary_t sums[8];
+    int64_t until = time_mono_ns() + timeout_ms * slow_factor() * NS_PER_MS;
+    for (;;) {
+        size_t n = pod_worker_summaries(w, sums, 8);
+        assert_true(i < n);
+        if (sums[i].restart_count >= min) return sums[i].restart_count;
+        if (time_mono_ns() >= until)
+            fail_msg("%s: %d restarts after %lld ms, want %d", sums[i].name, sums[i].restart_count,
+                     (long long)timeout_ms, min);
+        time_sleep_ms(10);
+    }
+}
+
+#define HEAD "apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: ns1, uid: %s}\nspec:\n"
+
+/* --- lifecycle ----------------------------------------------------------------- */
+
+static void never_succeeds(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: hello}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  containers: [{name: hello, image: hello.wasm}]\n",
+                            NULL);
+    wait_done(w, 5000);
+    assert_true(pod_worker_finished(w));
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    assert_string_equal(pod_worker_spec(w)->name, "hello");
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Succeeded");
+    json_t *cs = cstatus(st, false, 0);
+    json_t *t = terminated(cs);
+    if (!t) dump_and_fail(st, "not terminated");
+    assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 0);
+    assert_string_equal(sget(t, "reason"), "Completed");
+    assert_int_equal(json_integer_value(json_object_get(cs, "restartCount")), 0);
+    assert_true(has_line(f, "hello|1|Hello from wasmlet!"));
+    assert_true(has_event(f, "Pulled", "spec.containers{hello}"));
+    assert_true(has_event(f, "Started", "spec.containers{hello}"));
+
+    /* The published history ends with the final status, and the phase only
+     * moves forward: Pending, Running, Succeeded. */
+    json_t *snaps = snapshots(f);
+    assert_true(json_array_size(snaps) >= 2);
+    json_t *last = json_array_get(snaps, json_array_size(snaps) - 1);
+    assert_string_equal(sget(last, "phase"), "Succeeded");
+    int rank = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(snaps, i, s)
+    {
+        const char *p = sget(s, "phase");
+        int r = strcmp(p, "Pending") == 0     ? 0
+                : strcmp(p, "Running") == 0   ? 1
+                : strcmp(p, "Succeeded") == 0 ? 2
+                                              : -1;
+        if (r < rank) dump_and_fail(s, "phase went backwards");
+        rank = r;
+    }
+    done_with(f, w);
+}
+
+/* A stop that comes after the end (a deadline or deletion racing with
+ * completion) does not rewrite how the pod ended. */
+static void late_stop_keeps_outcome(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: late}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  containers: [{name: hello, image: hello.wasm}]\n",
+                            NULL);
+    wait_done(w, 5000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    pod_worker_stop(w, "DeadlineExceeded", "too late");
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Succeeded");
+    assert_null(json_object_get(st, "reason"));
+    done_with(f, w);
+}
+
+static void summaries_and_failures(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: mixed}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  containers:\n"
+                            "    - {name: ok, image: hello.wasm}\n"
+                            "    - {name: three, image: exitcode.wasm, args: ['3', boom]}\n"
+                            "    - {name: trap, image: trap.wasm}\n"
+                            "    - name: oom\n"
+                            "      image: memhog.wasm\n"
+                            "      resources: {limits: {memory: 16Mi}}\n"
+                            "    - {name: bad, image: bad/notwasm.wasm}\n",
+                            NULL);
+    wait_done(w, 10000);
+    /* Any failed container fails a Never pod. */
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    pod_container_summary_t sums[8];
+    size_t n = pod_worker_summaries(w, sums, 8);
+    assert_int_equal(n, 5);
+    static const struct {
+        const char *name;
+        int code;
+        const char *reason;
+        const char *msg;
+    } want[] = {
+        {"ok", 0, "Completed", ""},
+        {"three", 3, "Error", ""},
+        {"trap", 134, "Error", "unreachable"},
+        {"oom", 137, "OOMKilled", "limit"},
+        {"bad", 128, "StartError", "not a WebAssembly module"},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(sums[i].name, want[i].name);
+        assert_false(sums[i].init);
+        assert_int_equal(sums[i].restart_count, 0);
+        if (sums[i].exit_code != want[i].code || strcmp(sums[i].reason, want[i].reason) != 0)
+            fail_msg("%s: exit %d %s, want %d %s", sums[i].name, sums[i].exit_code, sums[i].reason,
+                     want[i].code, want[i].reason);
+        if (want[i].msg[0] && !strstr(sums[i].message, want[i].msg))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", sums[i].name, sums[i].message, want[i].msg);
+    }
+    assert_true(has_line(f, "three|2|boom"));
+    assert_true(has_line(f, "trap|1|about to trap"));
+    assert_true(has_event(f, "OOMKilled", "spec.containers{oom}"));
+    /* The status carries the same. */
+    json_t *st = status_of(f, w);
+    json_t *t = terminated(cstatus(st, false, 2));
+    assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 134);
+    assert_non_null(strstr(sget(t, "message"), "unreachable"));
+    done_with(f, w);
+}
+
+/* Counts, over the snapshots, the largest restartCount and whether some
+ * snapshot showed the given waiting reason and a lastState terminated with
+ * exit code last_code. */
+static void restart_history(json_t *snaps, const char *waiting_reason, int last_code,
+                            int *max_restarts, bool *saw_waiting, bool *saw_last)
+{
+    *max_restarts = 0;
+    *saw_waiting = *saw_last = false;
+    size_t i;
+    json_t *s;
+    json_array_foreach(snaps, i, s)
+    {
+        json_t *cs = cstatus(s, false, 0);
+        int rc = (int)json_integer_value(json_object_get(cs, "restartCount"));
+        if (rc > *max_restarts) *max_restarts = rc;
+        json_t *wt = json_object_get(json_object_get(cs, "state"), "waiting");
+        if (wt && strcmp(sget(wt, "reason"), waiting_reason) == 0) {
+            *saw_waiting = true;
+            /* The kubelet's message names the delay and the container. */
+            if (!strstr(sget(wt, "message"), "back-off")) dump_and_fail(s, "odd back-off message");
+        }
+        json_t *lt = json_object_get(json_object_get(cs, "lastState"), "terminated");
+        if (lt && json_integer_value(json_object_get(lt, "exitCode")) == last_code)
+            *saw_last = true;
+    }
+}
+
+static void on_failure_crash_loop(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: crashloop}\n"
+                            "spec:\n  restartPolicy: OnFailure\n"
+                            "  containers:\n"
+                            "    - {name: c, image: exitcode.wasm, args: ['1', failing]}\n",
+                            NULL);
+    /* From its first restart on, count the restarts in one second. */
+    int first = wait_restarts(w, 0, 1, 5000);
+    int64_t t0 = time_mono_ns();
+    time_sleep_ms(slow_factor() * 1000);
+    assert_false(pod_worker_finished(w));
+    /* A restarting container keeps the pod Running. */
+    assert_string_equal(pod_worker_phase(w), "Running");
+    int64_t elapsed_ms = (time_mono_ns() - t0) / NS_PER_MS;
+    json_t *snaps = snapshots(f);
+    int max_restarts;
+    bool saw_waiting, saw_last;
+    restart_history(snaps, "CrashLoopBackOff", 1, &max_restarts, &saw_waiting, &saw_last);
+    /* Back-off after the first (immediate) restart: 50, 100, 200, 200 ...
+     * ms. In 1 s that is about 6 restarts; without back-off it would be
+     * hundreds, without the 200 ms cap 4. */
+    int in_window = max_restarts - first;
+    printf("crash loop: %d restarts in %lld ms\n", in_window, (long long)elapsed_ms);
+    assert_true(in_window >= 3);
+    if (slow_factor() == 1) assert_true(in_window <= 12);
+    assert_true(saw_waiting);
+    assert_true(saw_last);
+    assert_true(has_event(f, "BackOff", "spec.containers{c}"));
+    assert_true(count_lines_of(f, "c") >= 4); /* each run said "failing" */
+
+    int64_t s0 = time_mono_ns();
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    assert_true(time_mono_ns() - s0 < 200 * NS_PER_MS * slow_factor());
+    /* Stopped while it waited out its back-off (the usual case): the last
+     * run's exit code stays; stopped while running: 137. */
+    json_t *st = status_of(f, w);
+    json_t *t = terminated(cstatus(st, false, 0));
+    if (!t) dump_and_fail(st, "not terminated after the stop");
+    int code = (int)json_integer_value(json_object_get(t, "exitCode"));
+    if (code != 1 && code != 137) dump_and_fail(st, "odd exit code after the stop");
+    done_with(f, w);
+}
+
+static void always_restarts_success(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: always}\n"
+                            "spec:\n  restartPolicy: Always\n"
+                            "  containers: [{name: c, image: exitcode.wasm, args: ['0']}]\n",
+                            NULL);
+    wait_restarts(w, 0, 3, 5000);
+    assert_false(pod_worker_finished(w));
+    json_t *snaps = snapshots(f);
+    int max_restarts;
+    bool saw_waiting, saw_last;
+    restart_history(snaps, "CrashLoopBackOff", 0, &max_restarts, &saw_waiting, &saw_last);
+    assert_true(max_restarts >= 2);
+    assert_true(saw_waiting); /* the kubelet backs off even after exit 0 */
+    assert_true(saw_last);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+
+    /* OnFailure with success: no restart. */
+    json_array_clear(f->rec.snapshots);
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: onfail-ok}\n"
+              "spec:\n  restartPolicy: OnFailure\n"
+              "  containers: [{name: c, image: exitcode.wasm, args: ['0']}]\n",
+              NULL);
+    wait_done(w, 5000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    pod_container_summary_t sum;
+    assert_int_equal(pod_worker_summaries(w, &sum, 1), 1);
+    assert_int_equal(sum.restart_count, 0);
+    done_with(f, w);
+}
+
+static void init_containers_in_order(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: inits}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  volumes: [{name: data, emptyDir: {}}]\n"
+              "  initContainers:\n"
+              "    - name: first\n"
+              "      image: files.wasm\n"
+              "      args: [write, /data/log, one]\n"
+              "      volumeMounts: [{name: data, mountPath: /data}]\n"
+              "    - name: second\n"
+              "      image: files.wasm\n"
+              "      args: [append, /data/log, '-two']\n"
+              "      volumeMounts: [{name: data, mountPath: /data}]\n"
+              "    - name: third\n"
+              "      image: sleeper.wasm\n"
+              "      args: ['0.1']\n"
+              "  containers:\n"
+              "    - name: reader\n"
+              "      image: files.wasm\n"
+              "      args: [cat, /data/log]\n"
+              "      volumeMounts: [{name: data, mountPath: /data, readOnly: true}]\n",
+              NULL);
+    wait_done(w, 5000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    /* The file shows the order; cat prints it without a newline, which the
+     * worker hands on as the container's last line. */
+    assert_true(has_line(f, "reader|1|one-two"));
+    json_t *st = status_of(f, w);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *t = terminated(cstatus(st, true, i));
+        if (!t) dump_and_fail(st, "init container not terminated");
+        assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 0);
+        assert_string_equal(sget(t, "reason"), "Completed");
+    }
+
+    /* In no published status did a container run before the init containers
+     * before it had completed. */
+    json_t *snaps = snapshots(f);
+    size_t i;
+    json_t *s;
+    json_array_foreach(snaps, i, s)
+    {
+        for (size_t k = 0; k < 4; k++) {
+            json_t *cs = k < 3 ? cstatus(s, true, k) : cstatus(s, false, 0);
+            if (strcmp(state_kind(cs), "waiting") == 0) continue;
+            for (size_t j = 0; j < k && j < 3; j++)
+                if (strcmp(state_kind(cstatus(s, true, j)), "terminated") != 0)
+                    dump_and_fail(s, "a container started before an earlier init completed");
+        }
+        /* Initialized is True only once all init containers completed. */
+        json_t *c;
+        size_t ci;
+        json_array_foreach(json_object_get(s, "conditions"), ci, c)
+        {
+            if (strcmp(sget(c, "type"), "Initialized") == 0 &&
+                strcmp(sget(c, "status"), "True") == 0 &&
+                strcmp(state_kind(cstatus(s, true, 2)), "terminated") != 0)
+                dump_and_fail(s, "Initialized before the last init container ended");
+        }
+    }
+    done_with(f, w);
+}
+
+static void failing_init_fails_pod(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: badinit}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  initContainers:\n"
+                            "    - {name: setup, image: exitcode.wasm, args: ['4', nope]}\n"
+                            "    - {name: never, image: hello.wasm}\n"
+                            "  containers: [{name: app, image: hello.wasm}]\n",
+                            NULL);
+    wait_done(w, 5000);
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    assert_true(has_line(f, "setup|2|nope"));
+    /* Neither the next init container nor the app ever ran. */
+    assert_int_equal(count_lines_of(f, "never"), 0);
+    assert_int_equal(count_lines_of(f, "app"), 0);
+    assert_false(has_event(f, "Started", "spec.containers{app}"));
+    assert_false(has_event(f, "Started", "spec.initContainers{never}"));
+    json_t *st = status_of(f, w);
+    json_t *t = terminated(cstatus(st, true, 0));
+    if (!t) dump_and_fail(st, "failed init not terminated");
+    assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 4);
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, true, 0), "restartCount")), 0);
+    /* The app container never started. */
+    json_t *app = cstatus(st, false, 0);
+    assert_false(json_is_true(json_object_get(app, "started")));
+    assert_null(json_object_get(json_object_get(app, "state"), "running"));
+    done_with(f, w);
+
+    /* With OnFailure the init container is retried instead. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: retryinit}\n"
+              "spec:\n  restartPolicy: OnFailure\n"
+              "  initContainers: [{name: setup, image: exitcode.wasm, args: ['4']}]\n"
+              "  containers: [{name: app2, image: hello.wasm}]\n",
+              NULL);
+    wait_restarts(w, 0, 2, 5000);
+    assert_false(pod_worker_finished(w));
+    assert_string_equal(pod_worker_phase(w), "Pending");
+    pod_container_summary_t sums[2];
+    assert_int_equal(pod_worker_summaries(w, sums, 2), 2);
+    assert_true(sums[0].init);
+    assert_true(sums[0].restart_count >= 2);
+    assert_int_equal(count_lines_of(f, "app2"), 0);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
+static void sidecar_runs_alongside(void **state)
+{
+    fixture_t *f = *state;
+    /* Compiled beforehand, so that the time measured is the pod's own. */
+    wasmrt_module_t *mods[2];
+    err_t err;
+    for (int i = 0; i < 2; i++) {
+        char *path = xasprintf("%s/%s", examples_dir(), i ? "sleeper.wasm" : "ticker.wasm");
+        if (wasmrt_load_file(f->rt, path, &mods[i], NULL, &err) == -1) fail_msg("%s", err.msg);
+        free(path);
+    }
+    int64_t t0 = time_mono_ns();
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: sidecar}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  initContainers:\n"
+                            "    - name: side\n"
+                            "      image: ticker.wasm\n"
+                            "      args: ['50']\n"
+                            "      restartPolicy: Always\n"
+                            "  containers: [{name: app, image: sleeper.wasm, args: ['0.4']}]\n",
+                            NULL);
+    wait_done(w, 5000);
+    int64_t took = (time_mono_ns() - t0) / NS_PER_MS;
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    /* The app starts as soon as the sidecar runs: the pod takes the app's
+     * 0.4 s and little more. */
+    if (took >= 1000 * slow_factor())
+        fail_msg("the sidecar pod took %lld ms for an app of 400 ms", (long long)took);
+    /* The sidecar ticked while the app slept (~8 ticks in 0.4 s). */
+    size_t ticks = count_lines_of(f, "side");
+    printf("sidecar: %zu lines while the app ran; pod took %lld ms\n", ticks, (long long)took);
+    assert_true(ticks >= 4);
+    assert_true(has_line(f, "side|2|ticker started"));
+    assert_true(has_line(f, "app|1|woke"));
+    json_t *st = status_of(f, w);
+    json_t *side = cstatus(st, true, 0);
+    if (!terminated(side)) dump_and_fail(st, "sidecar not terminated");
+    assert_int_equal(json_integer_value(json_object_get(terminated(side), "exitCode")), 137);
+    json_t *app = terminated(cstatus(st, false, 0));
+    assert_int_equal(json_integer_value(json_object_get(app, "exitCode")), 0);
+
+    /* Some published status showed both running at once. */
+    json_t *snaps = snapshots(f);
+    bool both = false;
+    size_t i;
+    json_t *s;
+    json_array_foreach(snaps, i, s) both |=
+        strcmp(state_kind(cstatus(s, true, 0)), "running") == 0 &&
+        strcmp(state_kind(cstatus(s, false, 0)), "running") == 0;
+    assert_true(both);
+    done_with(f, w);
+    wasmrt_module_release(mods[0]);
+    wasmrt_module_release(mods[1]);
+}
+
+static void deadline_exceeded(void **state)
+{
+    fixture_t *f = *state;
+    int64_t t0 = time_mono_ns();
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: spin}\n"
+                            "spec:\n  restartPolicy: Always\n  activeDeadlineSeconds: 1\n"
+                            "  containers: [{name: spin, image: spin.wasm}]\n",
+                            NULL);
+    wait_done(w, 3000);
+    int64_t took = (time_mono_ns() - t0) / NS_PER_MS;
+    printf("deadline 1 s: pod ended after %lld ms\n", (long long)took);
+    assert_true(took >= 950);
+    assert_true(took < 1500 * slow_factor());
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "reason"), "DeadlineExceeded");
+    json_t *t = terminated(cstatus(st, false, 0));
+    if (!t) dump_and_fail(st, "not terminated");
+    assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 137);
+    /* A deadline is not a restart, even under Always. */
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 0), "restartCount")), 0);
+    assert_true(has_event(f, "DeadlineExceeded", NULL));
+    done_with(f, w);
+}
+
+/* activeDeadlineSeconds counts from the pod's start, init containers
+ * included: an init container that never ends must not outlive it. */
+static void deadline_covers_init_containers(void **state)
+{
+    fixture_t *f = *state;
+    int64_t t0 = time_mono_ns();
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: spininit}\n"
+                            "spec:\n  restartPolicy: Never\n  activeDeadlineSeconds: 1\n"
+                            "  initContainers: [{name: spin, image: spin.wasm}]\n"
+                            "  containers: [{name: app, image: hello.wasm}]\n",
+                            NULL);
+    bool done = pod_worker_wait(w, 3000 * slow_factor());
+    int64_t took = (time_mono_ns() - t0) / NS_PER_MS;
+    if (!done) {
+        fail_msg("an init container outlived activeDeadlineSeconds: 1 (still running after "
+                 "%lld ms)",
+                 (long long)took);
+    }
+    assert_true(took < 1500 * slow_factor());
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Failed");
+    assert_string_equal(sget(st, "reason"), "DeadlineExceeded");
+    done_with(f, w);
+}
+
+static void stop_running_pod(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: sleepy}\n"
+                            "spec:\n  restartPolicy: Always\n"
+                            "  containers:\n"
+                            "    - {name: a, image: sleeper.wasm, args: ['3600']}\n"
+                            "    - {name: b, image: spin.wasm}\n",
+                            NULL);
+    wait_running(f, w, 2000);
+    time_sleep_ms(50);
+    assert_string_equal(pod_worker_phase(w), "Running");
+    int64_t t0 = time_mono_ns();
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    int64_t took = time_mono_ns() - t0;
+    printf("pod stop: %.1f ms\n", (double)took / 1e6);
+    assert_true(took < 200 * NS_PER_MS * slow_factor());
+    pod_container_summary_t sums[2];
+    assert_int_equal(pod_worker_summaries(w, sums, 2), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sums[i].exit_code, 137);
+        assert_int_equal(sums[i].restart_count, 0); /* a stop is not a restart */
+    }
+    /* A stop without a reason is not a pod failure reason. */
+    json_t *st = status_of(f, w);
+    assert_null(json_object_get(st, "reason"));
+    /* Stopping again, or a finished pod, is harmless. */
+    pod_worker_stop(w, "Again", "again");
+    assert_true(pod_worker_wait(w, 0));
+    done_with(f, w);
+}
+
+/* --- status shape -------------------------------------------------------------------- */
+
+static void check_condition_types(json_t *st)
+{
+    static const char *const types[] = {"PodReadyToStartContainers", "Initialized", "Ready",
+                                        "ContainersReady", "PodScheduled"};
+    json_t *conds = json_object_get(st, "conditions");
+    assert_int_equal(json_array_size(conds), 5);
+    for (size_t i = 0; i < 5; i++) {
+        bool found = false;
+        size_t k;
+        json_t *c;
+        json_array_foreach(conds, k, c)
+        {
+            if (strcmp(sget(c, "type"), types[i]) != 0) continue;
+            found = true;
+            const char *s = sget(c, "status");
+            assert_true(strcmp(s, "True") == 0 || strcmp(s, "False") == 0);
+            int64_t ns;
+            assert_int_equal(time_parse_rfc3339(sget(c, "lastTransitionTime"), &ns), 0);
+        }
+        if (!found) dump_and_fail(st, types[i]);
+    }
+}
+
+static const char *condition_status(json_t *st, const char *type)
+{
+    size_t k;
+    json_t *c;
+    json_array_foreach(json_object_get(st, "conditions"), k,
+                       c) if (strcmp(sget(c, "type"), type) == 0) return sget(c, "status");
+    return "";
+}
+
+static void check_container_status(json_t *st, json_t *cs, const char *name, const char *image)
+{
+    if (!json_is_object(cs)) dump_and_fail(st, name);
+    assert_string_equal(sget(cs, "name"), name);
+    assert_true(json_is_object(json_object_get(cs, "state")));
+    assert_true(json_is_object(json_object_get(cs, "lastState")));
+    assert_true(json_is_boolean(json_object_get(cs, "ready")));
+    assert_true(json_is_integer(json_object_get(cs, "restartCount")));
+    assert_string_equal(sget(cs, "image"), image);
+    const char *id = sget(cs, "imageID");
+    if (strncmp(id, "sha256:", 7) != 0 || strlen(id) != 7 + 64)
+        fail_msg("%s: imageID \"%s\" is not sha256:<hex>", name, id);
+    assert_true(strncmp(sget(cs, "containerID"), "wasmlet://", 10) == 0);
+    assert_true(json_is_boolean(json_object_get(cs, "started")));
+}
+
+/* "sha256:<hex>" of an example module's bytes. */
+static char *file_digest(const char *name)
+{
+    char *path = xasprintf("%s/%s", examples_dir(), name);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_all(path, &data, &len, NULL), 0);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    strbuf_t sb = STRBUF_INIT;
+    strbuf_puts(&sb, "sha256:");
+    for (unsigned i = 0; i < n; i++)
+        strbuf_printf(&sb, "%02x", md[i]);
+    free(data);
+    free(path);
+    return strbuf_take(&sb);
+}
+
+static void status_json_shape(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\n"
+                            "metadata: {name: shape, namespace: ns1, uid: 11111111-2222}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  initContainers: [{name: init, image: hello.wasm}]\n"
+                            "  containers: [{name: app, image: sleeper.wasm, args: ['0.5']}]\n",
+                            NULL);
+    wait_running(f, w, 3000);
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Running");
+    check_condition_types(st);
+    assert_string_equal(condition_status(st, "Ready"), "True");
+    assert_string_equal(condition_status(st, "ContainersReady"), "True");
+    assert_string_equal(condition_status(st, "Initialized"), "True");
+    assert_string_equal(condition_status(st, "PodScheduled"), "True");
+    assert_string_equal(condition_status(st, "PodReadyToStartContainers"), "True");
+    json_t *app = cstatus(st, false, 0);
+    check_container_status(st, app, "app", "sleeper.wasm");
+    assert_true(json_is_true(json_object_get(app, "ready")));
+    assert_true(json_is_true(json_object_get(app, "started")));
+    int64_t ns;
+    assert_int_equal(
+        time_parse_rfc3339(
+            sget(json_object_get(json_object_get(app, "state"), "running"), "startedAt"), &ns),
+        0);
+    assert_string_equal(sget(cstatus(st, false, 0), "containerID"),
+                        "wasmlet://11111111-2222-app-0");
+    check_container_status(st, cstatus(st, true, 0), "init", "hello.wasm");
+    assert_string_equal(sget(st, "hostIP"), "192.0.2.1");
+    assert_string_equal(sget(st, "podIP"), "192.0.2.1");
+    assert_string_equal(sget(json_array_get(json_object_get(st, "podIPs"), 0), "ip"), "192.0.2.1");
+    assert_int_equal(time_parse_rfc3339(sget(st, "startTime"), &ns), 0);
+
+    wait_done(w, 3000);
+    st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Succeeded");
+    check_condition_types(st);
+    assert_string_equal(condition_status(st, "Ready"), "False");
+    assert_string_equal(condition_status(st, "ContainersReady"), "False");
+    app = cstatus(st, false, 0);
+    check_container_status(st, app, "app", "sleeper.wasm");
+    assert_false(json_is_true(json_object_get(app, "ready")));
+    json_t *t = terminated(app);
+    assert_int_equal(json_integer_value(json_object_get(t, "exitCode")), 0);
+    int64_t started, finished;
+    assert_int_equal(time_parse_rfc3339(sget(t, "startedAt"), &started), 0);
+    assert_int_equal(time_parse_rfc3339(sget(t, "finishedAt"), &finished), 0);
+    assert_true(finished >= started);
+    assert_string_equal(sget(t, "containerID"), "wasmlet://11111111-2222-app-0");
+    /* Each carries its module's digest as imageID (the pull gave none). */
+    char *want = file_digest("sleeper.wasm");
+    assert_string_equal(sget(app, "imageID"), want);
+    free(want);
+    want = file_digest("hello.wasm");
+    assert_string_equal(sget(cstatus(st, true, 0), "imageID"), want);
+    free(want);
+    done_with(f, w);
+
+    /* When the pull names an image ID, that is what the status shows. */
+    f->rec.pull_sets_image_id = true;
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: withid}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  containers: [{name: app, image: hello.wasm}]\n",
+              NULL);
+    wait_done(w, 3000);
+    st = status_of(f, w);
+    assert_string_equal(sget(cstatus(st, false, 0), "imageID"),
+                        "registry.example/hello.wasm@sha256:feed");
+    assert_null(json_object_get(st, "initContainerStatuses")); /* none in the spec */
+    done_with(f, w);
+}
+
+static void env_reaches_module(void **state)
+{
+    fixture_t *f = *state;
+    f->rec.configmaps = json_pack("{s:{s:s, s:s}}", "cm", "k", "from-configmap", "extra", "e");
+    f->host.lookup = fake_lookup;
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: envpod, namespace: ns1}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  containers:\n"
+              "    - name: p\n"
+              "      image: printenv.wasm\n"
+              "      args: ['$(K)', '$(POD)']\n"
+              "      envFrom: [{prefix: CM_, configMapRef: {name: cm}}]\n"
+              "      env:\n"
+              "        - {name: K, valueFrom: {configMapKeyRef: {name: cm, key: k}}}\n"
+              "        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n"
+              "        - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}\n",
+              NULL);
+    wait_done(w, 3000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    assert_true(has_line(f, "p|1|arg[0]=printenv"));
+    assert_true(has_line(f, "p|1|arg[1]=from-configmap"));
+    assert_true(has_line(f, "p|1|arg[2]=envpod"));
+    assert_true(has_line(f, "p|1|env CM_extra=e"));
+    assert_true(has_line(f, "p|1|env CM_k=from-configmap"));
+    assert_true(has_line(f, "p|1|env K=from-configmap"));
+    assert_true(has_line(f, "p|1|env NODE=test-node"));
+    assert_true(has_line(f, "p|1|env POD=envpod"));
+    /* Exactly these: argv (3) and env (5). */
+    assert_int_equal(count_lines_of(f, "p"), 8);
+    done_with(f, w);
+}
+
+/* --- set-up failures ------------------------------------------------------------------ */
+
+static void setup_errors(void **state)
+{
+    fixture_t *f = *state;
+    /* As a kubelet: a missing image is retried with back-off
+     * (ImagePullBackOff) until the pod is stopped. */
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: nopull}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  containers: [{name: c, image: missing.wasm}]\n",
+                            NULL);
+    time_sleep_ms(slow_factor() * 400);
+    assert_false(pod_worker_finished(w));
+    assert_string_equal(pod_worker_phase(w), "Pending");
+    json_t *st = status_of(f, w);
+    json_t *wt = json_object_get(json_object_get(cstatus(st, false, 0), "state"), "waiting");
+    const char *reason = sget(wt, "reason");
+    if (strcmp(reason, "ImagePullBackOff") != 0 && strcmp(reason, "ErrImagePull") != 0)
+        dump_and_fail(st, "not waiting on the image");
+    assert_non_null(strstr(sget(wt, "message"), "missing.wasm"));
+    assert_true(f->rec.pulls >= 3);
+    assert_true(has_event(f, "Failed", "spec.containers{c}"));
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+
+    /* As `wasmlet run`: the container ends with the reason. */
+    f->host.give_up_on_setup_error = true;
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: nopull2}\n"
+              "spec:\n  restartPolicy: Always\n"
+              "  containers:\n"
+              "    - {name: c, image: missing.wasm}\n"
+              "    - name: d\n"
+              "      image: hello.wasm\n"
+              "      env: [{name: X, valueFrom: {configMapKeyRef: {name: cm, key: k}}}]\n",
+              NULL);
+    wait_done(w, 3000);
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    pod_container_summary_t sums[2];
+    assert_int_equal(pod_worker_summaries(w, sums, 2), 2);
+    assert_string_equal(sums[0].reason, "ErrImagePull");
+    assert_non_null(strstr(sums[0].message, "missing.wasm"));
+    assert_string_equal(sums[1].reason, "CreateContainerConfigError");
+    assert_non_null(strstr(sums[1].message, "cm"));
+    assert_int_equal(count_lines_of(f, "d"), 0);
+    done_with(f, w);
+
+    /* An unsupported volume type fails the pod before any container. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: nfs}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  volumes: [{name: v, nfs: {server: s, path: /}}]\n"
+              "  containers: [{name: e, image: hello.wasm}]\n",
+              NULL);
+    wait_done(w, 3000);
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    st = status_of(f, w);
+    assert_string_equal(sget(st, "reason"), "FailedMount");
+    assert_non_null(strstr(sget(st, "message"), "nfs"));
+    assert_int_equal(count_lines_of(f, "e"), 0);
+    done_with(f, w);
+}
+
+/* --- resume --------------------------------------------------------------------------- */
+
+static void resume_skips_done(void **state)
+{
+    fixture_t *f = *state;
+    static const char *pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: resumed, uid: r-1}\n"
+                             "spec:\n  restartPolicy: Never\n"
+                             "  volumes: [{name: data, emptyDir: {}}]\n"
+                             "  initContainers:\n"
+                             "    - name: writer\n"
+                             "      image: files.wasm\n"
+                             "      args: [write, /data/mark, wrote]\n"
+                             "      volumeMounts: [{name: data, mountPath: /data}]\n"
+                             "  containers:\n"
+                             "    - name: app\n"
+                             "      image: files.wasm\n"
+                             "      args: [ls, /data]\n"
+                             "      volumeMounts: [{name: data, mountPath: /data}]\n";
+    json_t *resume =
+        json_pack("{s:{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s}}", "writer", "restartCount", 2,
+                  "done", 1, "exitCode", 0, "reason", "Completed", "message", "", "startedAt",
+                  (json_int_t)1, "finishedAt", (json_int_t)2, "imageID", "sha256:earlier");
+    pod_worker_t *w = start(f, pod, resume);
+    json_decref(resume);
+    wait_done(w, 3000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    /* The writer did not run again: the emptyDir is empty. */
+    assert_int_equal(count_lines_of(f, "writer"), 0);
+    assert_false(has_event(f, "Started", "spec.initContainers{writer}"));
+    assert_false(has_line(f, "app|1|mark"));
+    assert_true(has_event(f, "Started", "spec.containers{app}"));
+    pod_container_summary_t sums[2];
+    assert_int_equal(pod_worker_summaries(w, sums, 2), 2);
+    assert_int_equal(sums[0].restart_count, 2); /* counts go on */
+    assert_int_equal(sums[0].exit_code, 0);
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(cstatus(st, true, 0), "imageID"), "sha256:earlier");
+
+    /* What this worker records resumes a finished pod without running
+     * anything again. */
+    json_t *again = pod_worker_resume_json(w);
+    json_array_append_new(f->garbage, again);
+    assert_true(json_is_integer(json_object_get(again, "startTime")));
+    assert_true(json_is_true(json_object_get(json_object_get(again, "app"), "done")));
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(again, "writer"), "restartCount")), 2);
+    done_with(f, w);
+    json_array_clear(f->rec.lines);
+    json_array_clear(f->rec.events);
+    w = start(f, pod, again);
+    wait_done(w, 3000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    assert_int_equal(json_array_size(f->rec.lines), 0);
+    assert_false(has_event(f, "Started", NULL));
+    done_with(f, w);
+
+    /* A container that was running when wasmlet went away: its run is lost.
+     * Under Never it is not run again and ends unknown ... */
+    resume = json_pack("{s:{s:i, s:b, s:I}}", "app", "restartCount", 0, "done", 0, "startedAt",
+                       (json_int_t)5);
+    json_array_clear(f->rec.lines);
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: lost, uid: r-2}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  containers: [{name: app, image: hello.wasm}]\n",
+              resume);
+    wait_done(w, 3000);
+    assert_int_equal(count_lines_of(f, "app"), 0);
+    assert_int_equal(pod_worker_summaries(w, sums, 1), 1);
+    assert_string_equal(sums[0].reason, "ContainerStatusUnknown");
+    assert_int_equal(sums[0].exit_code, 137);
+    assert_string_equal(pod_worker_phase(w), "Failed");
+    done_with(f, w);
+    /* ... and otherwise it runs again, and that run is a restart. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: lost2, uid: r-3}\n"
+              "spec:\n  restartPolicy: OnFailure\n"
+              "  containers: [{name: app, image: hello.wasm}]\n",
+              resume);
+    json_decref(resume);
+    wait_done(w, 3000);
+    assert_true(has_line(f, "app|1|Hello from wasmlet!"));
+    assert_int_equal(pod_worker_summaries(w, sums, 1), 1);
+    assert_int_equal(sums[0].restart_count, 1);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    done_with(f, w);
+
+    /* A pod stopped mid-run (node shutdown) records the interrupted
+     * container as not done, so the next wasmlet runs it again. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: cut, uid: r-4}\n"
+              "spec:\n  restartPolicy: OnFailure\n"
+              "  containers: [{name: app, image: sleeper.wasm, args: ['3600']}]\n",
+              NULL);
+    wait_running(f, w, 2000);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    json_t *cut = pod_worker_resume_json(w);
+    json_array_append_new(f->garbage, cut);
+    assert_false(json_is_true(json_object_get(json_object_get(cut, "app"), "done")));
+    assert_true(json_integer_value(json_object_get(json_object_get(cut, "app"), "startedAt")) > 0);
+    done_with(f, w);
+}
+
+/* --- logs ------------------------------------------------------------------------------- */
+
+static int sink(void *ctx, const char *data, size_t len)
+{
+    strbuf_append(ctx, data, len);
+    return 0;
+}
+
+static char *read_log(const char *path, unsigned streams)
+{
+    crilog_read_opts_t o = CRILOG_READ_OPTS_INIT;
+    o.streams = streams;
+    strbuf_t sb = STRBUF_INIT;
+    err_t err;
+    if (crilog_read(path, &o, sink, &sb, &err) == -1) fail_msg("%s", err.msg);
+    return strbuf_take(&sb);
+}
+
+static void cri_logs_written(void **state)
+{
+    fixture_t *f = *state;
+    char *logs = xasprintf("%s/logs", f->tmp);
+    f->host.logs_dir = logs;
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\n"
+                            "metadata: {name: logged, namespace: ns1, uid: u-77}\n"
+                            "spec:\n  restartPolicy: OnFailure\n"
+                            "  containers:\n"
+                            "    - {name: hello, image: hello.wasm}\n"
+                            "    - {name: fail, image: exitcode.wasm, args: ['1', 'to stderr']}\n",
+                            NULL);
+    /* hello ends; fail restarts a few times. */
+    pod_container_summary_t now[2];
+    int64_t until = time_mono_ns() + 5000 * slow_factor() * NS_PER_MS;
+    do {
+        time_sleep_ms(20);
+        assert_int_equal(pod_worker_summaries(w, now, 2), 2);
+    } while (now[1].restart_count < 2 && time_mono_ns() < until);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    pod_container_summary_t sums[2];
+    assert_int_equal(pod_worker_summaries(w, sums, 2), 2);
+    int restarts = sums[1].restart_count;
+    assert_true(restarts >= 1);
+    done_with(f, w);
+    f->host.logs_dir = NULL;
+
+    char *dir = xasprintf("%s/ns1_logged_u-77", logs);
+    char *path = xasprintf("%s/hello/0.log", dir);
+    char *text = read_log(path, 0);
+    assert_string_equal(text, "Hello from wasmlet!\n");
+    free(text);
+    /* The raw file is CRI format: time, stream, tag, content. */
+    char *raw;
+    size_t len;
+    assert_int_equal(fs_read_all(path, &raw, &len, NULL), 0);
+    assert_non_null(strstr(raw, "Z stdout F Hello from wasmlet!\n"));
+    free(raw);
+    free(path);
+    /* One file per run of the restarting container, stderr in each. */
+    for (int i = 0; i <= restarts; i++) {
+        path = xasprintf("%s/fail/%d.log", dir, i);
+        text = read_log(path, 1u << CRILOG_STDERR);
+        /* (The last run may have been stopped before it wrote.) */
+        if (i < restarts || text[0]) assert_string_equal(text, "to stderr\n");
+        free(text);
+        text = read_log(path, 1u << CRILOG_STDOUT);
+        assert_string_equal(text, "");
+        free(text);
+        free(path);
+    }
+    int *runs;
+    size_t nruns;
+    path = xasprintf("%s/fail", dir);
+    assert_int_equal(crilog_list_runs(path, &runs, &nruns, NULL), 0);
+    assert_int_equal(nruns, (size_t)restarts + 1);
+    free(runs);
+    free(path);
+    free(dir);
+    free(logs);
+}
+
+int main(void)
+{
+    diag_set_level(DIAG_WARN); /* the workers' events are recorded, not printed */
+    wasm_signals_save();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(never_succeeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(late_stop_keeps_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(summaries_and_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(on_failure_crash_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(always_restarts_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(init_containers_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_init_fails_pod, setup, teardown),
+        cmocka_unit_test_setup_teardown(sidecar_runs_alongside, setup, teardown),
+        cmocka_unit_test_setup_teardown(deadline_exceeded, setup, teardown),
+        cmocka_unit_test_setup_teardown(deadline_covers_init_containers, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_running_pod, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_json_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(env_reaches_module, setup, teardown),
+        cmocka_unit_test_setup_teardown(setup_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(resume_skips_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(cri_logs_written, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
