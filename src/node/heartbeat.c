@@ -90,6 +90,33 @@ static char *status_key(json_t *status)
     return key;
 }
 
+/* Whether the API server's copy of the Node is Ready. The node lifecycle
+ * controller turns Ready Unknown when the Lease went stale (a pause, an
+ * outage) and never back: only our next status post does, so a node that
+ * finds itself not Ready posts at once instead of at the next periodic
+ * report. Read from the API server's cache (resourceVersion=0), as the
+ * kubelet reads its Node before each status update. */
+static bool server_says_ready(node_heartbeat_t *hb)
+{
+    char *path = xasprintf("/api/v1/nodes/%s?resourceVersion=0", hb->cfg->name);
+    json_t *node = NULL;
+    kube_result_t res;
+    bool ready = true; /* unknown: do not force a post */
+    if (kube_get(hb->client, path, &node, &res, NULL) == 0) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(json_object_get(node, "status"), "conditions"), i, c)
+        {
+            const char *type = json_string_value(json_object_get(c, "type"));
+            const char *st = json_string_value(json_object_get(c, "status"));
+            if (type && strcmp(type, "Ready") == 0) ready = st && strcmp(st, "True") == 0;
+        }
+    }
+    json_decref(node);
+    free(path);
+    return ready;
+}
+
 static void *heartbeat_main(void *arg)
 {
     node_heartbeat_t *hb = arg;
@@ -103,10 +130,13 @@ static void *heartbeat_main(void *arg)
         if (!paused) {
             err_t err;
             if (renew_lease(hb, &err) == -1) diag_warn("lease: %s", err.msg);
+            bool force = last_key && !server_says_ready(hb);
+            if (force) node_info_ready_lost();
             json_t *status = node_status(hb->cfg);
             char *key = status_key(status);
             int64_t now = time_mono_ns();
-            if (!last_key || strcmp(key, last_key) != 0 || now - last_post >= STATUS_REPORT_NS) {
+            if (!last_key || force || strcmp(key, last_key) != 0 ||
+                now - last_post >= STATUS_REPORT_NS) {
                 json_t *patch = json_pack("{s:O}", "status", status);
                 kube_result_t res;
                 if (kube_patch(hb->client, status_path, KUBE_PATCH_MERGE, patch, NULL, &res,
@@ -126,7 +156,8 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_lock(&hb->lock);
         int64_t until = time_mono_ns() + TICK_MS * NS_PER_MS;
         struct timespec ts = {.tv_sec = until / NS_PER_SEC, .tv_nsec = until % NS_PER_SEC};
-        while (!hb->quit && time_mono_ns() < until)
+        /* A pause or a resume ends the wait: a resumed node renews at once. */
+        while (!hb->quit && hb->paused == paused && time_mono_ns() < until)
             pthread_cond_timedwait(&hb->cond, &hb->lock, &ts);
     }
     pthread_mutex_unlock(&hb->lock);

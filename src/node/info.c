@@ -133,6 +133,13 @@ static json_t *condition(int which, const char *type, bool status, const char *r
                      "lastTransitionTime", time_format_rfc3339(since, sizeof since, at));
 }
 
+void node_info_ready_lost(void)
+{
+    pthread_mutex_lock(&cond_lock);
+    conds[COND_READY].status = -1; /* the next Ready=True is a transition */
+    pthread_mutex_unlock(&cond_lock);
+}
+
 static json_t *conditions(const node_config_t *cfg)
 {
     int64_t mem_avail = meminfo("MemAvailable");

@@ -42,6 +42,10 @@ typedef struct node_capacity {
 void node_info_capacity(const node_config_t *cfg, node_capacity_t *capacity,
                         node_capacity_t *allocatable);
 
+/* The API server's Node was found not Ready (the node lifecycle controller
+ * marked it Unknown): the next Ready=True gets a new lastTransitionTime. */
+void node_info_ready_lost(void);
+
 /* The Node object for cfg, with status (capacity, allocatable, conditions,
  * addresses, nodeInfo, daemonEndpoints). */
 json_t *node_object(const node_config_t *cfg);

@@ -12,6 +12,12 @@ wasmlet_nodes (function): a factory; wasmlet_nodes(...) starts a
     the tail of each node's log.
 wasmlet_node (function): one node from that factory, with the defaults.
 namespace (function): a fresh namespace, deleted afterwards.
+shared_wasmlet_node (session): one node (--backoff-initial 500) that tests
+    which only run pods share, to keep the suite fast; stopped and its Node
+    deleted at the end of the run.
+wasm_images (session): every build/examples module pushed to the cluster's
+    registry; {name: (reference, manifest digest)}.
+ledger (function): a Ledger (kubetest.py) in a temp dir, for counting runs.
 
 Helpers (kubectl with JSON, apply, wait_for, pod_phase, registry pushes) live
 in kubetest.py; tests import them from there.
@@ -22,7 +28,8 @@ import re
 
 import pytest
 
-from kubetest import PORT_VARS, REPO, Cluster, NodeFactory, free_ports, unique_name
+from kubetest import (PORT_VARS, REPO, Cluster, Ledger, NodeFactory, WasmletNode, free_ports,
+                      node_port, push_examples, unique_name)
 
 DEFAULT_BIN = REPO / "build" / "wasmlet"
 
@@ -97,15 +104,43 @@ def namespace(cluster, request):
         cluster.delete("namespace", name)
 
 
+@pytest.fixture(scope="session")
+def shared_wasmlet_node(cluster, tmp_path_factory):
+    factory = NodeFactory(cluster, tmp_path_factory.mktemp("shared-node"), wasmlet_binary())
+    try:
+        yield factory.start(name=unique_name("shared"), port=node_port(),
+                            args=["--backoff-initial", "500"])
+    finally:
+        factory.teardown()
+
+
+@pytest.fixture(scope="session")
+def wasm_images(cluster):
+    images = push_examples(cluster)
+    if "hello" not in images:
+        pytest.skip("the example modules are not built (build/examples/*.wasm)")
+    return images
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return Ledger(tmp_path / "ledger")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the tail of every wasmlet node log to a failing test's report."""
     outcome = yield
     report = outcome.get_result()
-    factory = getattr(item, "wasmlet_node_factory", None)
-    if factory is None or not report.failed:
+    if not report.failed:
         return
-    for node in factory.nodes:
+    factory = getattr(item, "wasmlet_node_factory", None)
+    nodes = list(factory.nodes) if factory is not None else []
+    # Nodes a test got from other fixtures (shared_wasmlet_node) too.
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, WasmletNode) and value not in nodes:
+            nodes.append(value)
+    for node in nodes:
         report.sections.append(
             (f"wasmlet node {node.name} log ({node.log_path})", node.log_tail(120))
         )

@@ -237,7 +237,8 @@ class Cluster:
         cmd += args
         if json:
             cmd += ["-o", "json"]
-        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                           errors="surrogateescape", timeout=timeout)
         if p.returncode != 0:
             if check:
                 raise KubectlError(args, p.returncode, p.stdout, p.stderr)
@@ -573,3 +574,210 @@ class NodeFactory:
                     errors.append(f"delete node {node.name}: {e}")
         if errors:
             raise RuntimeError("node teardown: " + "; ".join(errors))
+
+
+# -- wasm workloads: images, pods, logs, ledgers ---------------------------
+#
+# Added for the node and pod tests (test_node_*.py, test_pods_*.py). Every
+# wasm pod must tolerate the taints a wasmlet node puts on itself and select
+# its architecture, or the scheduler (and the taint manager, for NoExecute)
+# keeps it away.
+
+EXAMPLES = Path(os.environ.get("WASMLET_EXAMPLES", REPO / "build" / "examples"))
+WASM_ARCH = "wasm32-wasi"
+WASM_TOLERATIONS = [
+    {"key": "kubernetes.io/arch", "operator": "Equal", "value": WASM_ARCH, "effect": effect}
+    for effect in ("NoSchedule", "NoExecute")
+]
+
+_next_node_port = int(os.environ.get("WASMLET_E2E_NODE_PORT_BASE", "10280"))
+
+
+def node_port():
+    """The next port from 10280 up that nothing listens on, for a node's
+    --port (each node of a run gets its own)."""
+    global _next_node_port
+    while True:
+        port = _next_node_port
+        _next_node_port += 1
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+
+
+def push_examples(cluster, names=None, tag="v1"):
+    """Push build/examples/<name>.wasm (and bad/<name>.wasm, prefixed
+    "bad-") to the cluster's open registry as e2e/<name>:<tag>. Returns
+    {name: (image reference, manifest digest)}."""
+    reg = cluster.registry_client()
+    out = {}
+    files = sorted(EXAMPLES.glob("*.wasm")) + sorted((EXAMPLES / "bad").glob("*.wasm"))
+    for f in files:
+        name = f.stem if f.parent == EXAMPLES else f"bad-{f.stem}"
+        if names is not None and name not in names:
+            continue
+        out[name] = reg.push_wasm(f"e2e/{name}", tag, f.read_bytes())
+    return out
+
+
+def wasm_container(name, image, args=(), command=None, env=None, mounts=None, **extra):
+    """A container dict. env: {NAME: value} or a list of EnvVar dicts;
+    mounts: {mountPath: volumeName} or a list of VolumeMount dicts."""
+    c = {"name": name, "image": image}
+    if command is not None:
+        c["command"] = [str(a) for a in command]
+    if args:
+        c["args"] = [str(a) for a in args]
+    if env:
+        c["env"] = ([{"name": k, "value": str(v)} for k, v in env.items()]
+                    if isinstance(env, dict) else list(env))
+    if mounts:
+        c["volumeMounts"] = ([{"name": v, "mountPath": p} for p, v in mounts.items()]
+                             if isinstance(mounts, dict) else list(mounts))
+    c.update(extra)
+    return c
+
+
+def wasm_pod_spec(containers, node=None, node_name=None, restart_policy="Never",
+                  init_containers=None, volumes=None, **extra):
+    """A pod spec for wasm containers: tolerations and the arch selector,
+    plus kubernetes.io/hostname=node (scheduled there) or spec.nodeName
+    (bound directly, bypassing the scheduler)."""
+    selector = {"kubernetes.io/arch": WASM_ARCH}
+    if node:
+        selector["kubernetes.io/hostname"] = node
+    spec = {
+        "restartPolicy": restart_policy,
+        "nodeSelector": selector,
+        "tolerations": [dict(t) for t in WASM_TOLERATIONS],
+        "terminationGracePeriodSeconds": 5,
+        "containers": list(containers),
+    }
+    if node_name:
+        spec["nodeName"] = node_name
+    if init_containers:
+        spec["initContainers"] = list(init_containers)
+    if volumes:
+        spec["volumes"] = list(volumes)
+    spec.update(extra)
+    return spec
+
+
+def wasm_pod(name, containers, labels=None, **spec_args):
+    """A v1 Pod dict; spec_args go to wasm_pod_spec."""
+    meta = {"name": name}
+    if labels:
+        meta["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": wasm_pod_spec(containers, **spec_args)}
+
+
+def host_path_volume(name, path):
+    return {"name": name, "hostPath": {"path": str(path), "type": "Directory"}}
+
+
+# The downward API variables a ledger container names its file with.
+POD_IDENTITY_ENV = [
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+]
+
+
+class Ledger:
+    """A host directory shared with pods through a hostPath volume, where
+    every container run appends one line (files append), so a test counts
+    runs even after their pods and logs are gone."""
+
+    MOUNT = "/ledger"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o777)
+
+    def volume(self, name="ledger"):
+        return host_path_volume(name, self.path)
+
+    def container(self, name, image, line, file="$(POD_UID)", volume="ledger"):
+        """A files.wasm container that appends line + newline to file."""
+        return wasm_container(name, image, ["append", f"{self.MOUNT}/{file}", line + "\n"],
+                              env=POD_IDENTITY_ENV, mounts={self.MOUNT: volume})
+
+    def lines(self, file):
+        try:
+            return (self.path / file).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def files(self):
+        return {f.name: f.read_text().splitlines() for f in self.path.iterdir() if f.is_file()}
+
+
+def parse_cri_log(text):
+    """(stream, line) pairs from CRI log records, partial records joined."""
+    out, partial = [], {}
+    for rec in text.splitlines():
+        parts = rec.split(" ", 3)
+        if len(parts) < 3:
+            continue
+        stream, tag = parts[1], parts[2]
+        content = parts[3] if len(parts) == 4 else ""
+        partial[stream] = partial.get(stream, "") + content
+        if tag == "F":
+            out.append((stream, partial.pop(stream)))
+    return out
+
+
+def _log_file_order(f):
+    # <restart>.log.<seq> (rotated, older) before <restart>.log (current).
+    parts = f.name.split(".")
+    restart = int(parts[0]) if parts[0].isdigit() else -1
+    seq = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1 << 30
+    return restart, seq
+
+
+def node_container_log(node, namespace, pod, container, restart=None, uid="*"):
+    """The lines a container wrote (both streams, in order) as the wasmlet
+    node keeps them under <data dir>/logs; only run `restart` when given.
+    Works without the kubelet HTTPS API (kubectl logs)."""
+    lines = []
+    for d in sorted((node.data_dir / "logs").glob(f"{namespace}_{pod}_{uid}/{container}")):
+        for f in sorted(d.glob("*.log*"), key=_log_file_order):
+            if restart is not None and _log_file_order(f)[0] != restart:
+                continue
+            try:
+                lines += [line for _, line in parse_cri_log(f.read_text(errors="replace"))]
+            except FileNotFoundError:
+                continue
+    return lines
+
+
+def rfc3339(ts):
+    """Seconds since the epoch of an RFC 3339 timestamp as the API server
+    writes them (Z, optional fraction)."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def restart_node(factory, node, wait_ready=True, timeout=90):
+    """Run an exited node's command again: same name, data dir, port and
+    flags (what a supervisor does after a crash)."""
+    if node.running():
+        raise RuntimeError(f"node {node.name} is still running")
+    if not node._log_file.closed:
+        node._log_file.close()
+    log = open(node.log_path, "ab")
+    log.write(f"+ (restart) {shlex.join(node.cmd)}\n".encode())
+    log.flush()
+    node._log_file = log
+    node.proc = subprocess.Popen(node.cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    if wait_ready:
+        factory.wait_ready(node, timeout)
+    return node
