@@ -49,7 +49,8 @@ struct cluster_host {
     pthread_mutex_t lock;
     cached_t lookups[CACHE_MAX];
     cached_t tokens[CACHE_MAX];
-    size_t lookup_next, token_next;
+    cached_t services[CACHE_MAX];
+    size_t lookup_next, token_next, service_next;
 };
 
 static const char *jstr(json_t *o, const char *key)
@@ -325,7 +326,41 @@ static void service_vars(json_t *vars, json_t *svc)
     }
 }
 
+static json_t *service_env_fetch(cluster_host_t *ch, const char *ns, bool links);
+
+/* Service link variables change only when Services do: they are kept for
+ * the lookup TTL, so a burst of pods in one namespace lists its Services
+ * once instead of once per container. */
 static json_t *service_env_for(cluster_host_t *ch, const char *ns, bool links)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s/%d", ns, links);
+    int64_t now = time_mono_ns();
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < CACHE_MAX; i++) {
+        cached_t *c = &ch->services[i];
+        if (c->key[0] && strcmp(c->key, key) == 0 && now - c->at < LOOKUP_TTL_NS) {
+            json_t *vars = json_deep_copy(c->data);
+            pthread_mutex_unlock(&ch->lock);
+            return vars;
+        }
+    }
+    pthread_mutex_unlock(&ch->lock);
+    json_t *vars = service_env_fetch(ch, ns, links);
+    pthread_mutex_lock(&ch->lock);
+    cached_t *slot = NULL;
+    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
+        if (strcmp(ch->services[i].key, key) == 0) slot = &ch->services[i];
+    if (!slot) slot = &ch->services[ch->service_next++ % CACHE_MAX];
+    json_decref(slot->data);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    slot->data = json_deep_copy(vars);
+    slot->at = now;
+    pthread_mutex_unlock(&ch->lock);
+    return vars;
+}
+
+static json_t *service_env_fetch(cluster_host_t *ch, const char *ns, bool links)
 {
     json_t *vars = json_object();
     json_t *list = NULL;
@@ -415,6 +450,7 @@ void cluster_host_free(cluster_host_t *ch)
     for (size_t i = 0; i < CACHE_MAX; i++) {
         json_decref(ch->lookups[i].data);
         json_decref(ch->tokens[i].data);
+        json_decref(ch->services[i].data);
     }
     pthread_mutex_destroy(&ch->lock);
     free(ch->node);

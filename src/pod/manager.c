@@ -366,7 +366,7 @@ static void write_status_locked(pod_manager_t *m, entry_t *e)
         char *path = xasprintf("%s/state.json", dir);
         char *rtext = json_dumps(resume, JSON_COMPACT);
         if (fs_mkdir_p(dir, 0750, NULL) == 0)
-            fs_write_atomic(path, rtext, strlen(rtext), 0600, NULL);
+            fs_write_replace(path, rtext, strlen(rtext), 0600, NULL);
         free(rtext);
         free(path);
         free(dir);

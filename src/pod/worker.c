@@ -591,12 +591,16 @@ static void *pod_main(void *arg)
     /* Volumes: retried as the kubelet does (the Node authorizer may not
      * yet know the pod is ours, a ConfigMap may not exist yet), except
      * for what no retry can fix. */
-    int64_t delay_ms = 250;
+    /* The first retry comes quickly: right after binding, the Node
+     * authorizer often needs a few milliseconds to learn the pod is ours. */
+    int64_t delay_ms = 20;
     for (;;) {
         int rc = fs_mkdir_p(w->pod_dir, 0750, &err);
         if (rc == 0) rc = volume_setup(&w->host, s, w->pod_dir, &err);
         if (rc == 0) break;
-        event(w, NULL, "Warning", "FailedMount", "%s", err.msg);
+        /* Quiet for the first few quick retries (a transient race). */
+        if (rc == VOLUME_PERMANENT || w->host.give_up_on_setup_error || delay_ms >= 160)
+            event(w, NULL, "Warning", "FailedMount", "%s", err.msg);
         if (rc == VOLUME_PERMANENT || w->host.give_up_on_setup_error) {
             fail_pod(w, "FailedMount", err.msg);
             goto finish;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,8 @@ int fs_read_all(const char *path, char **data, size_t *len, err_t *err)
     return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, err_t *err)
+static int write_via_temp(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                          err_t *err)
 {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -97,7 +99,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) == -1) goto fail;
+    if (sync && fsync(fd) == -1) goto fail;
     if (close(fd) == -1) {
         fd = -1;
         goto fail;
@@ -112,6 +114,16 @@ fail:
     unlink(tmp);
     free(tmp);
     return -1;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, err_t *err)
+{
+    return write_via_temp(path, data, len, mode, true, err);
+}
+
+int fs_write_replace(const char *path, const void *data, size_t len, mode_t mode, err_t *err)
+{
+    return write_via_temp(path, data, len, mode, false, err);
 }
 
 char *fs_join(const char *a, const char *b)

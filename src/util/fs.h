@@ -16,6 +16,10 @@ int fs_read_all(const char *path, char **data, size_t *len, err_t *err);
 /* Writes data to path atomically: a temporary file in the same directory,
  * fsync, rename. A reader sees the old content or the new, never a mix. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, err_t *err);
+/* Like fs_write_atomic without the fsync: a reader, or wasmlet after a
+ * crash of its own process, sees the old content or the new; only a crash
+ * of the machine may lose the update. For state rewritten often. */
+int fs_write_replace(const char *path, const void *data, size_t len, mode_t mode, err_t *err);
 /* Joins a and b with exactly one '/'; the caller frees. */
 char *fs_join(const char *a, const char *b);
 

@@ -1,0 +1,133 @@
+"""Density: how many long-running pods one wasmlet node holds, and what
+each costs in wasmlet's resident memory.
+
+A fresh node (its own data dir, --max-pods above the target) is filled with
+idle ticker pods (`ticker 60000`: one line, then a WASI sleep of a minute)
+in steps: 0, 100, then the target (1000). At each step, once every pod's
+containers are reported running through the watch and the node has been
+quiet for a few seconds, wasmlet's VmRSS is sampled (median of 5 samples
+over 2 s), with its thread count and the API server's and etcd's RSS for
+context.
+
+Per-pod cost = (RSS at the top step - RSS at 100) / (top - 100): the
+slope, so wasmlet's fixed costs (engine, compiled module, TLS, buffers) and
+the first pods' one-off allocations stay out of it. /proc/<pid>/smaps splits
+it by kind (kit.smaps_breakdown): the linear memories' resident pages, the
+threads' stacks, files, and the rest (malloc heaps, Wasmtime's instance
+data). "Beyond its linear memory" subtracts the linear memory's resident
+pages, measured; the figure that subtracts the whole declared initial
+memory (the ticker's 2 pages, 128 KiB), as if every page were touched, is
+kept too.
+
+Pods are created with a bounded concurrency (10 POSTs in flight): on 2
+cores, the API server, etcd and the scheduler set the pace of creation, and
+the report gives that pace (pods/s) separately from wasmlet's memory.
+"""
+
+import statistics
+import time
+
+import kit
+
+TICKER_ARGS = ["60000"]
+
+
+def sample_rss(pid, n=5, interval=0.4):
+    vals = []
+    for _ in range(n):
+        v = kit.rss_kib(pid)
+        if v is not None:
+            vals.append(v)
+        time.sleep(interval)
+    return statistics.median(vals) if vals else None
+
+
+def run(env, quick=False, target=None):
+    steps = [0, 20, 100] if quick else [0, 100, target or 1000]
+    top = steps[-1]
+    node = env.start_node("bench-density", max_pods=top + 100)
+    pids = env.component_pids()
+    ticker_wasm = (kit.EXAMPLES / "ticker.wasm").read_bytes()
+    image = env.push("ticker", ticker_wasm)
+    linear = kit.initial_memory_bytes(ticker_wasm)
+    ns = kit.namespace(env, "density")
+    watch = kit.Watch(env.api_args(), ns, env.workdir)
+    levels = []
+    created = 0
+    out = {"steps": steps, "linear_memory_bytes": linear, "levels": levels}
+    try:
+        time.sleep(3)  # the node settles after registration
+        for target_n in steps:
+            t0 = time.monotonic()
+            cpu = kit.CpuMeter({"wasmlet": node.pid, **{k: pids[k] for k in (
+                "kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager")
+                if k in pids}}).start()
+            names = [f"t-{i}" for i in range(created, target_n)]
+            if names:
+                kit.log(f"density: creating {len(names)} pods ({created} -> {target_n})")
+                res = kit.run_parallel(
+                    lambda n: env.api.create_pod(ns, kit.pod(n, image, TICKER_ARGS,
+                                                             node=node.name)), names, 10)
+                bad = [r for r in res if r[2] != 201]
+                if bad:
+                    raise RuntimeError(f"{len(bad)} creations failed: {bad[0][3]}")
+                t_created = time.monotonic() - t0
+                created = target_n
+
+                def running(ev):
+                    tls = kit.timelines(ev)
+                    return sum(1 for n in tls if tls[n].get("started")) >= target_n
+
+                watch.wait(running, 900, f"{target_n} ticker pods running")
+                t_running = time.monotonic() - t0
+            else:
+                t_created = t_running = 0.0
+            usage = cpu.stop()
+            time.sleep(3)  # the last status writes and events drain
+            rss = sample_rss(node.pid)
+            level = {
+                "pods": target_n, "rss_kib": rss,
+                "smaps_kib": kit.smaps_breakdown(node.pid, linear),
+                "hwm_kib": kit.proc_status(node.pid, "VmHWM"),
+                "threads": kit.proc_status(node.pid, "Threads"),
+                "apiserver_rss_kib": kit.rss_kib(pids.get("kube-apiserver", 0)),
+                "etcd_rss_kib": kit.rss_kib(pids.get("etcd", 0)),
+                "create_s": t_created, "running_s": t_running, "cpu": usage,
+                "node_alive": node.running(),
+            }
+            levels.append(level)
+            kit.log(f"density: {target_n} pods running, wasmlet RSS {rss / 1024:.1f} MiB, "
+                    f"{level['threads']} threads ({t_running:.1f}s)")
+        # Did every pod stay up? Count the running ones as the API server has them.
+        items = env.api.list_pods(ns)["items"]
+        out["running_at_end"] = sum(1 for p in items if (p.get("status") or {}).get("phase")
+                                    == "Running")
+        first = next((lv for lv in levels if lv["pods"] == steps[1]), None)
+        last = levels[-1]
+        if first and last["pods"] > first["pods"]:
+            n = last["pods"] - first["pods"]
+            gross = (last["rss_kib"] - first["rss_kib"]) / n
+            out["per_pod_gross_kib"] = gross
+            out["per_pod_net_declared_kib"] = gross - linear / 1024
+            a, b = first.get("smaps_kib"), last.get("smaps_kib")
+            if a and b:
+                out["per_pod_by_kind_kib"] = {k: (b[k] - a[k]) / n for k in a
+                                              if k != "linear_memories"}
+                # Beyond its linear memory, as resident: the target's measure.
+                out["per_pod_net_kib"] = gross - out["per_pod_by_kind_kib"]["linear_memory"]
+            else:
+                out["per_pod_net_kib"] = out["per_pod_net_declared_kib"]
+        out["idle_rss_kib"] = levels[0]["rss_kib"]
+        # Deletion of all of them, timed: the node stops every instance.
+        t0 = time.monotonic()
+        env.api.delete_pods(ns, grace=0)
+        kit.wait_pods_gone(env, ns, 300)
+        kit.wait_threads_settle(node.pid, levels[0]["threads"], 120)
+        out["delete_all_s"] = time.monotonic() - t0
+        out["rss_after_delete_kib"] = sample_rss(node.pid)
+        return out
+    finally:
+        watch.close()
+        env.api.delete_pods(ns, grace=0)
+        env.api.delete_namespace(ns)
+        env.stop_node(node)

@@ -1,0 +1,655 @@
+"""Renders bench/results/report.md and its PNG plots (gnuplot, pngcairo)
+from the raw data in bench/results/raw/*.json. Run on its own with
+`bench/bench.py --report-only` to re-render without measuring.
+
+Every figure in the report is computed here from the raw data; nothing is
+typed in by hand, so a re-run rewrites the whole report, verdicts included.
+"""
+
+import shutil
+import subprocess
+import time
+
+import kit
+
+OUT = kit.RESULTS
+STAGE_LABELS = {
+    "create": "create (POST)",
+    "schedule": "schedule",
+    "deliver": "watch to wasmlet",
+    "volumes": "volumes (token)",
+    "pull": "pull",
+    "load": "env + load",
+    "status": "status PATCH",
+}
+
+
+def fmt(v, unit="", digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:.{digits}f}{unit}"
+
+
+def verdict(ok):
+    if ok is None:
+        return "not measured"
+    return "**met**" if ok else "**not met**"
+
+
+# -- gnuplot --------------------------------------------------------------------------
+
+def gnuplot(name, script, data):
+    """Writes data files and runs a gnuplot script producing OUT/name.png;
+    returns the file name or None when gnuplot is missing or fails."""
+    if not shutil.which("gnuplot"):
+        return None
+    kit.RAW.mkdir(parents=True, exist_ok=True)
+    for fname, text in data.items():
+        (kit.RAW / fname).write_text(text)
+    head = (f"set terminal pngcairo size 900,520 font 'Sans,10'\n"
+            f"set output '{OUT / (name + '.png')}'\nset datafile separator '\\t'\n"
+            f"cd '{kit.RAW}'\nset grid ytics lc rgb '#dddddd'\nset border 3\n"
+            "set tics nomirror\nset key noautotitle\n")
+    p = subprocess.run(["gnuplot"], input=head + script, capture_output=True, text=True)
+    if p.returncode != 0:
+        kit.log(f"gnuplot {name}: {p.stderr.strip()[-400:]}")
+        return None
+    return name + ".png"
+
+
+def q(s):
+    return s.replace("'", "")
+
+
+def plot_cdf(lat, floor):
+    series = []
+    cells = (lat or {}).get("cells", {})
+    for key, label in (("hello/burst/warm", "wasmlet, hello, warm"),
+                       ("ticker/burst/warm", "wasmlet, ticker, warm"),
+                       ("ticker/burst/cold", "wasmlet, ticker, first pull"),
+                       ("ticker-lean/burst/warm", "wasmlet, ticker in a lean pod, warm")):
+        if key in cells:
+            vals = [r["e2e_ms"] for rnd in cells[key]["rounds"] for r in rnd
+                    if not r.get("missing")]
+            series.append((label, vals))
+    fcells = (floor or {}).get("cells", {})
+    if "burst/scheduled" in fcells:
+        vals = [r["e2e_ms"] for rnd in fcells["burst/scheduled"]["rounds"] for r in rnd
+                if not r.get("missing")]
+        series.append(("control-plane floor (no kubelet work)", vals))
+    if not series:
+        return None
+    data, plots = {}, []
+    for i, (label, vals) in enumerate(series):
+        vals = sorted(vals)
+        n = len(vals)
+        data[f"cdf{i}.tsv"] = "".join(f"{v:.3f}\t{(k + 1) / n:.5f}\n" for k, v in enumerate(vals))
+        plots.append(f"'cdf{i}.tsv' using 1:2 with steps lw 2 title '{q(label)}'")
+    burst = (lat or {}).get("burst", 100)
+    script = (f"set title 'Pod start latency, {burst} pods created at once (all rounds pooled)'\n"
+              "set xlabel 'creation (client send) to all containers started, seen by a watch"
+              " (ms)'\nset ylabel 'fraction of pods'\nset key bottom right\n"
+              "set yrange [0:1.02]\nset xrange [0:*]\n"
+              "set arrow from graph 0, first 0.5 to graph 1, first 0.5 nohead dt 3 "
+              "lc rgb '#999999'\n"
+              "set arrow from graph 0, first 0.99 to graph 1, first 0.99 nohead dt 3 "
+              "lc rgb '#999999'\n"
+              "plot " + ", ".join(plots) + "\n")
+    return gnuplot("latency_cdf", script, data)
+
+
+def plot_breakdown(lat):
+    cells = (lat or {}).get("cells", {})
+    rows = []
+    for key, label in (("hello/seq/warm", "hello 1 at a time warm"),
+                       ("ticker/seq/warm", "ticker 1 at a time warm"),
+                       ("hello/seq/cold", "hello 1 at a time cold"),
+                       ("ticker/seq/cold", "ticker 1 at a time cold"),
+                       ("hello/burst/warm", "hello burst warm"),
+                       ("ticker/burst/warm", "ticker burst warm"),
+                       ("hello/burst/cold", "hello burst cold"),
+                       ("ticker/burst/cold", "ticker burst cold"),
+                       ("ticker-lean/seq/warm", "lean ticker 1 at a time"),
+                       ("ticker-lean/burst/warm", "lean ticker burst")):
+        if key in cells:
+            st = cells[key]["summary"]["stages_p50"]
+            rows.append((label, [max(0.0, st.get(s) or 0.0) for s in STAGE_LABELS]))
+    if not rows:
+        return None
+    header = "cell\t" + "\t".join(STAGE_LABELS.values()) + "\n"
+    body = "".join(f"{label}\t" + "\t".join(f"{v:.2f}" for v in vals) + "\n"
+                   for label, vals in rows)
+    ncol = len(STAGE_LABELS)
+    script = ("set title 'Where a pod start goes: median of each stage (ms)'\n"
+              "set style data histograms\nset style histogram rowstacked\n"
+              "set style fill solid 0.85 border -1\nset boxwidth 0.7\n"
+              "set key outside right top vertical title 'stage' autotitle columnheader\n"
+              "set xtics rotate by -30 left\nset ylabel 'ms (median per stage)'\n"
+              "set yrange [0:*]\nset bmargin 7\n"
+              f"plot for [i=2:{ncol + 1}] 'breakdown.tsv' using i:xtic(1)\n")
+    return gnuplot("latency_breakdown", script, {"breakdown.tsv": header + body})
+
+
+def plot_density(dens):
+    if not dens or not dens.get("levels"):
+        return None
+    lv = dens["levels"]
+    body = "".join(f"{x['pods']}\t{x['rss_kib'] / 1024:.2f}\t{x['threads']}\n" for x in lv)
+    lin = dens.get("linear_memory_bytes", 0) / 2**20
+    idle = lv[0]["rss_kib"] / 1024
+    script = ("set title 'wasmlet resident memory with N idle long-running pods (ticker)'\n"
+              "set xlabel 'running pods on the node'\nset ylabel 'wasmlet VmRSS (MiB)'\n"
+              "set key top left\nset xrange [0:*]\nset yrange [0:*]\n"
+              "set offsets 0, graph 0.1, graph 0.1, 0\n"
+              f"plot 'density.tsv' using 1:2 with linespoints lw 2 pt 7 title 'measured RSS', "
+              f"{idle:.3f} + x * {lin:.5f} with lines dt 2 lc rgb '#888888' "
+              f"title 'idle + linear memory only ({lin * 1024:.0f} KiB/pod)', "
+              "'' using 1:2:(sprintf('%.0f MiB', $2)) with labels offset 3,1 notitle\n")
+    return gnuplot("density", script, {"density.tsv": body})
+
+
+def plot_churn(ch):
+    if not ch or not ch.get("steps"):
+        return None
+    steps = ch["steps"]
+    body = "".join(f"{s['offered_rate']}\t{s['sustained_rate'] or 0:.2f}\t"
+                   f"{(s['to_succeeded_ms'].get('p50') or 0):.1f}\n" for s in steps)
+    top = max(s["offered_rate"] for s in steps)
+    script = ("set title 'Churn: hello pods created, run to completion and deleted'\n"
+              "set xlabel 'offered rate (pods/s)'\nset ylabel 'sustained completions (pods/s)'\n"
+              "set y2label 'median create to Succeeded (ms, log)'\nset y2tics\nset logscale y2\n"
+              f"set xrange [0:{top * 1.1:.0f}]\nset yrange [0:{top * 1.1:.0f}]\n"
+              "set key top left\n"
+              "plot x with lines dt 2 lc rgb '#888888' title 'keeping up (y = x)', "
+              "'churn.tsv' using 1:2 with linespoints lw 2 pt 7 title 'sustained rate', "
+              "'' using 1:3 axes x1y2 with linespoints lw 2 pt 5 title 'median latency'\n")
+    a = gnuplot("churn", script, {"churn.tsv": body})
+    keys = ["wasmlet", "kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager",
+            "bench client", "others"]
+    body = "rate\t" + "\t".join(keys) + "\n" + "".join(
+        f"{s['offered_rate']}/s\t" + "\t".join(f"{s['cpu']['share'].get(k, 0):.3f}" for k in keys)
+        + "\n" for s in steps)
+    script = ("set title 'Churn: CPU by process during each step (cores; the machine has "
+              f"{steps[0]['cpu'].get('cores', 2)})'\n"
+              "set style data histograms\nset style histogram rowstacked\n"
+              "set style fill solid 0.85 border -1\nset boxwidth 0.6\n"
+              "set key outside right top vertical autotitle columnheader\n"
+              "set ylabel 'cores busy'\nset xlabel 'offered rate'\nset yrange [0:*]\n"
+              f"plot for [i=2:{len(keys) + 1}] 'churn_cpu.tsv' using i:xtic(1)\n")
+    b = gnuplot("churn_cpu", script, {"churn_cpu.tsv": body})
+    return a, b
+
+
+def plot_compute(comp):
+    if not comp or not comp.get("median_ms"):
+        return None
+    med = comp["median_ms"]
+    order = [k for k in ("native", "wasmtime", "wasmlet run", "pod") if k in med]
+    base = med.get("wasmtime") or med.get("native")
+    body = "".join(f"{k}\t{med[k]:.1f}\t{med[k] / base:.2f}x\n" for k in order)
+    cpu = comp.get("cpu_net_ms") or {}
+    cbase = cpu.get("wasmtime") or cpu.get("native")
+    body2 = "".join(f"{k}\t{cpu[k]:.1f}\t{cpu[k] / cbase:.2f}x\n" for k in order if k in cpu)
+    ref = "wasmtime run" if "wasmtime" in med else "native"
+    script = (f"set title 'sha256 of {comp['mib_hashed']} MiB: median of {comp['reps']} runs, "
+              f"ratio to {ref}'\n"
+              "set style fill solid 0.8 border -1\nset boxwidth 0.35\n"
+              "set ylabel 'ms'\nset yrange [0:*]\nset key top left\n"
+              "plot 'compute.tsv' using 0:(NaN):xtic(1) notitle, "
+              "'' using ($0-0.2):2 with boxes lc rgb '#4a7ab5' "
+              "title 'wall (in-module clock)', '' using ($0-0.2):2:3 with labels offset 0,1, "
+              "'compute_cpu.tsv' using ($0+0.2):2 with boxes lc rgb '#e0a030' "
+              "title 'CPU time, net of start-up', '' using ($0+0.2):2:3 with labels "
+              "offset 0,1\n")
+    return gnuplot("compute", script, {"compute.tsv": body, "compute_cpu.tsv": body2})
+
+
+# -- the report -----------------------------------------------------------------------
+
+def part(name):
+    raw = kit.load_raw(name)
+    if not raw:
+        return None, None
+    return raw.get("data"), raw
+
+
+def write():
+    OUT.mkdir(parents=True, exist_ok=True)
+    meta = kit.load_raw("meta") or {}
+    lat, lat_raw = part("latency")
+    floor, floor_raw = part("floor")
+    dens, dens_raw = part("density")
+    ch, ch_raw = part("churn")
+    comp, comp_raw = part("compute")
+    startup = (kit.RAW / "startup.txt").read_text() if (kit.RAW / "startup.txt").exists() \
+        else None
+
+    imgs = {"cdf": plot_cdf(lat, floor), "breakdown": plot_breakdown(lat),
+            "density": plot_density(dens), "compute": plot_compute(comp)}
+    churn_imgs = plot_churn(ch) or (None, None)
+    imgs["churn"], imgs["churn_cpu"] = churn_imgs
+
+    m = meta.get("machine", {})
+    L = []
+    w = L.append
+    w("# wasmlet benchmarks\n")
+    quick = " (**--quick smoke run: few pods, few repetitions; not for quoting**)" \
+        if meta.get("quick") else ""
+    w(f"Run {meta.get('started', '?')}{quick}, commit `{m.get('commit', '?')}`, "
+      f"{m.get('wasmlet', '')}; {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
+      f"{m.get('mem_gib', '?')} GiB, Linux {m.get('kernel', '?')}. Whole run "
+      f"{fmt(meta.get('wall_s'), ' s')}; `bench/run.sh`"
+      f"{' --quick' if meta.get('quick') else ''}.\n")
+    la = meta.get("loadavg_start")
+    if la:
+        w(f"Load average at start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1/5/15 min), at "
+          f"the end {meta['loadavg_end'][0]:.2f}. On {m.get('cores', 2)} cores, anything above "
+          f"~{m.get('cores', 2)} means other work competed with the benchmark; the per-part "
+          "load is given with each part, and the churn part measures that other work's CPU "
+          "directly (\"others\").\n")
+    w("Everything runs against a real control plane (`cluster/cluster.sh`: kube-apiserver, "
+      "etcd, kube-scheduler, kube-controller-manager v1.37.2) brought up for the run in a "
+      "temp dir on free loopback ports, with wasmlet nodes joining it as any kubelet would. "
+      "Times are medians of repeated runs unless said otherwise; where this machine and "
+      "another differ, quote the ratios.\n")
+
+    # -- targets
+    w("## Targets\n")
+    w("| target | measured | verdict |\n|---|---|---|")
+    cells = (lat or {}).get("cells", {})
+    burst = (lat or {}).get("burst", 100)
+    fl = (floor or {}).get("cells", {})
+    fl_b = fl.get("burst/scheduled", {}).get("summary")
+
+    def cell(key):
+        return cells.get(key, {}).get("summary")
+
+    for key, what in (("ticker/burst/warm", "long-running"), ("hello/burst/warm", "hello")):
+        s = cell(key)
+        if s:
+            p50, p99 = s["e2e"]["p50"], s["e2e"]["p99"]
+            w(f"| warm pod start p50 < 100 ms, {burst} at once ({what}) | {fmt(p50, ' ms')} "
+              f"(control-plane floor {fmt(fl_b and fl_b['e2e']['p50'], ' ms')}) | "
+              f"{verdict(p50 < 100) if burst >= 100 else 'n/a (smoke)'} |")
+            w(f"| warm pod start p99 < 300 ms, {burst} at once ({what}) | {fmt(p99, ' ms')} "
+              f"(floor {fmt(fl_b and fl_b['e2e']['p99'], ' ms')}) | "
+              f"{verdict(p99 < 300) if burst >= 100 else 'n/a (smoke)'} |")
+    s = cell("ticker/burst/warm")
+    if s:
+        k = s["kubelet"]["p50"]
+        w(f"| kubelet share (binding seen to Running seen) p50 < 10 ms, {burst} at once | "
+          f"{fmt(k, ' ms', 1)} (floor: a kubelet doing one PATCH, "
+          f"{fmt(fl_b and fl_b['kubelet']['p50'], ' ms', 1)}) | "
+          f"{verdict(k < 10) if burst >= 100 else 'n/a (smoke)'} |")
+    sl = cell("ticker-lean/burst/warm")
+    if sl:
+        lean_ok = (sl["e2e"]["p50"] < 100 and sl["e2e"]["p99"] < 300
+                   and sl["kubelet"]["p50"] < 10)
+        lean_verdict = verdict(lean_ok) if burst >= 100 else "n/a (smoke)"
+        w(f"| (for reference) lean pods (no token volume, no service links), {burst} at once:"
+          f" p50 / p99 / kubelet share p50 | {fmt(sl['e2e']['p50'], ' ms')} / "
+          f"{fmt(sl['e2e']['p99'], ' ms')} / {fmt(sl['kubelet']['p50'], ' ms', 1)} | "
+          f"{lean_verdict} |")
+    s1 = cell("ticker/seq/warm")
+    if s1:
+        k = s1["kubelet"]["p50"]
+        fs = fl.get("seq/scheduled", {}).get("summary")
+        w(f"| (for reference) kubelet share, one pod at a time | {fmt(k, ' ms', 1)} (floor "
+          f"{fmt(fs and fs['kubelet']['p50'], ' ms', 1)}) | {verdict(k < 10)} |")
+    if dens:
+        top = dens["levels"][-1]["pods"]
+        ok = dens.get("running_at_end") == top and all(lv["node_alive"] for lv in dens["levels"])
+        w(f"| {top} idle pods on one node | {dens.get('running_at_end')} Running | "
+          f"{verdict(ok) if top >= 1000 else 'n/a (smoke)'} |")
+        net = dens.get("per_pod_net_kib")
+        kinds = dens.get("per_pod_by_kind_kib") or {}
+        w(f"| < 256 KiB of wasmlet memory per extra idle pod beyond its linear memory | "
+          f"{fmt(net, ' KiB')} ({fmt(dens.get('per_pod_gross_kib'), ' KiB')} gross, of which "
+          f"{fmt(kinds.get('linear_memory'), ' KiB')} resident linear memory; "
+          f"{fmt(dens.get('per_pod_net_declared_kib'), ' KiB')} if all "
+          f"{dens['linear_memory_bytes'] // 1024} KiB declared were resident) | "
+          f"{verdict(net is not None and net < 256)} |")
+        idle = dens.get("idle_rss_kib")
+        w(f"| wasmlet idle under 20 MiB resident | {fmt(idle and idle / 1024, ' MiB', 1)} | "
+          f"{verdict(idle is not None and idle < 20 * 1024)} |")
+    if comp:
+        rw = comp["ratios"].get("vs wasmtime", {}).get("pod")
+        rc = comp["ratios"].get("cpu vs wasmtime", {}).get("pod")
+        run_cpu = comp["ratios"].get("cpu vs wasmtime", {}).get("wasmlet run")
+        if rw is None:
+            w("| compute within 1.1x of plain wasmtime | wasmtime CLI not found: comparison "
+              "missing | not measured |")
+        else:
+            ok = rc <= 1.1 if rc is not None else rw <= 1.1
+            rb = comp["ratios"].get("best vs wasmtime", {}).get("pod")
+            w(f"| compute within 1.1x of plain wasmtime | pod {fmt(rc, 'x', 3)} by CPU time; "
+              f"wall time {rw:.3f}x median, {fmt(rb, 'x', 3)} best (wasmlet run: "
+              f"{fmt(run_cpu, 'x', 3)} CPU, "
+              f"{comp['ratios']['vs wasmtime'].get('wasmlet run', 0):.3f}x wall) | "
+              f"{verdict(ok)} (by CPU time, which waiting for a busy core does not inflate) |")
+    w("")
+    if fl_b and burst >= 100:
+        p50, p99 = fl_b["e2e"]["p50"], fl_b["e2e"]["p99"]
+        if p50 >= 100 or p99 >= 300:
+            w(f"On this machine the control plane alone, with a \"kubelet\" that does nothing "
+              f"but one status PATCH per pod, takes {p50:.0f} ms p50 and {p99:.0f} ms p99 for "
+              f"{burst} pods created at once (see the floor below): the start-latency targets "
+              "for a burst are below what any kubelet can reach here, so judge wasmlet there "
+              "by its distance from the floor.\n")
+
+    # -- latency
+    if lat:
+        w("## Pod start latency\n")
+        w(f"Part run at {lat_raw['at']}, load average {lat_raw['loadavg_start'][0]:.2f} -> "
+          f"{lat_raw['loadavg_end'][0]:.2f}.\n")
+        other = kit.load_raw("latency-other")
+        if other and other.get("data"):
+            oc = other["data"]["cells"]
+            fo = (kit.load_raw("floor-other") or {}).get("data") or {}
+            fob = fo.get("cells", {}).get("burst/scheduled", {}).get("summary")
+            figs = "; ".join(
+                f"{k} p50 {fmt(oc[k]['summary']['e2e']['p50'], ' ms', 1)}"
+                for k in ("ticker/burst/warm", "hello/burst/warm", "ticker/seq/warm") if k in oc)
+            if fob:
+                figs += f"; floor, {burst} at once, p50 {fmt(fob['e2e']['p50'], ' ms', 1)}"
+            w(f"The machine was busy, so this part and the floor ran twice; these are the "
+              f"figures of the quieter pair (mean load average "
+              f"{lat_raw.get('pair_load', 0):.2f}). The other pair (mean load "
+              f"{other.get('pair_load', 0):.2f}): {figs}.\n")
+        w("As SIG Scalability defines it: from the pod's creation to all its containers "
+          "running, observed through a watch. The creation instant is the client's send "
+          "time of the POST (creationTimestamp has 1 s resolution, too coarse here; the send "
+          "time is earlier, so these figures err on the slow side); the end instant is when "
+          "a watch, in a process of its own, receives the first version of the pod whose "
+          "every container is running or terminated (hello may finish before wasmlet's first "
+          "status write). hello runs to completion; ticker is long-running (sleeps in WASI). "
+          "*warm*: module pulled and compiled on the node before; *cold*: a module the node "
+          "has never seen (the same code with one extra custom section, so a new digest: "
+          "pull and compile). Burst cells pool their rounds' pods for the CDF; their "
+          "p50/p90/p99 are the medians over rounds. Pods carry the defaults the API server "
+          "gives them (a projected service-account token volume, service links on), as "
+          "pods in the field do.\n")
+        w("| cell | pods | p50 | p90 | p99 | kubelet share p50 | wasmlet internal p50 | "
+          "pods with a mount retry |\n|---|---|---|---|---|---|---|---|")
+        for key in ("hello/seq/warm", "ticker/seq/warm", "hello/seq/cold", "ticker/seq/cold",
+                    "ticker-lean/seq/warm", "hello/burst/warm", "ticker/burst/warm",
+                    "hello/burst/cold", "ticker/burst/cold", "ticker-lean/burst/warm"):
+            s = cell(key)
+            if not s:
+                continue
+            mod, mode, cache = key.split("/")
+            how = "1 at a time" if mode == "seq" else f"{burst} at once"
+            label = f"{mod}, {how}, {cache}"
+            missing = f" ({s['missing']} missing)" if s["missing"] else ""
+            w(f"| {label} | {s['n']}{missing}"
+              f" | {fmt(s['e2e']['p50'], ' ms', 1)} | {fmt(s['e2e']['p90'], ' ms', 1)} | "
+              f"{fmt(s['e2e']['p99'], ' ms', 1)} | {fmt(s['kubelet']['p50'], ' ms', 1)} | "
+              f"{fmt(s['wasmlet_internal']['p50'], ' ms', 1)} | {s['with_retries']} |")
+        w("")
+        w("*kubelet share*: our watch seeing the binding (spec.nodeName) to our watch "
+          "seeing the containers started: wasmlet's watch delivery, its work, its status "
+          "PATCH and that PATCH's way back through the watch. *wasmlet internal*: from "
+          "wasmlet's log line \"started\" (pod received, admitted, worker started) to its "
+          "\"Started\" event (module loaded, about to instantiate), both stamped by wasmlet. "
+          "*ticker-lean*: the same module in pods with `automountServiceAccountToken: false` "
+          "and `enableServiceLinks: false`, so the node makes no API call to start them but "
+          "the status write: the difference to ticker is what those calls cost.\n")
+        if imgs["cdf"]:
+            w(f"![latency CDF]({imgs['cdf']})\n")
+        w("### Where the time goes\n")
+        w("Each stage is the median over the cell's pods, joined from three views of one "
+          "clock (CLOCK_REALTIME): the client, the watch, and wasmlet's log, whose lines carry "
+          "nanosecond timestamps. *create*: POST sent to 201. *schedule*: 201 to our watch "
+          "seeing the binding (may be slightly negative: the binding can arrive before the "
+          "201 is read). *watch to wasmlet*: our watch seeing the binding to wasmlet logging "
+          "the pod started. *volumes*: that to \"Pulling\": the pod directory and the "
+          "projected service-account volume (a TokenRequest, the kube-root-ca.crt "
+          "ConfigMap). *pull*: \"Pulling\" to \"Pulled\". *env + load*: \"Pulled\" to "
+          "\"Created\": the container's environment (service links: a LIST of the "
+          "namespace's Services and a GET of the kubernetes Service) and the module load "
+          "(compile, compiled cache, or already in memory). *status PATCH*: \"Created\" to "
+          "our watch seeing the status (instantiation runs meanwhile).\n")
+        w("| cell | " + " | ".join(STAGE_LABELS.values()) + " |")
+        w("|---|" + "---|" * len(STAGE_LABELS))
+        for key in cells:
+            s = cell(key)
+            w(f"| {key} | " + " | ".join(fmt(s["stages_p50"].get(st), "", 1)
+                                         for st in STAGE_LABELS) + " |")
+        w("")
+        if imgs["breakdown"]:
+            w(f"![stage breakdown]({imgs['breakdown']})\n")
+    if floor:
+        w("### The control plane's floor\n")
+        if floor_raw.get("loadavg_after"):
+            w(f"Measured twice, before the latency part (load average "
+              f"{floor_raw['loadavg_start'][0]:.2f}) and after it (load average "
+              f"{floor_raw['loadavg_after'][0]:.2f}); the burst figures are medians over both "
+              "runs' rounds, so the floor and wasmlet share the machine's ups and downs.\n")
+        else:
+            w(f"Part run at {floor_raw['at']}, load average "
+              f"{floor_raw['loadavg_start'][0]:.2f}.\n")
+        w("The same pods, created the same way and watched the same way, scheduled onto a "
+          "fake Ready node whose \"kubelet\" (a child process) only PATCHes each pod Running "
+          "the moment it sees it bound (4 PATCHes in flight; no pull, no volumes, no Events). "
+          "*bound*: spec.nodeName set at creation, so no scheduler either. This is what the "
+          "API server, etcd, the scheduler and the watch cost on this machine: the part of "
+          "pod start no kubelet can remove.\n")
+        w("| floor cell | pods | p50 | p90 | p99 | \"kubelet\" share p50 | POST p50 | "
+          "201 to binding seen p50 |\n|---|---|---|---|---|---|---|---|")
+        for key, c in fl.items():
+            s = c["summary"]
+            mode, how = key.split("/")
+            many = "1 at a time" if mode == "seq" else f"{floor.get('burst')} at once"
+            label = f"{many}, {how}"
+            sched = fmt((s.get("schedule") or {}).get("p50"), " ms", 1) \
+                if how == "scheduled" else "-"
+            w(f"| {label} | {s['n']} | {fmt(s['e2e']['p50'], ' ms', 1)} | "
+              f"{fmt(s['e2e']['p90'], ' ms', 1)} | {fmt(s['e2e']['p99'], ' ms', 1)} | "
+              f"{fmt(s['kubelet']['p50'], ' ms', 1)} | {fmt(s['create']['p50'], ' ms', 1)} | "
+              f"{sched} |")
+        w("")
+        sw, fw = cell("ticker/burst/warm"), fl_b
+        ss, fs = cell("ticker/seq/warm"), fl.get("seq/scheduled", {}).get("summary")
+        if sw and fw and ss and fs:
+            w(f"wasmlet over the floor (ticker, warm, p50): one at a time "
+              f"{ss['e2e']['p50']:.1f} ms vs {fs['e2e']['p50']:.1f} ms "
+              f"({ss['e2e']['p50'] / fs['e2e']['p50']:.2f}x); {burst} at once "
+              f"{sw['e2e']['p50']:.1f} ms vs {fw['e2e']['p50']:.1f} ms "
+              f"({sw['e2e']['p50'] / fw['e2e']['p50']:.2f}x).\n")
+
+    if startup:
+        w("### Start-up in process (bench/startup)\n")
+        w("From `bench/startup/run.sh` (the container start-up benchmark), run as part of "
+          "this report:\n")
+        w("```\n" + startup.strip() + "\n```\n")
+
+    # -- density
+    if dens:
+        w("## Density\n")
+        w(f"Part run at {dens_raw['at']}, load average {dens_raw['loadavg_start'][0]:.2f} -> "
+          f"{dens_raw['loadavg_end'][0]:.2f}.\n")
+        w(f"A fresh node (`--max-pods {dens['steps'][-1] + 100}`) filled with idle ticker pods "
+          "(`ticker 60000`: a line, then a minute's WASI sleep) in steps; at each step, "
+          "once the watch shows every pod running and the node has been quiet 3 s, "
+          "wasmlet's VmRSS (median of 5 samples over 2 s). Per-pod cost is the slope "
+          f"between {dens['steps'][1]} and {dens['steps'][-1]} pods, so fixed costs stay out. "
+          f"The ticker declares {dens['linear_memory_bytes'] // 1024} KiB of initial linear "
+          "memory, mapped copy-on-write, so only touched pages are resident; /proc/<pid>/smaps "
+          "tells the linear memories' resident pages apart (the read-write pages just below "
+          "each of Wasmtime's 4 GiB reservations) from thread stacks, files and the rest.\n")
+        w("| pods | wasmlet RSS | threads | to all Running | rate to Running | kube-apiserver RSS "
+          "| etcd RSS |\n|---|---|---|---|---|---|---|")
+        prev = 0
+        for lv in dens["levels"]:
+            n_new = lv["pods"] - prev
+            rate = n_new / lv["running_s"] if lv["running_s"] else None
+            w(f"| {lv['pods']} | {lv['rss_kib'] / 1024:.1f} MiB | {lv['threads']} | "
+              f"{fmt(lv['running_s'], ' s', 1) if n_new else '-'} | "
+              f"{fmt(rate, ' pods/s', 1) if n_new else '-'} | "
+              f"{fmt(lv['apiserver_rss_kib'] and lv['apiserver_rss_kib'] / 1024, ' MiB')} | "
+              f"{fmt(lv['etcd_rss_kib'] and lv['etcd_rss_kib'] / 1024, ' MiB')} |")
+            prev = lv["pods"]
+        w("")
+        after = dens.get("rss_after_delete_kib")
+        kinds = dens.get("per_pod_by_kind_kib") or {}
+        if kinds:
+            w("Where each extra pod's memory is (slope per pod, from /proc/<pid>/smaps):\n")
+            w("| kind | KiB per pod |\n|---|---|")
+            for k, label in (("linear_memory", "linear memory, resident pages"),
+                             ("thread_stacks", "thread stacks (2 threads per pod)"),
+                             ("heap_other", "malloc heaps, Wasmtime instance data, buffers"),
+                             ("files", "file-backed (code)")):
+                w(f"| {label} | {fmt(kinds.get(k), '', 1)} |")
+            w("")
+        w(f"Per extra idle pod: **{fmt(dens.get('per_pod_gross_kib'), ' KiB')} gross, "
+          f"{fmt(dens.get('per_pod_net_kib'), ' KiB')} beyond its resident linear memory** "
+          f"({fmt(dens.get('per_pod_net_declared_kib'), ' KiB')} beyond the whole declared "
+          f"{dens['linear_memory_bytes'] // 1024} KiB). "
+          f"{dens.get('running_at_end')} of {dens['levels'][-1]['pods']} pods Running at the "
+          f"end. Deleting all of them took {fmt(dens.get('delete_all_s'), ' s', 1)}; "
+          f"wasmlet's RSS afterwards: "
+          f"{fmt(after and after / 1024, ' MiB', 1)}"
+          " (not returned to the system when the pods went).\n")
+        if imgs["density"]:
+            w(f"![density]({imgs['density']})\n")
+        busy = [lv for lv in dens["levels"] if lv["running_s"]]
+        if busy:
+            lv = busy[-1]
+            sh = lv["cpu"]["share"]
+            w(f"While the last step's pods were created and started ({lv['running_s']:.0f} s), "
+              "CPU in cores: " + ", ".join(f"{k} {v:.2f}" for k, v in sh.items()) + ".\n")
+
+    # -- churn
+    if ch:
+        w("## Churn\n")
+        w(f"Part run at {ch_raw['at']}, load average {ch_raw['loadavg_start'][0]:.2f} -> "
+          f"{ch_raw['loadavg_end'][0]:.2f}.\n")
+        w("hello pods through their whole life: created on a fixed schedule at each offered "
+          "rate (at most 100 in flight), run to completion, deleted by the benchmark as soon "
+          "as the watch shows them Succeeded, complete when the watch shows them gone. "
+          "*sustained*: completions per second from the step's first to its last. CPU is "
+          "per process over the step (cores); *others* is the rest of the machine.\n")
+        w("| offered | sustained | create to Succeeded p50 / p99 | create to scheduled | "
+          "scheduled to wasmlet | wasmlet to Started | Started to Succeeded seen | status "
+          "writes/s | mount retries | CPU: wasmlet / apiserver / etcd / scheduler / others "
+          "(cores) |\n|---|---|---|---|---|---|---|---|---|---|")
+        for s in ch["steps"]:
+            sh = s["cpu"]["share"]
+            st = s.get("stages_p50_ms", {})
+            w(f"| {s['offered_rate']}/s | {fmt(s['sustained_rate'], '/s', 1)} | "
+              f"{fmt(s['to_succeeded_ms'].get('p50'), ' ms')} / "
+              f"{fmt(s['to_succeeded_ms'].get('p99'), ' ms')} | "
+              f"{fmt(st.get('create_to_scheduled'), ' ms')} | "
+              f"{fmt(st.get('scheduled_to_node'), ' ms')} | "
+              f"{fmt(st.get('node_to_started'), ' ms')} | "
+              f"{fmt(st.get('started_to_succeeded'), ' ms')} | "
+              f"{fmt(s.get('status_writes_per_s'), '', 1)} | "
+              f"{s.get('pods_with_mount_retries', 0)}/{s['pods']} | "
+              f"{sh.get('wasmlet', 0):.2f} / {sh.get('kube-apiserver', 0):.2f} / "
+              f"{sh.get('etcd', 0):.2f} / {sh.get('kube-scheduler', 0):.2f} / "
+              f"{sh.get('others', 0):.2f} |")
+        w("")
+        w(f"Highest sustained rate: **{ch['max_sustained_rate']:.1f} pods/s**. "
+          + churn_verdict(ch) + "\n")
+        if imgs["churn"]:
+            w(f"![churn]({imgs['churn']})\n")
+        if imgs["churn_cpu"]:
+            w(f"![churn CPU]({imgs['churn_cpu']})\n")
+
+    # -- compute
+    if comp:
+        w("## Compute\n")
+        w(f"Part run at {comp_raw['at']}, load average "
+          f"{comp_raw['loadavg_start'][0]:.2f} -> {comp_raw['loadavg_end'][0]:.2f}.\n")
+        w(f"`sha256 {' '.join(comp['args'])}` ({comp['mib_hashed']} MiB hashed), the code of "
+          "examples/sha256.c timed from inside by bench/compute/kernel.c (CLOCK_MONOTONIC "
+          "around the example's main), so exec, compile and instantiation are left out. "
+          f"{comp['reps']} interleaved repetitions per variant after one untimed run each. "
+          f"Native: `cc -O2`. wasmtime: `{comp.get('wasmtime_version') or 'not found'}`, "
+          "`wasmtime run kernel.wasm` with its defaults. wasmlet run: `wasmlet run -f pod.yaml`"
+          ". Pod: the same module from the registry, on the node.\n")
+        w("| variant | wall median | wall best | wall vs native | wall vs wasmtime | "
+          "CPU (net of start-up) | CPU vs native | CPU vs wasmtime |\n"
+          "|---|---|---|---|---|---|---|---|")
+        for k in ("native", "wasmtime", "wasmlet run", "pod"):
+            if k not in comp["median_ms"]:
+                continue
+            rt = comp["ratios"]
+            w(f"| {k} | {comp['median_ms'][k]:.1f} ms | {comp['best_ms'][k]:.1f} ms | "
+              f"{fmt(rt.get('vs native', {}).get(k), 'x', 3)} | "
+              f"{fmt(rt.get('vs wasmtime', {}).get(k), 'x', 3)} | "
+              f"{fmt(comp.get('cpu_net_ms', {}).get(k), ' ms', 1)} | "
+              f"{fmt(rt.get('cpu vs native', {}).get(k), 'x', 3)} | "
+              f"{fmt(rt.get('cpu vs wasmtime', {}).get(k), 'x', 3)} |")
+        w("")
+        w("*wall*: the module's own CLOCK_MONOTONIC reading (median, and best, of the "
+          "repetitions). *CPU*: median CPU time of a run minus the median of the same "
+          "variant's zero-work runs (`0 1`), which removes exec, compile-cache loading, "
+          "instantiation and, for the pod, wasmlet's pod machinery; for the pod it is "
+          "wasmlet's whole process, so its status writes and events are in it.")
+        if not comp.get("wasmtime_cli"):
+            w("\n**wasmtime CLI not found**: the comparison with plain wasmtime is missing "
+              "(install it as bench/README.md says and run again).")
+        w("")
+        if imgs["compute"]:
+            w(f"![compute]({imgs['compute']})\n")
+
+    # -- failures
+    failed = [(n, r) for n, r in (("floor", floor_raw), ("latency", lat_raw),
+                                  ("density", dens_raw), ("churn", ch_raw),
+                                  ("compute", comp_raw)) if r and r.get("error")]
+    if failed:
+        w("## Parts that failed\n")
+        for n, r in failed:
+            w(f"- {n}: `{r['error']}`")
+        w("")
+    w("## How to run\n")
+    w("`bench/run.sh` (about ten minutes on 2 cores) or `bench/run.sh --quick` (a two-minute "
+      "smoke run); raw data lands in `bench/results/raw/` (not committed). "
+      "`bench/bench.py --report-only` re-renders this file from it. See bench/README.md.\n")
+    w(f"_Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by bench/report.py._\n")
+    path = OUT / "report.md"
+    path.write_text("\n".join(L))
+    return path
+
+
+def churn_verdict(ch):
+    """Says where the churn limit comes from: the saturated step's CPU split
+    and the stage that grew."""
+    steps = ch["steps"]
+    sat = [s for s in steps if s["sustained_rate"] and s["sustained_rate"] <
+           0.9 * s["offered_rate"]]
+    if not sat:
+        return "No step saturated: the limit is above the highest offered rate."
+    s = sat[0]
+    sh = s["cpu"]["share"]
+    cores = s["cpu"].get("cores", 2)
+    busy = sum(sh.values())
+    others = sh.get("others", 0)
+    own = busy - others
+    top = max((k for k in sh if k != "others"), key=lambda k: sh[k])
+    txt = (f"It first fell behind at {s['offered_rate']}/s offered "
+           f"({s['sustained_rate']:.1f}/s sustained). Then {busy:.2f} of {cores} cores were "
+           f"busy: {own:.2f} for the cluster, wasmlet and this client (most: {top}, "
+           f"{sh[top]:.2f}; wasmlet {sh.get('wasmlet', 0):.2f}) and {others:.2f} for other "
+           "work on the machine. ")
+    st = {k: v for k, v in (s.get("stages_p50_ms") or {}).items() if v is not None}
+    base = {k: v for k, v in (steps[0].get("stages_p50_ms") or {}).items() if v is not None}
+    if st:
+        grew = max(st, key=lambda k: st[k] - base.get(k, 0))
+        txt += (f"The stage that grew most is *{grew.replace('_', ' ')}*: "
+                f"{base.get(grew, 0):.0f} ms median at {steps[0]['offered_rate']}/s, "
+                f"{st[grew]:.0f} ms here. ")
+        if grew == "started_to_succeeded":
+            txt += ("That is the time from wasmlet starting a module (which runs in about a "
+                    "millisecond) to the API server having its status: pods wait in wasmlet's "
+                    "status path, which writes one pod's status at a time (a state file with "
+                    "fsync, then a PATCH), while wasmlet itself uses "
+                    f"{sh.get('wasmlet', 0):.2f} cores. ")
+    if busy >= 0.9 * cores:
+        txt += (f"The CPUs were saturated too ({others:.2f} cores of it other work on this "
+                "shared machine): with a status path that keeps up, the next limit here is "
+                f"the machine, first of all {top}'s CPU.")
+    else:
+        txt += "The CPUs were not saturated: a serial step sets this limit, not the machine."
+    return txt
