@@ -14,6 +14,7 @@
 #include "node/bootstrap.h"
 #include "node/node.h"
 #include "pod/manager.h"
+#include "server/server.h"
 #include "pod/static_pods.h"
 #include "util/diag.h"
 #include "util/fs.h"
@@ -67,6 +68,14 @@ static void usage(FILE *f)
           "  --pod-manifest-path DIR      run the Pods of DIR's manifests as static pods\n"
           "  -v                           more logging\n",
           f);
+}
+
+/* A new serving certificate from the identity thread (bootstrap.h). */
+static void on_serving_cert(void *ctx, const char *cert_pem, const char *key_pem)
+{
+    err_t err;
+    if (server_set_cert(ctx, cert_pem, key_pem, &err) == -1)
+        diag_warn("serving certificate not replaced: %s", err.msg);
 }
 
 static json_t *parse_labels(const char *text)
@@ -249,6 +258,8 @@ int node_main(int argc, char **argv)
     pod_manager_t *pods = NULL;
     static_pods_t *statics = NULL;
     bootstrap_t *boot = NULL;
+    server_t *server = NULL;
+    char *serve_cert = NULL, *serve_key = NULL, *client_ca_pem = NULL;
     image_auth_t node_auth = IMAGE_AUTH_INIT;
     char *modules = xasprintf("%s/modules", data_dir);
     char *compiled = xasprintf("%s/modules/compiled", data_dir);
@@ -287,11 +298,52 @@ int node_main(int argc, char **argv)
     if (pod_manager_start(&pcfg, &pods, &err) == -1) goto out;
     if (static_dir) statics = static_pods_start(pods, static_dir, ncfg.name);
 
-    /* The kubelet HTTPS API (server/) comes with its own options. */
-    (void)client_ca;
-    (void)tls_cert;
-    (void)tls_key;
-    (void)anonymous;
+    /* The kubelet HTTPS API (server/) comes with its own options. Its
+     * certificate: --tls-cert-file/--tls-private-key-file, or one the node
+     * gets signed (self-signed until then; bootstrap.h). Its client CA:
+     * --client-ca-file, or the cluster CA the node trusts the API server
+     * by, which issues the API server's own client certificate. */
+    if (tls_cert || tls_key) {
+        if (!tls_cert || !tls_key) {
+            err_set(&err, "--tls-cert-file and --tls-private-key-file go together");
+            goto out;
+        }
+        if (fs_read_all(tls_cert, &serve_cert, NULL, &err) == -1 ||
+            fs_read_all(tls_key, &serve_key, NULL, &err) == -1)
+            goto out;
+    } else {
+        const char *ips[] = {node_ip}, *names[] = {hostname};
+        if (bootstrap_serving_cert(boot, ips, 1, names, 1, &serve_cert, &serve_key, &err) == -1)
+            goto out;
+    }
+    if (client_ca) {
+        if (fs_read_all(client_ca, &client_ca_pem, NULL, &err) == -1) goto out;
+    } else if (bootstrap_ca_pem(boot)) {
+        client_ca_pem = xstrdup(bootstrap_ca_pem(boot));
+    }
+    server_config_t scfg = {
+        .port = ncfg.port,
+        .node_name = ncfg.name,
+        .cert_pem = serve_cert,
+        .key_pem = serve_key,
+        .client_ca_pem = client_ca_pem,
+        .anonymous = anonymous,
+        .client = client,
+        .pods = server_pods_from_manager(pods),
+        .rt = rt,
+        .images = images,
+        .data_dir = data_dir,
+        .logs_dir = logs,
+    };
+    if (server_start(&scfg, &server, &err) == -1) {
+        err_prefix(&err, "kubelet HTTPS API");
+        goto out;
+    }
+    if (!tls_cert) bootstrap_serving_manage(boot, on_serving_cert, server);
+    diag_info("kubelet HTTPS API on port %d (client certificates: %s; anonymous: %s)",
+              server_port(server),
+              client_ca ? client_ca : (client_ca_pem ? "the cluster CA" : "not accepted"),
+              anonymous ? "allowed" : "refused");
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -319,6 +371,11 @@ int node_main(int argc, char **argv)
     status = 0;
 out:
     if (status != 0 && err.msg[0]) fprintf(stderr, "wasmlet node: %s\n", err.msg);
+    bootstrap_stop(boot); /* no new certificate reaches the server after it stops */
+    server_stop(server);
+    free(serve_cert);
+    free(serve_key);
+    free(client_ca_pem);
     static_pods_stop(statics);
     pod_manager_free(pods);
     node_heartbeat_stop(hb);

@@ -1,0 +1,96 @@
+/* metrics_registry.h: process-wide counters that other subsystems feed and
+ * the HTTPS server reads for /metrics and /stats/summary.
+ *
+ * The subsystems that know when something happened (a pod's first start, a
+ * module loaded from the compile cache, a container run beginning and
+ * ending, a certificate renewed) call one function here each; they need no
+ * handle, because there is one registry per process, as there is one node.
+ * Every function is thread-safe and cheap (one short mutex hold, no I/O),
+ * so a call may sit on a container's start path. */
+#ifndef WASMLET_SERVER_METRICS_REGISTRY_H
+#define WASMLET_SERVER_METRICS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- fed by other subsystems ------------------------------------------ */
+
+/* A pod's first app container started, seconds after the node accepted the
+ * pod. Counted once per pod uid (later calls for that uid are ignored). */
+void metrics_pod_started(const char *pod_uid, double seconds);
+
+/* A module was loaded for a container start; source is a
+ * wasmrt_load_source_t (memory, disk cache, compiler). */
+void metrics_module_loaded(int source);
+
+/* A container run begins, called on the thread that will run the module:
+ * its CPU is measured from that thread until metrics_container_end. */
+void metrics_container_begin(const char *pod_uid, const char *container);
+/* The run ended (same thread): its CPU time and final linear memory size. */
+void metrics_container_end(const char *pod_uid, const char *container, uint64_t cpu_ns,
+                           uint64_t memory_bytes);
+
+typedef enum metrics_cert { METRICS_CERT_CLIENT, METRICS_CERT_SERVING } metrics_cert_t;
+/* The certificate now in use expires at not_after_ns (Unix ns). */
+void metrics_cert_expiry(metrics_cert_t which, int64_t not_after_ns);
+/* A renewal of that certificate ended (ok: a new one is in use). */
+void metrics_cert_renewal(metrics_cert_t which, bool ok);
+
+/* One request served by the HTTPS API: the path's class ("containerLogs",
+ * "pods", ...), the method, the HTTP status and how long it took to answer
+ * (a streamed reply: until its headers went out). */
+void metrics_http_request(const char *path_class, const char *method, int status, double seconds);
+
+/* --- read by the server ------------------------------------------------ */
+
+#define METRICS_POD_START_BUCKETS 14
+/* Upper bounds, in seconds, of the pod start latency histogram. */
+extern const double metrics_pod_start_bounds[METRICS_POD_START_BUCKETS];
+
+#define METRICS_LOAD_SOURCES 3 /* WASMRT_FROM_MEMORY, _DISK, _COMPILER */
+
+typedef struct metrics_snapshot {
+    uint64_t pod_start_bucket[METRICS_POD_START_BUCKETS]; /* cumulative */
+    uint64_t pod_start_count;
+    double pod_start_sum;
+    uint64_t module_loads[METRICS_LOAD_SOURCES];
+    int64_t cert_not_after[2];    /* 0: not known */
+    uint64_t cert_renewals[2][2]; /* [which][ok] */
+    uint64_t container_runs;      /* runs begun */
+} metrics_snapshot_t;
+
+void metrics_snapshot(metrics_snapshot_t *out);
+
+/* The HTTP request counters, one entry per (class, method, status). */
+typedef struct metrics_http_entry {
+    char path_class[32];
+    char method[16];
+    int status;
+    uint64_t count;
+    double seconds_sum;
+} metrics_http_entry_t;
+/* A copy of the entries (xmalloc'd; the caller frees); *n gets the count. */
+metrics_http_entry_t *metrics_http_entries(size_t *n);
+
+/* What is known of one container's resource use. */
+typedef struct metrics_usage {
+    bool running;          /* a run is in progress */
+    int64_t started_ns;    /* when the current (or last) run began, Unix ns */
+    uint64_t cpu_ns;       /* CPU of all its runs so far, the current one to this moment */
+    bool memory_known;     /* a run has ended, so its linear memory size is known */
+    uint64_t memory_bytes; /* linear memory at the end of the last run that ended */
+} metrics_usage_t;
+
+/* Fills *out for the container and returns true, or false when no run of
+ * it was ever seen. */
+bool metrics_container_usage(const char *pod_uid, const char *container, metrics_usage_t *out);
+
+/* Forgets everything of the pods not named in keep (their uids): called with
+ * the pod list so ended pods do not accumulate. */
+void metrics_forget_pods_except(const char *const *keep, size_t nkeep);
+
+/* Clears everything (tests). */
+void metrics_reset(void);
+
+#endif

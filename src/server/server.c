@@ -1,0 +1,800 @@
+/* server.c: the HTTPS server's event loop and the life of a request.
+ *
+ * Threads. One loop thread owns libevent (evhttp over bufferevent_openssl)
+ * and is the only thread that touches a connection or an evhttp request.
+ * Each request that arrives is copied into an sreq_t (method, path, query,
+ * headers, the verified client certificate's identity) and handed to a
+ * thread of its own, which authenticates, authorizes and produces the
+ * answer: all of these may wait (a TokenReview, a SubjectAccessReview, a
+ * log follow that lasts an hour), and none of them may stall the loop.
+ * A thread per request rather than a pool: requests to a kubelet are few,
+ * and the long ones (follows) would pin a pool's threads anyway; a limit
+ * on requests in progress (max_requests, then 503) bounds the count.
+ *
+ * Handing back. The handler thread never calls libevent, except
+ * event_active() on the request's wake event (thread-safe with
+ * evthread_use_pthreads). It puts what it has (status, headers, body
+ * bytes, "ended") into the sreq_t under the request's mutex and wakes the
+ * loop, which sends a whole reply, or the headers and then chunks as they
+ * come. A stream is flow-controlled: the handler blocks while more than
+ * STREAM_HIGH_WATER bytes are queued or not yet written to the socket
+ * (evhttp tells the loop when the socket took everything), so a flood of
+ * log lines to a slow client holds one megabyte, not the whole log.
+ *
+ * Client gone. evhttp stops reading a connection once a request has been
+ * read, so it would not notice a client that hangs up during a long
+ * stream until a write failed. After a stream's headers go out the loop
+ * turns reading back on (without a read callback and without a read
+ * timeout), so the hang-up arrives as an EOF: evhttp detaches the request
+ * and frees the connection, our close callback marks the request gone,
+ * and the handler's next write or should-stop check ends it.
+ *
+ * Ownership of an sreq_t: the loop and the handler thread each hold it
+ * until they are done (loop_done: the answer was handed to evhttp or the
+ * client is gone; worker_done: the handler returned). The loop frees it,
+ * always on its own thread, when both are done, so the wake event is never
+ * freed while a handler might still activate it.
+ *
+ * Certificates. New connections take the current SSL_CTX under tls_mu;
+ * server_set_cert builds a new one and swaps it, so a rotation never
+ * disturbs a connection in progress. */
+#include "server/server.h"
+#include "log/crilog.h"
+#include "server/metrics_registry.h"
+#include "server/server_internal.h"
+#include "server/tls.h"
+#include "util/diag.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#define STREAM_HIGH_WATER (1024 * 1024)
+#define SAMPLE_INTERVAL_S 5
+#define SHUTDOWN_FLUSH_MS 200
+
+struct server {
+    server_config_t cfg; /* strings below are copies */
+    char *node_name, *data_dir, *logs_dir, *bind_address;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *listener;
+    struct event *sampler;
+    pthread_t loop;
+    bool loop_started;
+    int port;
+
+    pthread_mutex_t tls_mu;
+    SSL_CTX *ctx;
+
+    server_auth_t *auth;
+    server_rates_t *rates;
+
+    pthread_mutex_t mu; /* guards reqs, njobs */
+    pthread_cond_t cond;
+    struct sreq *reqs;
+    int njobs;
+    atomic_bool stopping;
+};
+
+struct sreq {
+    server_t *s;
+    /* loop thread only */
+    struct evhttp_request *req; /* NULL once the client is gone or the answer is out */
+    struct evhttp_connection *evcon;
+    struct event *wake;
+    bool headers_sent;
+    /* fixed before the handler starts */
+    char method[16];
+    char *path;
+    char path_class[32];
+    struct evkeyvalq query;
+    struct evkeyvalq headers;
+    char *peer_user;      /* verified client certificate: CN ... */
+    strvec_t peer_groups; /* ... and O entries */
+    int64_t t0;
+    /* handoff, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int status;
+    char content_type[64];
+    strbuf_t out;
+    bool reply_ready; /* a whole reply, or a stream's headers, wait to go out */
+    bool streaming;
+    bool ended; /* the handler finished the answer */
+    bool gone;  /* the client went away */
+    bool loop_done, worker_done;
+    bool wake_pending;
+    size_t inflight; /* handed to evhttp, not yet written to the socket */
+    struct sreq *next;
+};
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+static int evthread_rc;
+
+static void evthread_init(void)
+{
+    evthread_rc = evthread_use_pthreads();
+}
+
+/* --- request data, for handlers ------------------------------------------- */
+
+const char *sreq_method(const sreq_t *r)
+{
+    return r->method;
+}
+
+const char *sreq_path(const sreq_t *r)
+{
+    return r->path;
+}
+
+const char *sreq_query(const sreq_t *r, const char *key)
+{
+    return evhttp_find_header(&r->query, key);
+}
+
+const char *sreq_header(const sreq_t *r, const char *name)
+{
+    return evhttp_find_header(&r->headers, name);
+}
+
+server_t *sreq_server(const sreq_t *r)
+{
+    return r->s;
+}
+
+const server_config_t *server_config(const server_t *s)
+{
+    return &s->cfg;
+}
+
+bool server_stopping(const server_t *s)
+{
+    return atomic_load(&s->stopping);
+}
+
+server_auth_t *server_auth_of(server_t *s)
+{
+    return s->auth;
+}
+
+server_rates_t *server_rates(server_t *s)
+{
+    return s->rates;
+}
+
+int server_port(const server_t *s)
+{
+    return s->port;
+}
+
+/* --- answers, from the handler thread ------------------------------------ */
+
+static int s_idle(const sreq_t *r)
+{
+    return r->s->cfg.idle_timeout_s;
+}
+
+static void wake_locked(sreq_t *r)
+{
+    if (r->wake_pending) return;
+    r->wake_pending = true;
+    event_active(r->wake, EV_READ, 0);
+}
+
+void sreq_reply(sreq_t *r, int status, const char *content_type, const char *body, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->reply_ready) {
+        r->status = status;
+        snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+        strbuf_append(&r->out, body ? body : "", body ? len : 0);
+        r->reply_ready = true;
+        r->ended = true;
+        wake_locked(r);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void sreq_error(sreq_t *r, int status, const char *fmt, ...)
+{
+    strbuf_t sb = STRBUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    strbuf_putc(&sb, '\n');
+    sreq_reply(r, status, "text/plain; charset=utf-8", sb.data, sb.len);
+    strbuf_free(&sb);
+}
+
+void sreq_stream_start(sreq_t *r, int status, const char *content_type)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->reply_ready) {
+        r->status = status;
+        snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+        r->streaming = true;
+        r->reply_ready = true;
+        wake_locked(r);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
+
+int sreq_stream_write(sreq_t *r, const void *data, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->gone && !server_stopping(r->s) && r->out.len + r->inflight > STREAM_HIGH_WATER) {
+        struct timespec ts;
+        deadline_in(&ts, 100);
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    if (r->gone || server_stopping(r->s) || !r->streaming) {
+        pthread_mutex_unlock(&r->mu);
+        return -1;
+    }
+    strbuf_append(&r->out, data, len);
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+void sreq_stream_end(sreq_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->ended = true;
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool sreq_gone(sreq_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool gone = r->gone;
+    pthread_mutex_unlock(&r->mu);
+    return gone || server_stopping(r->s);
+}
+
+/* --- the loop side of a request ------------------------------------------- */
+
+static void sreq_free(sreq_t *r)
+{
+    server_t *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    for (sreq_t **pp = &s->reqs; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (r->wake) event_free(r->wake);
+    evhttp_clear_headers(&r->query);
+    evhttp_clear_headers(&r->headers);
+    free(r->path);
+    free(r->peer_user);
+    strvec_free(&r->peer_groups);
+    strbuf_free(&r->out);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+static void record(sreq_t *r, int status)
+{
+    metrics_http_request(r->path_class, r->method, status,
+                         (double)(time_mono_ns() - r->t0) / (double)NS_PER_SEC);
+}
+
+/* The connection of the request closed before its answer was complete. */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    sreq_t *r = arg;
+    if (!r->req) return;
+    struct evhttp_request *req = r->req;
+    r->req = NULL;
+    /* Detached by evhttp (EOF, timeout): ours to free. Still attached:
+     * evhttp frees it with the connection. */
+    if (evhttp_request_get_connection(req) == NULL) evhttp_request_free(req);
+    pthread_mutex_lock(&r->mu);
+    if (!r->loop_done && !r->headers_sent) record(r, 499); /* client closed first */
+    r->gone = true;
+    r->loop_done = true;
+    pthread_cond_broadcast(&r->cv);
+    /* The handler may have finished already; let on_wake free it. */
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* evhttp wrote everything it was given to the socket. */
+static void on_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    sreq_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->inflight = 0;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return NULL;
+    }
+}
+
+static void set_reply_headers(sreq_t *r, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "Cache-Control", "no-cache, private");
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sreq_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->wake_pending = false;
+    if (!r->req) r->loop_done = true;
+    if (r->loop_done) {
+        bool free_it = r->worker_done;
+        pthread_mutex_unlock(&r->mu);
+        if (free_it) sreq_free(r);
+        return;
+    }
+    if (!r->reply_ready) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    /* Take what is there; talk to evhttp without the lock (it may call
+     * on_close or on_drained synchronously). */
+    int status = r->status;
+    char ctype[64];
+    snprintf(ctype, sizeof ctype, "%s", r->content_type);
+    bool streaming = r->streaming, ended = r->ended;
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, r->out.data ? r->out.data : "", r->out.len);
+    size_t n = r->out.len;
+    strbuf_reset(&r->out);
+    if (streaming) r->inflight += n;
+    bool finish = !streaming || ended;
+    pthread_mutex_unlock(&r->mu);
+
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    if (!streaming) {
+        set_reply_headers(r, ctype);
+        record(r, status);
+        evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+        struct evhttp_request *req = r->req;
+        r->req = NULL;
+        evhttp_send_reply(req, status, reason_phrase(status), buf);
+    } else {
+        if (!r->headers_sent) {
+            set_reply_headers(r, ctype);
+            record(r, status);
+            evhttp_send_reply_start(r->req, status, reason_phrase(status));
+            r->headers_sent = true;
+            /* Notice a client that hangs up (see the top of the file): read
+             * with no callback and no read timeout; writes keep theirs. */
+            struct timeval wt = {s_idle(r), 0};
+            bufferevent_set_timeouts(bev, NULL, &wt);
+        }
+        if (r->req && n) evhttp_send_reply_chunk_with_cb(r->req, buf, on_drained, r);
+        if (r->req && finish) {
+            struct timeval t = {s_idle(r), 0};
+            bufferevent_set_timeouts(bev, &t, &t);
+            /* r goes once the reply ends: the connection must not call
+             * back into it when it closes later. */
+            evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+            struct evhttp_request *req = r->req;
+            r->req = NULL;
+            evhttp_send_reply_end(req);
+        }
+    }
+    evbuffer_free(buf);
+    pthread_mutex_lock(&r->mu);
+    if (!r->req) r->loop_done = true;
+    bool free_it = r->loop_done && r->worker_done;
+    pthread_mutex_unlock(&r->mu);
+    if (free_it) sreq_free(r);
+}
+
+/* --- the handler thread -------------------------------------------------- */
+
+static void *job_main(void *arg)
+{
+    sreq_t *r = arg;
+    server_t *s = r->s;
+    server_handle(r);
+    pthread_mutex_lock(&r->mu);
+    if (!r->reply_ready) {
+        /* A handler that forgot to answer: say so rather than hang. */
+        r->status = 500;
+        snprintf(r->content_type, sizeof r->content_type, "text/plain; charset=utf-8");
+        strbuf_puts(&r->out, "internal error: no answer\n");
+        r->reply_ready = true;
+    }
+    r->ended = true;
+    r->worker_done = true;
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    /* r may be freed by now; only s from here on. */
+    pthread_mutex_lock(&s->mu);
+    s->njobs--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+const char *sreq_peer(const sreq_t *r, const strvec_t **groups)
+{
+    if (groups) *groups = &r->peer_groups;
+    return r->peer_user;
+}
+
+void sreq_set_class(sreq_t *r, const char *path_class)
+{
+    /* Set by the handler before it answers; read by the loop afterwards,
+     * under the request's lock. */
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->path_class, sizeof r->path_class, "%s", path_class);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* --- the loop side: accepting requests ------------------------------------ */
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
+
+static void reject(server_t *s, struct evhttp_request *req, int status, const char *msg)
+{
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add_printf(buf, "%s\n", msg);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evhttp_send_reply(req, status, reason_phrase(status), buf);
+    evbuffer_free(buf);
+    (void)s;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    server_t *s = arg;
+    if (server_stopping(s)) {
+        reject(s, req, 503, "the node is shutting down");
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool full = s->njobs >= s->cfg.max_requests;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        reject(s, req, 503, "too many requests in progress");
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
+    char *path = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, NULL);
+    if (!path) {
+        reject(s, req, 400, "bad request path");
+        return;
+    }
+    sreq_t *r = xcalloc(1, sizeof *r);
+    r->s = s;
+    r->req = req;
+    r->evcon = evhttp_request_get_connection(req);
+    r->path = xstrdup(path);
+    free(path);
+    r->t0 = time_mono_ns();
+    snprintf(r->method, sizeof r->method, "%s", method_name(evhttp_request_get_command(req)));
+    snprintf(r->path_class, sizeof r->path_class, "other");
+    TAILQ_INIT(&r->query);
+    TAILQ_INIT(&r->headers);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (q && evhttp_parse_query_str(q, &r->query) == -1) {
+        evhttp_clear_headers(&r->query);
+        TAILQ_INIT(&r->query);
+    }
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+    evhttp_add_header(&r->headers, h->key, h->value);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (ssl && s->cfg.client_ca_pem) server_tls_peer(ssl, &r->peer_user, &r->peer_groups);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r->wake = event_new(s->base, -1, 0, on_wake, r);
+    evhttp_connection_set_closecb(r->evcon, on_close, r);
+
+    pthread_mutex_lock(&s->mu);
+    r->next = s->reqs;
+    s->reqs = r;
+    s->njobs++;
+    pthread_mutex_unlock(&s->mu);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, job_main, r);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->njobs--;
+        pthread_mutex_unlock(&s->mu);
+        evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+        r->req = NULL;
+        reject(s, req, 503, "cannot start a request thread");
+        sreq_free(r);
+    }
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    server_t *s = arg;
+    pthread_mutex_lock(&s->tls_mu);
+    SSL *ssl = SSL_new(s->ctx);
+    pthread_mutex_unlock(&s->tls_mu);
+    if (!ssl) return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        SSL_free(ssl);
+    else
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* Every few seconds: a sample for CPU rates (see stats.c). */
+static void on_sample(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_t *s = arg;
+    server_rates_sample(s, s->rates);
+}
+
+static void *loop_main(void *arg)
+{
+    server_t *s = arg;
+    event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* --- lifecycle ---------------------------------------------------------- */
+
+static json_t *mgr_pod_list(void *ctx)
+{
+    return pod_manager_pod_list(ctx);
+}
+
+static int mgr_container_logs(void *ctx, const char *ns, const char *pod, const char *container,
+                              char **dir, bool *running, err_t *err)
+{
+    return pod_manager_container_logs(ctx, ns, pod, container, dir, running, err);
+}
+
+static void mgr_stats(void *ctx, pod_manager_stats_t *out)
+{
+    pod_manager_stats(ctx, out);
+}
+
+server_pods_t server_pods_from_manager(pod_manager_t *m)
+{
+    server_pods_t p = {
+        .ctx = m,
+        .pod_list = mgr_pod_list,
+        .container_logs = mgr_container_logs,
+        .stats = mgr_stats,
+    };
+    return p;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+int server_start(const server_config_t *cfg, server_t **out, err_t *err)
+{
+    *out = NULL;
+    pthread_once(&evthread_once, evthread_init);
+    if (evthread_rc != 0) return err_set(err, "libevent: no thread support");
+    if (!cfg->cert_pem || !cfg->key_pem) return err_set(err, "no serving certificate");
+    server_t *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    s->node_name = xstrdup(cfg->node_name ? cfg->node_name : "");
+    s->data_dir = dup_or_null(cfg->data_dir);
+    s->logs_dir = dup_or_null(cfg->logs_dir);
+    s->bind_address = xstrdup(cfg->bind_address ? cfg->bind_address : "0.0.0.0");
+    s->cfg.node_name = s->node_name;
+    s->cfg.data_dir = s->data_dir;
+    s->cfg.logs_dir = s->logs_dir;
+    s->cfg.bind_address = s->bind_address;
+    s->cfg.client_ca_pem = dup_or_null(cfg->client_ca_pem);
+    s->cfg.cert_pem = s->cfg.key_pem = NULL; /* kept only inside the SSL_CTX */
+    if (s->cfg.idle_timeout_s <= 0) s->cfg.idle_timeout_s = 60;
+    if (s->cfg.max_requests <= 0) s->cfg.max_requests = 256;
+    pthread_mutex_init(&s->tls_mu, NULL);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->rates = server_rates_new();
+
+    s->ctx = server_tls_ctx(cfg->cert_pem, cfg->key_pem, s->cfg.client_ca_pem, err);
+    if (!s->ctx) goto fail;
+    s->auth = server_auth_new(&s->cfg);
+    s->base = event_base_new();
+    s->http = s->base ? evhttp_new(s->base) : NULL;
+    if (!s->http) {
+        err_set(err, "libevent: cannot create the HTTP server");
+        goto fail;
+    }
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_timeout(s->http, s->cfg.idle_timeout_s);
+    evhttp_set_max_headers_size(s->http, 64 * 1024);
+    evhttp_set_max_body_size(s->http, 1024 * 1024);
+    evhttp_set_bevcb(s->http, make_bev, s);
+    evhttp_set_gencb(s->http, on_request, s);
+    s->listener = evhttp_bind_socket_with_handle(s->http, s->bind_address, (ev_uint16_t)cfg->port);
+    if (!s->listener) {
+        err_errno(err, "listen on %s:%d", s->bind_address, cfg->port);
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(s->listener), (struct sockaddr *)&ss, &sl) == 0)
+        s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    s->sampler = event_new(s->base, -1, EV_PERSIST, on_sample, s);
+    struct timeval iv = {SAMPLE_INTERVAL_S, 0};
+    event_add(s->sampler, &iv);
+    server_rates_sample(s, s->rates);
+    if (pthread_create(&s->loop, NULL, loop_main, s) != 0) {
+        err_set(err, "cannot start the server thread");
+        goto fail;
+    }
+    s->loop_started = true;
+    *out = s;
+    return 0;
+fail:
+    server_stop(s);
+    return -1;
+}
+
+int server_set_cert(server_t *s, const char *cert_pem, const char *key_pem, err_t *err)
+{
+    SSL_CTX *ctx = server_tls_ctx(cert_pem, key_pem, s->cfg.client_ca_pem, err);
+    if (!ctx) return -1;
+    pthread_mutex_lock(&s->tls_mu);
+    SSL_CTX *old = s->ctx;
+    s->ctx = ctx;
+    pthread_mutex_unlock(&s->tls_mu);
+    SSL_CTX_free(old); /* connections that use it hold their own reference */
+    return 0;
+}
+
+void server_stop(server_t *s)
+{
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    if (s->loop_started) {
+        /* Handlers see stopping (writes fail, follows end) and answer or
+         * end their streams; wait for them while the loop still runs. */
+        pthread_mutex_lock(&s->mu);
+        for (sreq_t *r = s->reqs; r; r = r->next) {
+            pthread_mutex_lock(&r->mu);
+            pthread_cond_broadcast(&r->cv);
+            pthread_mutex_unlock(&r->mu);
+        }
+        while (s->njobs > 0)
+            pthread_cond_wait(&s->cond, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        /* A moment for the last answers to reach their sockets. */
+        struct timeval flush = {0, SHUTDOWN_FLUSH_MS * 1000};
+        event_base_loopexit(s->base, &flush);
+        pthread_join(s->loop, NULL);
+    }
+    /* Requests still open get their connections closed; on_close and the
+     * final on_wake free them. */
+    if (s->http) evhttp_free(s->http);
+    if (s->base) event_base_loop(s->base, EVLOOP_NONBLOCK);
+    while (s->reqs) {
+        sreq_t *r = s->reqs;
+        if (r->req) {
+            /* Never handed back and not closed: evhttp_free released it. */
+            r->req = NULL;
+        }
+        sreq_free(r);
+    }
+    if (s->sampler) event_free(s->sampler);
+    if (s->base) event_base_free(s->base);
+    server_auth_free(s->auth);
+    server_rates_free(s->rates);
+    if (s->ctx) SSL_CTX_free(s->ctx);
+    pthread_mutex_destroy(&s->tls_mu);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free((char *)s->cfg.client_ca_pem);
+    free(s->node_name);
+    free(s->data_dir);
+    free(s->logs_dir);
+    free(s->bind_address);
+    free(s);
+}
