@@ -196,6 +196,22 @@ static char *resource_ref(const pod_host_t *host, const podspec_t *pod,
     return xasprintf("%lld", (long long)v);
 }
 
+/* Reads the ConfigMap or Secret an env source names. *data is NULL (and 0
+ * returned) when it is absent and the source is optional. */
+static int read_source(const pod_host_t *host, const podspec_t *pod, bool secret, const char *name,
+                       bool optional, json_t **data, err_t *err)
+{
+    const char *kind = secret ? "secret" : "configmap";
+    *data = NULL;
+    if (!host->lookup) {
+        if (optional) return 0;
+        return err_set(err, "%s \"%s\" cannot be read: this mode has no cluster", kind, name);
+    }
+    if (host->lookup(host->ctx, pod->namespace, secret, name, data, err) == -1) return -1;
+    if (!*data && !optional) return err_set(err, "%s \"%s\" not found", kind, name);
+    return 0;
+}
+
 static int key_ref(const pod_host_t *host, const podspec_t *pod, json_t *ref, bool secret,
                    char **value, err_t *err)
 {
@@ -204,16 +220,9 @@ static int key_ref(const pod_host_t *host, const podspec_t *pod, json_t *ref, bo
     bool optional = json_is_true(json_object_get(ref, "optional"));
     *value = NULL;
     if (!name || !key) return err_set(err, "%sKeyRef: name and key are required", kind);
-    if (!host->lookup) {
-        if (optional) return 0;
-        return err_set(err, "%s \"%s\" cannot be read: this mode has no cluster", kind, name);
-    }
     json_t *data = NULL;
-    if (host->lookup(host->ctx, pod->namespace, secret, name, &data, err) == -1) return -1;
-    if (!data) {
-        if (optional) return 0;
-        return err_set(err, "%s \"%s\" not found", kind, name);
-    }
+    if (read_source(host, pod, secret, name, optional, &data, err) == -1) return -1;
+    if (!data) return 0;
     const char *v = str(data, key);
     if (v) *value = xstrdup(v);
     json_decref(data);
@@ -234,21 +243,13 @@ static int env_from(const pod_host_t *host, const podspec_t *pod, json_t *src, s
         secret = true;
     }
     if (!ref) return 0;
-    const char *kind = secret ? "secret" : "configmap";
     const char *name = str(ref, "name");
     bool optional = json_is_true(json_object_get(ref, "optional"));
     if (!name)
         return err_set(err, "envFrom: %sRef.name is required", secret ? "secret" : "configMap");
-    if (!host->lookup) {
-        if (optional) return 0;
-        return err_set(err, "%s \"%s\" cannot be read: this mode has no cluster", kind, name);
-    }
     json_t *data = NULL;
-    if (host->lookup(host->ctx, pod->namespace, secret, name, &data, err) == -1) return -1;
-    if (!data) {
-        if (optional) return 0;
-        return err_set(err, "%s \"%s\" not found", kind, name);
-    }
+    if (read_source(host, pod, secret, name, optional, &data, err) == -1) return -1;
+    if (!data) return 0;
     const char *key;
     json_t *val;
     json_object_foreach(data, key, val)
