@@ -32,6 +32,8 @@ else
     --client-ca-file "$WASMLET_CLUSTER_CA" >"$data/wasmlet.log" 2>&1 &
   echo $! >"$data/wasmlet.pid"
 fi
+# The Node object appears once the bootstrap certificate is signed.
+for _ in $(seq 60); do kubectl get "node/$node" >/dev/null 2>&1 && break; sleep 1; done
 kubectl wait --for=condition=Ready "node/$node" --timeout=60s
 cluster/cluster.sh approve-serving "$node" >/dev/null 2>&1 || true
 
