@@ -15,6 +15,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libevent-dev zlib1g-dev
   # tests
   libcmocka-dev valgrind openssl docker-registry python3 python3-pytest curl procps iproute2
+  prometheus  # promtool checks /metrics in the end-to-end tests
   # benchmarks
   gnuplot-nox hyperfine
 )
