@@ -21,6 +21,14 @@
  * (evhttp tells the loop when the socket took everything), so a flood of
  * log lines to a slow client holds one megabyte, not the whole log.
  *
+ * Ending a stream. The TLS bufferevent reports "output drained" through a
+ * deferred callback that does not look at the buffer again when it runs,
+ * so a drain report can arrive after more data was queued. evhttp would
+ * take such a stale report for the end of the reply and release the
+ * request with data still queued (the client then waits for an end that
+ * never comes). So every drain report is checked against the buffer, and
+ * a stream's end is queued only from a report that found it empty.
+ *
  * Client gone. evhttp stops reading a connection once a request has been
  * read, so it would not notice a client that hangs up during a long
  * stream until a write failed. After a stream's headers go out the loop
@@ -103,6 +111,8 @@ struct sreq {
     struct evhttp_connection *evcon;
     struct event *wake;
     bool headers_sent;
+    bool chunks_sent; /* on_drained is the connection's write callback */
+    bool end_pending; /* the handler ended; the end goes out once the output drains */
     /* fixed before the handler starts */
     char method[16];
     char *path;
@@ -322,6 +332,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     if (!r->req) return;
     struct evhttp_request *req = r->req;
     r->req = NULL;
+    r->end_pending = false;
     /* Detached by evhttp (EOF, timeout): ours to free. Still attached:
      * evhttp frees it with the connection. */
     if (evhttp_request_get_connection(req) == NULL) evhttp_request_free(req);
@@ -335,15 +346,42 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* evhttp wrote everything it was given to the socket. */
+/* Finishes a stream whose data has all reached the socket: the last
+ * chunk, then evhttp releases the request. */
+static void stream_finish(sreq_t *r)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    struct timeval t = {s_idle(r), 0};
+    bufferevent_set_timeouts(bev, &t, &t);
+    /* r goes once the reply ends: the connection must not call back into
+     * it when it closes later. */
+    evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+    struct evhttp_request *req = r->req;
+    r->req = NULL;
+    r->end_pending = false;
+    evhttp_send_reply_end(req);
+}
+
+/* evhttp says the connection's output drained. It says so from a deferred
+ * callback of the TLS bufferevent, which may run after more data was
+ * queued, so the output is checked, not trusted. */
 static void on_drained(struct evhttp_connection *evcon, void *arg)
 {
-    (void)evcon;
     sreq_t *r = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
     pthread_mutex_lock(&r->mu);
     r->inflight = 0;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    if (r->req && r->end_pending) {
+        stream_finish(r);
+        pthread_mutex_lock(&r->mu);
+        r->loop_done = true;
+        bool free_it = r->worker_done;
+        pthread_mutex_unlock(&r->mu);
+        if (free_it) sreq_free(r);
+    }
 }
 
 static const char *reason_phrase(int status)
@@ -394,7 +432,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         if (free_it) sreq_free(r);
         return;
     }
-    if (!r->reply_ready) {
+    if (!r->reply_ready || r->end_pending) {
         pthread_mutex_unlock(&r->mu);
         return;
     }
@@ -409,7 +447,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     size_t n = r->out.len;
     strbuf_reset(&r->out);
     if (streaming) r->inflight += n;
-    bool finish = !streaming || ended;
     pthread_mutex_unlock(&r->mu);
 
     struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
@@ -430,22 +467,33 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
              * with no callback and no read timeout; writes keep theirs. */
             struct timeval wt = {s_idle(r), 0};
             bufferevent_set_timeouts(bev, NULL, &wt);
+            bufferevent_setwatermark(bev, EV_READ, 0, 4096);
+            bufferevent_enable(bev, EV_READ);
         }
-        if (r->req && n) evhttp_send_reply_chunk_with_cb(r->req, buf, on_drained, r);
-        if (r->req && finish) {
-            struct timeval t = {s_idle(r), 0};
-            bufferevent_set_timeouts(bev, &t, &t);
-            /* r goes once the reply ends: the connection must not call
-             * back into it when it closes later. */
-            evhttp_connection_set_closecb(r->evcon, NULL, NULL);
-            struct evhttp_request *req = r->req;
-            r->req = NULL;
-            evhttp_send_reply_end(req);
+        if (r->req && n) {
+            evhttp_send_reply_chunk_with_cb(r->req, buf, on_drained, r);
+            r->chunks_sent = true;
+        }
+        if (r->req && ended) {
+            /* The end goes out from on_drained, once everything before it
+             * is on the socket and no stale "drained" can be pending: the
+             * TLS layer reports a drain through a deferred callback that
+             * does not look at the buffer again, and an end queued before
+             * it ran would be taken as written (the request released with
+             * data still queued, the client left waiting). A stream without
+             * chunks (an empty log) ends at once: only its headers were
+             * queued, and the five bytes of the end always fit behind them. */
+            if (!r->chunks_sent) {
+                stream_finish(r);
+            } else {
+                r->end_pending = true;
+                bufferevent_trigger(bev, EV_WRITE, BEV_OPT_DEFER_CALLBACKS);
+            }
         }
     }
     evbuffer_free(buf);
     pthread_mutex_lock(&r->mu);
-    if (!r->req) r->loop_done = true;
+    if (!r->req && !r->end_pending) r->loop_done = true;
     bool free_it = r->loop_done && r->worker_done;
     pthread_mutex_unlock(&r->mu);
     if (free_it) sreq_free(r);

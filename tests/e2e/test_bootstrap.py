@@ -1,7 +1,8 @@
 """A wasmlet node's identity against the real control plane: TLS bootstrap
 from a bootstrap token alone, reuse of what it got after a restart, the
-serving certificate (self-signed until an operator approves its CSR), and
-certificate rotation while a pod runs, losing nothing.
+serving certificate (self-signed until an operator approves its CSR),
+certificate rotation while a pod runs, losing nothing, and the files and
+client CA an operator may give instead.
 
 Rotation is made fast for the test with WASMLET_CERT_ROTATE_AFTER_SECONDS
 (each certificate is renewed that many seconds after it was obtained); the
@@ -10,6 +11,7 @@ test approves serving ones, as an operator or an approver controller would.
 """
 
 import base64
+import http.client
 import re
 import socket
 import ssl
@@ -199,3 +201,70 @@ def test_rotation_during_a_running_pod_loses_nothing(cluster, factory, namespace
     assert len(ticks) > 30, (out[-500:], err)
     assert ticks == list(range(1, len(ticks) + 1)), "the follow lost or repeated lines"
     assert "client certificate: renewing" in node.log_text()
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(cluster, d):
+    """In d: a serving pair for 127.0.0.1 signed by the cluster CA, a CA of
+    our own, and a client pair that CA issued (CN h6-admin, O system:masters)."""
+    ext = d / "ext.cnf"
+    ext.write_text("[s]\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                   "[c]\nextendedKeyUsage=clientAuth\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "serve.key", "-subj", "/CN=h6-files", "-out", "serve.csr", cwd=d)
+    openssl("x509", "-req", "-in", "serve.csr", "-CA", cluster.ca,
+            "-CAkey", cluster.env["WASMLET_CLUSTER_CA_KEY"], "-CAcreateserial",
+            "-CAserial", str(d / "ca.srl"), "-days", "1", "-extfile", str(ext),
+            "-extensions", "s", "-out", "serve.crt", cwd=d)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "own-ca.key", "-subj", "/CN=h6-own-ca", "-days", "1",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign", "-out", "own-ca.crt", cwd=d)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "client.key", "-subj", "/O=system:masters/CN=h6-admin",
+            "-out", "client.csr", cwd=d)
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "own-ca.crt", "-CAkey", "own-ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-extensions", "c",
+            "-out", "client.crt", cwd=d)
+
+
+def status_of(cluster, port, path, cert=None, key=None):
+    ctx = ssl.create_default_context(cafile=cluster.ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=20, context=ctx)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_tls_files_and_client_ca_override(cluster, factory, tmp_path):
+    """--tls-cert-file/--tls-private-key-file replace both the self-signed
+    and the CSR-signed certificate; --client-ca-file decides which client
+    certificates count."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    make_pki(cluster, d)
+    name = unique_name("h6-files")
+    node = factory.start(name=name, port=boot_port(), approve_serving=False,
+                         args=["--tls-cert-file", d / "serve.crt",
+                               "--tls-private-key-file", d / "serve.key",
+                               "--client-ca-file", d / "own-ca.crt"])
+    # Our certificate, from the first connection on, and no serving CSR.
+    assert verifies(cluster, node.port)
+    served = ssl.DER_cert_to_PEM_cert(served_cert(node.port)).strip()
+    assert served == (d / "serve.crt").read_text().strip()
+    time.sleep(2)
+    assert node_csrs(cluster, name, SERVING_SIGNER) == []
+    assert "self-signed" not in node.log_text()
+    # A certificate of our CA authenticates (and system:masters may);
+    # the API server's, from the cluster CA, no longer does.
+    assert status_of(cluster, node.port, "/pods", d / "client.crt", d / "client.key") == 200
+    api_cert = cluster.env["WASMLET_APISERVER_KUBELET_CLIENT_CERT"]
+    api_key = cluster.env["WASMLET_APISERVER_KUBELET_CLIENT_KEY"]
+    assert status_of(cluster, node.port, "/pods", api_cert, api_key) == 401
