@@ -9,6 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
   # build
   cmake ninja-build pkg-config gcc clang lld clang-format
+  # pod networking: CNI plugins (bridge, ptp, host-local, loopback, portmap)
+  containernetworking-plugins iptables nftables
   # wasm32-wasi test workloads
   wasi-libc libclang-rt-14-dev-wasm32
   # libraries wasmlet links

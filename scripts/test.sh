@@ -5,7 +5,8 @@
 #      each skipped when already there;
 #   2. build with gcc (warnings are errors) and run the unit tests (ctest);
 #   3. the same unit tests in an ASan + UBSan build;
-#   4. a clang build (warnings are errors) and the clang-format check;
+#   4. a clang build (warnings are errors), the clang-format check and the
+#      include-layering check (scripts/check-layering.sh);
 #   5. `wasmlet run` integration tests (pytest, tests/run), also against the
 #      sanitizer build's binary;
 #   6. the local control plane: its smoke test (tests/cluster) and the
@@ -65,6 +66,8 @@ if has clang; then
   build build-clang -DCMAKE_C_COMPILER=clang -DWASMLET_TESTS=ON
   rc=$?
   if [ $rc -eq 0 ]; then ninja -C build-clang format-check; rc=$?; fi
+  # The house stays as drawn: no include against the folder order, no cycle.
+  if [ $rc -eq 0 ]; then scripts/check-layering.sh; rc=$?; fi
   record clang $rc
 fi
 

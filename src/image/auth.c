@@ -9,6 +9,7 @@
  * small (a handful of secrets), so matching is a linear scan. */
 #include "image/image.h"
 #include "util/base64.h"
+#include "util/json.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -92,9 +93,9 @@ static char *normalize_key(const char *key)
     return out;
 }
 
-static const char *json_str(json_t *obj, const char *key)
+/* A docker config leaves unset fields as "": both read as absent. */
+static const char *nonempty(const char *s)
 {
-    const char *s = json_string_value(json_object_get(obj, key));
     return s && *s ? s : NULL;
 }
 
@@ -108,7 +109,7 @@ int image_auth_from_dockerconfigjson(image_auth_t *auth, const char *json, size_
         json_decref(root);
         return err_set(err, "docker config: not a JSON object");
     }
-    json_t *auths = json_object_get(root, "auths");
+    json_t *auths = json_at(root, "auths");
     if (!auths) auths = root; /* the older .dockercfg format */
     if (!json_is_object(auths)) {
         json_decref(root);
@@ -122,11 +123,11 @@ int image_auth_from_dockerconfigjson(image_auth_t *auth, const char *json, size_
         if (!json_is_object(entry)) continue; /* e.g. "credsStore" beside "auths" */
         image_cred_t *c = cred_push(auth);
         c->registry = normalize_key(key);
-        c->username = opt_strdup(json_str(entry, "username"));
-        c->password = opt_strdup(json_str(entry, "password"));
-        c->identity_token = opt_strdup(json_str(entry, "identitytoken"));
-        c->registry_token = opt_strdup(json_str(entry, "registrytoken"));
-        const char *b64 = json_str(entry, "auth");
+        c->username = opt_strdup(nonempty(json_str_at(entry, "username")));
+        c->password = opt_strdup(nonempty(json_str_at(entry, "password")));
+        c->identity_token = opt_strdup(nonempty(json_str_at(entry, "identitytoken")));
+        c->registry_token = opt_strdup(nonempty(json_str_at(entry, "registrytoken")));
+        const char *b64 = nonempty(json_str_at(entry, "auth"));
         if (b64) {
             size_t n = 0;
             unsigned char *bytes = NULL;

@@ -1,6 +1,7 @@
 /* push_cmd.c: `wasmlet push MODULE.wasm REF`, which publishes a module to
  * an OCI registry (in the CNCF wasm artifact format unless --format says
  * otherwise), so that users need no other tool to ship a module. */
+#include "image/push_cmd.h"
 #include "image/image.h"
 
 #include <getopt.h>

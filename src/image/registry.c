@@ -20,6 +20,8 @@
 #include "image/registry.h"
 #include "image/digest.h"
 #include "util/base64.h"
+#include "util/httpc.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
@@ -204,16 +206,9 @@ bool image_registry_is_insecure(const char *endpoint, const char *const *insecur
 
 /* --- session ---------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 image_registry_t *image_registry_open(const image_registry_options_t *opts)
 {
-    pthread_once(&curl_once, curl_init_once);
+    if (httpc_global_init(NULL) == -1) return NULL;
     image_registry_t *r = xcalloc(1, sizeof *r);
     r->curl = curl_easy_init();
     if (!r->curl) {
@@ -283,7 +278,7 @@ typedef struct http_resp {
     char *digest;
     char *location;
     strbuf_t challenges; /* WWW-Authenticate values joined by ", " */
-    bool too_large;
+    httpc_sink_t capped; /* resp.body up to req->max_body */
     bool sink_failed;
     err_t sink_err;
     const http_req_t *req;
@@ -367,12 +362,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         }
         return len;
     }
-    if (resp->body.len + len > resp->req->max_body) {
-        resp->too_large = true;
-        return 0;
-    }
-    strbuf_append(&resp->body, data, len);
-    return len;
+    return httpc_sink_add(&resp->capped, data, len) ? len : 0;
 }
 
 /* "http://host:port/..." -> "host:port" (with the scheme's default port). */
@@ -399,9 +389,12 @@ static int transport_error(image_registry_t *r, const http_req_t *req, http_resp
         if (err) *err = resp->sink_err;
         return -1;
     }
-    if (resp->too_large)
-        return err_set(err, "%s %s: response larger than %zu bytes", req->method, req->url,
-                       req->max_body);
+    if (resp->capped.too_big) {
+        char *what = xasprintf("%s %s", req->method, req->url);
+        httpc_sink_error(&resp->capped, what, err);
+        free(what);
+        return -1;
+    }
     char *hp = url_hostport(req->url);
     int ret;
     if (rc == CURLE_COULDNT_CONNECT) {
@@ -432,7 +425,8 @@ static int perform(image_registry_t *r, const http_req_t *req, http_resp_t *resp
     char errbuf[CURL_ERROR_SIZE] = "";
     resp_reset(resp);
     resp->req = req;
-    resp->too_large = resp->sink_failed = false;
+    resp->capped = (httpc_sink_t){.buf = &resp->body, .max = req->max_body};
+    resp->sink_failed = false;
     err_clear(&resp->sink_err);
 
     struct curl_slist *h = NULL;
@@ -444,31 +438,28 @@ static int perform(image_registry_t *r, const http_req_t *req, http_resp_t *resp
     if (auth) h = curl_slist_append(h, auth);
     h = curl_slist_append(h, "Expect:");
 
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    httpc_setup_t s = {.h = c};
+    /* Every method but GET and HEAD sends a body, if only an empty one. */
+    httpc_setup_request(&s, req->url, errbuf, h, req->method, req->body, req->body_len, true);
+    HTTPC_SET(&s, CURLOPT_FOLLOWLOCATION, 1L);
+    HTTPC_SET(&s, CURLOPT_MAXREDIRS, 10L);
+    HTTPC_SET(&s, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    HTTPC_SET(&s, CURLOPT_CONNECTTIMEOUT, 30L);
     /* No total timeout (modules can be large); a stalled transfer is one
      * that moved less than a byte a second for a minute. */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "wasmlet/" WASMLET_VERSION);
-    if (r->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-    if (strcmp(req->method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(req->method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    HTTPC_SET(&s, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    HTTPC_SET(&s, CURLOPT_LOW_SPEED_TIME, 60L);
+    if (r->ca_file) HTTPC_SET(&s, CURLOPT_CAINFO, r->ca_file);
+    HTTPC_SET(&s, CURLOPT_HEADERFUNCTION, on_header);
+    HTTPC_SET(&s, CURLOPT_HEADERDATA, resp);
+    HTTPC_SET(&s, CURLOPT_WRITEFUNCTION, on_body);
+    HTTPC_SET(&s, CURLOPT_WRITEDATA, resp);
+    if (httpc_setup_done(&s, err) == -1) {
+        curl_slist_free_all(h);
+        free(accept);
+        free(ctype);
+        r->last_status = 0;
+        return err_prefix(err, "%s %s", req->method, req->url);
     }
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(h);

@@ -24,6 +24,7 @@
  * idea of the index. */
 #include "image/store.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
@@ -242,7 +243,7 @@ static int entry_from_json(image_store_t *s, json_t *o, image_index_entry_t *out
 int image_index_get_ref(image_store_t *s, const char *ref, image_index_entry_t *out)
 {
     pthread_mutex_lock(&s->lock);
-    json_t *o = json_object_get(json_object_get(s->index, "refs"), ref);
+    json_t *o = json_at(s->index, "refs", ref);
     int rc = o ? entry_from_json(s, o, out) : -1;
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -251,7 +252,7 @@ int image_index_get_ref(image_store_t *s, const char *ref, image_index_entry_t *
 int image_index_get_manifest(image_store_t *s, const char *digest, image_index_entry_t *out)
 {
     pthread_mutex_lock(&s->lock);
-    json_t *o = json_object_get(json_object_get(s->index, "manifests"), digest);
+    json_t *o = json_at(s->index, "manifests", digest);
     int rc = o ? entry_from_json(s, o, out) : -1;
     if (rc == 0) snprintf(out->manifest, sizeof out->manifest, "%s", digest);
     pthread_mutex_unlock(&s->lock);

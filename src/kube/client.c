@@ -29,6 +29,8 @@
  * noise next to a network round trip, and a snapshot is trivially consistent. */
 #include "kube/client.h"
 #include "util/fs.h"
+#include "util/httpc.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -41,10 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef WASMLET_VERSION
-#define WASMLET_VERSION "dev"
-#endif
 
 #define KUBE_POOL_IDLE 8
 #define KUBE_CONNECT_TIMEOUT_MS 5000L
@@ -147,8 +145,9 @@ static kube_creds_t *creds_new(const char *ca, const char *cert, const char *key
 
 /* Drops one reference; c->mu must be held. Returns the creds to free (after
  * unlocking) when that was the last one. */
-static kube_creds_t *creds_unref_locked(kube_creds_t *cr)
+static kube_creds_t *creds_unref_locked(kube_client_t *c, kube_creds_t *cr)
 {
+    lock_assert_held(&c->mu);
     return --cr->refs == 0 ? cr : NULL;
 }
 
@@ -184,19 +183,9 @@ out:
 
 /* --- client ----------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int kube_client_new(const kube_kubeconfig_t *cfg, kube_client_t **out, err_t *err)
 {
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return err_set(err, "libcurl init: %s", curl_easy_strerror(curl_init_rc));
+    if (httpc_global_init(err) == -1) return -1;
     if (!cfg->server || !*cfg->server) return err_set(err, "kube client: no server URL");
     if (!cfg->cert_pem != !cfg->key_pem)
         return err_set(err, "kube client: client certificate and key must be given together");
@@ -226,14 +215,18 @@ static void conn_destroy(kube_conn_t *conn)
 void kube_client_free(kube_client_t *c)
 {
     if (!c) return;
+    /* No other thread uses c any more; the lock is taken for what the
+     * _locked helpers assert. */
+    pthread_mutex_lock(&c->mu);
     while (c->idle) {
         kube_conn_t *conn = c->idle;
         c->idle = conn->next;
         kube_creds_t *cr = conn->creds;
         conn_destroy(conn);
-        if (creds_unref_locked(cr)) creds_free(cr);
+        if (creds_unref_locked(c, cr)) creds_free(cr);
     }
-    if (creds_unref_locked(c->creds)) creds_free(c->creds);
+    if (creds_unref_locked(c, c->creds)) creds_free(c->creds);
+    pthread_mutex_unlock(&c->mu);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->metrics_mu);
     wipe_free(c->token);
@@ -250,7 +243,7 @@ int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key
     pthread_mutex_lock(&c->mu);
     kube_creds_t *old = c->creds;
     c->creds = creds_new(old->ca_pem, cert_pem, key_pem, old->insecure);
-    kube_creds_t *dead = creds_unref_locked(old);
+    kube_creds_t *dead = creds_unref_locked(c, old);
     /* Idle handles of the old generation go now; busy ones when returned. */
     kube_conn_t **pp = &c->idle, *stale = NULL;
     while (*pp) {
@@ -271,7 +264,7 @@ int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key
         kube_creds_t *cr = conn->creds;
         conn_destroy(conn);
         pthread_mutex_lock(&c->mu);
-        kube_creds_t *gone = creds_unref_locked(cr);
+        kube_creds_t *gone = creds_unref_locked(c, cr);
         pthread_mutex_unlock(&c->mu);
         if (gone) creds_free(gone);
     }
@@ -310,6 +303,7 @@ const char *kube_client_server(const kube_client_t *c)
  * good token is kept, as the file is usually mid-rotation. */
 static char *auth_header_locked(kube_client_t *c)
 {
+    lock_assert_held(&c->mu);
     if (c->token_file && time_mono_ns() - c->token_read_ns >= KUBE_TOKEN_REREAD_NS) {
         char *tok;
         if (fs_read_all(c->token_file, &tok, NULL, NULL) == 0) {
@@ -328,14 +322,12 @@ static char *auth_header_locked(kube_client_t *c)
     return c->token ? xasprintf("Authorization: Bearer %s", c->token) : NULL;
 }
 
-static void set_blob(CURL *h, CURLoption opt, const char *pem)
-{
-    struct curl_blob blob = {(void *)pem, strlen(pem), CURL_BLOB_COPY};
-    curl_easy_setopt(h, opt, &blob);
-}
+/* A PEM text as a blob option (libcurl copies it). */
+#define SET_BLOB(s, opt, pem)                                                                      \
+    HTTPC_SET((s), opt, (&(struct curl_blob){(void *)(pem), strlen(pem), CURL_BLOB_COPY}))
 
 kube_conn_t *kube_conn_take(kube_client_t *c, const char *method, const char *path,
-                            const char *content_type, long timeout_ms)
+                            const char *content_type, long timeout_ms, err_t *err)
 {
     kube_conn_t *conn = NULL, *stale = NULL;
     pthread_mutex_lock(&c->mu);
@@ -364,7 +356,7 @@ kube_conn_t *kube_conn_take(kube_client_t *c, const char *method, const char *pa
         kube_creds_t *cr = h->creds;
         conn_destroy(h);
         pthread_mutex_lock(&c->mu);
-        kube_creds_t *gone = creds_unref_locked(cr);
+        kube_creds_t *gone = creds_unref_locked(c, cr);
         pthread_mutex_unlock(&c->mu);
         if (gone) creds_free(gone);
     }
@@ -379,34 +371,7 @@ kube_conn_t *kube_conn_take(kube_client_t *c, const char *method, const char *pa
     conn->errbuf[0] = '\0';
     conn->next = NULL;
 
-    CURL *h = conn->easy;
     kube_creds_t *cr = conn->creds;
-    char *url = xasprintf("%s%s", c->server, path);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    free(url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, conn->errbuf);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "wasmlet/" WASMLET_VERSION);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
-    if (timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
-    if (cr->share) curl_easy_setopt(h, CURLOPT_SHARE, cr->share);
-    if (cr->ca_pem) set_blob(h, CURLOPT_CAINFO_BLOB, cr->ca_pem);
-    if (cr->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cr->cert_pem) {
-        set_blob(h, CURLOPT_SSLCERT_BLOB, cr->cert_pem);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        set_blob(h, CURLOPT_SSLKEY_BLOB, cr->key_pem);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-
     conn->headers = curl_slist_append(conn->headers, "Accept: application/json");
     conn->headers = curl_slist_append(conn->headers, "Expect:"); /* no 100-continue round trip */
     if (content_type) {
@@ -418,11 +383,35 @@ kube_conn_t *kube_conn_take(kube_client_t *c, const char *method, const char *pa
         conn->headers = curl_slist_append(conn->headers, auth);
         wipe_free(auth);
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, conn->headers);
-    if (strcmp(method, "GET") == 0)
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    else if (strcmp(method, "POST") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+
+    httpc_setup_t s = {.h = conn->easy};
+    char *url = xasprintf("%s%s", c->server, path);
+    /* The body (and POST's empty one) is kube_do's to set. */
+    httpc_setup_request(&s, url, conn->errbuf, conn->headers, method, NULL, 0, false);
+    free(url);
+    HTTPC_SET(&s, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    HTTPC_SET(&s, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
+    if (timeout_ms > 0) HTTPC_SET(&s, CURLOPT_TIMEOUT_MS, timeout_ms);
+    HTTPC_SET(&s, CURLOPT_TCP_KEEPALIVE, 1L);
+    HTTPC_SET(&s, CURLOPT_TCP_KEEPIDLE, 30L);
+    HTTPC_SET(&s, CURLOPT_TCP_KEEPINTVL, 10L);
+    if (cr->share) HTTPC_SET(&s, CURLOPT_SHARE, cr->share);
+    if (cr->ca_pem) SET_BLOB(&s, CURLOPT_CAINFO_BLOB, cr->ca_pem);
+    if (cr->insecure) {
+        HTTPC_SET(&s, CURLOPT_SSL_VERIFYPEER, 0L);
+        HTTPC_SET(&s, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cr->cert_pem) {
+        SET_BLOB(&s, CURLOPT_SSLCERT_BLOB, cr->cert_pem);
+        HTTPC_SET(&s, CURLOPT_SSLCERTTYPE, "PEM");
+        SET_BLOB(&s, CURLOPT_SSLKEY_BLOB, cr->key_pem);
+        HTTPC_SET(&s, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (httpc_setup_done(&s, err) == -1) {
+        err_prefix(err, "%s %s%s", method, c->server, path);
+        kube_conn_give(c, conn);
+        return NULL;
+    }
     return conn;
 }
 
@@ -451,7 +440,7 @@ void kube_conn_give(kube_client_t *c, kube_conn_t *conn)
     kube_creds_t *cr = conn->creds;
     conn_destroy(conn); /* before its share can go */
     pthread_mutex_lock(&c->mu);
-    gone = creds_unref_locked(cr);
+    gone = creds_unref_locked(c, cr);
     pthread_mutex_unlock(&c->mu);
     if (gone) creds_free(gone);
 }
@@ -496,50 +485,39 @@ void kube_client_metrics_snapshot(kube_client_t *c, kube_client_metrics_t *out)
 
 /* --- requests ----------------------------------------------------------- */
 
-typedef struct body_sink {
-    strbuf_t *sb;
-    bool too_big;
-} body_sink_t;
-
-static size_t on_body(char *data, size_t size, size_t n, void *userp)
-{
-    body_sink_t *s = userp;
-    size_t len = size * n;
-    if (!s->sb) return len;
-    if (s->sb->len + len > KUBE_MAX_RESPONSE) {
-        s->too_big = true;
-        return 0;
-    }
-    strbuf_append(s->sb, data, len);
-    return len;
-}
-
 int kube_do(kube_client_t *c, const kube_req_t *req, long *status, strbuf_t *resp, err_t *err)
 {
     *status = 0;
     kube_conn_t *conn = kube_conn_take(c, req->method, req->path,
-                                       req->body ? req->content_type : NULL, req->timeout_ms);
-    CURL *h = conn->easy;
-    body_sink_t sink = {resp, false};
+                                       req->body ? req->content_type : NULL, req->timeout_ms, err);
+    if (!conn) return -1;
+    httpc_setup_t s = {.h = conn->easy};
+    httpc_sink_t sink = {.buf = resp, .max = KUBE_MAX_RESPONSE};
     if (resp) strbuf_reset(resp);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    HTTPC_SET(&s, CURLOPT_WRITEFUNCTION, httpc_sink_write);
+    HTTPC_SET(&s, CURLOPT_WRITEDATA, &sink);
     if (req->body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+        HTTPC_SET(&s, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        HTTPC_SET(&s, CURLOPT_POSTFIELDS, req->body);
     } else if (strcmp(req->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+        HTTPC_SET(&s, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+        HTTPC_SET(&s, CURLOPT_POSTFIELDS, "");
+    }
+    if (httpc_setup_done(&s, err) == -1) {
+        err_prefix(err, "%s %s%s", req->method, c->server, req->path);
+        kube_conn_give(c, conn);
+        return -1;
     }
     int64_t start = time_mono_ns();
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = curl_easy_perform(conn->easy);
     double secs = (double)(time_mono_ns() - start) / 1e9;
     int ret = 0;
+    char what[512];
     if (rc == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_getinfo(conn->easy, CURLINFO_RESPONSE_CODE, status);
     } else if (sink.too_big) {
-        ret = err_set(err, "%s %s: response larger than %u MiB", req->method, req->path,
-                      KUBE_MAX_RESPONSE >> 20);
+        snprintf(what, sizeof what, "%s %s", req->method, req->path);
+        ret = httpc_sink_error(&sink, what, err);
     } else {
         ret = err_set(err, "%s %s%s: %s", req->method, c->server, req->path,
                       conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc));

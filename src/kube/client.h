@@ -144,9 +144,10 @@ const char *kube_metric_verb_name(enum kube_metric_verb v);
  * includer) on loan from the client's pool, with the credentials current when
  * it was taken. The caller adds its own callbacks, performs, then returns it. */
 typedef struct kube_conn kube_conn_t;
-/* timeout_ms: whole transfer, 0 for the client's default, -1 for none. */
+/* timeout_ms: whole transfer, 0 for the client's default, -1 for none.
+ * NULL (err set) when libcurl refused one of the options. */
 kube_conn_t *kube_conn_take(kube_client_t *c, const char *method, const char *path,
-                            const char *content_type, long timeout_ms);
+                            const char *content_type, long timeout_ms, err_t *err);
 void *kube_conn_easy(kube_conn_t *conn);
 /* The transport error text of the last perform on conn ("" if none). */
 const char *kube_conn_errbuf(kube_conn_t *conn);

@@ -5,6 +5,7 @@
  * `wasmlet run` can fix the manifest from the message alone. */
 #include "kube/pod_spec.h"
 #include "kube/quantity.h"
+#include "util/json.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -44,12 +45,6 @@ static const char *const volume_types[] = {"emptyDir",
                                            "image",
                                            NULL};
 
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static int string_array(json_t *arr, const char *field, const char *const **out, size_t *n,
                         err_t *err)
 {
@@ -76,7 +71,7 @@ static int resource(json_t *res, const char *which, const char *name, bool cpu, 
                     const char *field, err_t *err)
 {
     *out = 0;
-    json_t *q = json_object_get(json_object_get(res, which), name);
+    json_t *q = json_at(res, which, name);
     if (!q) return 0;
     char buf[64];
     const char *text = json_string_value(q);
@@ -102,11 +97,11 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
     memset(out, 0, sizeof *out);
     if (!json_is_object(c)) return err_set(err, "%s: must be an object", field);
     out->raw = c;
-    out->name = str(c, "name");
+    out->name = json_str_at(c, "name");
     if (!out->name || !*out->name) return err_set(err, "%s.name: required", field);
-    out->image = str(c, "image");
+    out->image = json_str_at(c, "image");
     if (!out->image || !*out->image) return err_set(err, "%s.image: required", field);
-    out->pull_policy = str(c, "imagePullPolicy");
+    out->pull_policy = json_str_at(c, "imagePullPolicy");
     if (!out->pull_policy) {
         /* The API server's default: Always for :latest or no tag. */
         const char *slash = strrchr(out->image, '/');
@@ -131,7 +126,7 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
         return err_set(err, "%s.env: must be a list", field);
     for (size_t i = 0; json_is_array(out->env) && i < json_array_size(out->env); i++) {
         json_t *e = json_array_get(out->env, i);
-        const char *name = str(e, "name");
+        const char *name = json_str_at(e, "name");
         if (!name || !*name) return err_set(err, "%s.env[%zu].name: required", field, i);
     }
     out->env_from = json_object_get(c, "envFrom");
@@ -142,11 +137,11 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
         for (size_t i = 0; i < out->nmounts; i++) {
             json_t *m = json_array_get(mounts, i);
             podspec_mount_t *pm = &out->mounts[i];
-            pm->name = str(m, "name");
-            pm->mount_path = str(m, "mountPath");
-            pm->sub_path = str(m, "subPath");
+            pm->name = json_str_at(m, "name");
+            pm->mount_path = json_str_at(m, "mountPath");
+            pm->sub_path = json_str_at(m, "subPath");
             if (pm->sub_path && !*pm->sub_path) pm->sub_path = NULL;
-            pm->read_only = json_is_true(json_object_get(m, "readOnly"));
+            pm->read_only = json_bool_at(m, false, "readOnly");
             if (!pm->name) return err_set(err, "%s.volumeMounts[%zu].name: required", field, i);
             if (!pm->mount_path || pm->mount_path[0] != '/')
                 return err_set(err, "%s.volumeMounts[%zu].mountPath: must be an absolute path",
@@ -166,7 +161,7 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
     /* The API server defaults requests to limits. */
     if (!out->memory_request) out->memory_request = out->memory_limit;
     if (!out->cpu_request) out->cpu_request = out->cpu_limit;
-    const char *rp = str(c, "restartPolicy");
+    const char *rp = json_str_at(c, "restartPolicy");
     if (rp) {
         if (!init || strcmp(rp, "Always") != 0)
             return err_set(err, "%s.restartPolicy: only \"Always\" on an init container is allowed",
@@ -176,6 +171,19 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
     out->liveness_probe = json_is_object(json_object_get(c, "livenessProbe"));
     out->readiness_probe = json_is_object(json_object_get(c, "readinessProbe"));
     out->startup_probe = json_is_object(json_object_get(c, "startupProbe"));
+    out->termination_message_path = json_str_at(c, "terminationMessagePath");
+    if (!out->termination_message_path || !*out->termination_message_path)
+        out->termination_message_path = "/dev/termination-log"; /* the API server's default */
+    const char *tmp = json_str_at(c, "terminationMessagePolicy");
+    if (!tmp || strcmp(tmp, "File") == 0) {
+        out->termination_message_policy = TERM_MSG_FILE;
+    } else if (strcmp(tmp, "FallbackToLogsOnError") == 0) {
+        out->termination_message_policy = TERM_MSG_FALLBACK_TO_LOGS_ON_ERROR;
+    } else {
+        return err_set(err,
+                       "%s.terminationMessagePolicy: \"%s\" is not File or FallbackToLogsOnError",
+                       field, tmp);
+    }
     return 0;
 }
 
@@ -220,7 +228,7 @@ static int parse_volumes(podspec_t *spec, json_t *arr, err_t *err)
     for (size_t i = 0; i < spec->nvolumes; i++) {
         json_t *v = json_array_get(arr, i);
         podspec_volume_t *pv = &spec->volumes[i];
-        pv->name = str(v, "name");
+        pv->name = json_str_at(v, "name");
         if (!pv->name || !*pv->name) return err_set(err, "spec.volumes[%zu].name: required", i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(spec->volumes[j].name, pv->name) == 0)
@@ -258,8 +266,8 @@ static int check_mounts(const podspec_t *spec, const podspec_container_t *cs, si
 int podspec_parse(json_t *pod, podspec_t **out, err_t *err)
 {
     if (!json_is_object(pod)) return err_set(err, "not an object");
-    const char *kind = str(pod, "kind");
-    const char *api = str(pod, "apiVersion");
+    const char *kind = json_str_at(pod, "kind");
+    const char *api = json_str_at(pod, "apiVersion");
     if (!kind || strcmp(kind, "Pod") != 0)
         return err_set(err, "kind: \"%s\" is not a Pod", kind ? kind : "(missing)");
     if (api && strcmp(api, "v1") != 0) return err_set(err, "apiVersion: \"%s\" is not v1", api);
@@ -270,20 +278,20 @@ int podspec_parse(json_t *pod, podspec_t **out, err_t *err)
 
     podspec_t *spec = xcalloc(1, sizeof *spec);
     spec->raw = json_incref(pod);
-    spec->name = str(meta, "name");
+    spec->name = json_str_at(meta, "name");
     if (!spec->name || !*spec->name) {
         err_set(err, "metadata.name: required");
         goto fail;
     }
-    spec->namespace = str(meta, "namespace");
+    spec->namespace = json_str_at(meta, "namespace");
     if (!spec->namespace) spec->namespace = "default";
-    spec->uid = str(meta, "uid");
+    spec->uid = json_str_at(meta, "uid");
     if (!spec->uid) spec->uid = "";
-    spec->node_name = str(s, "nodeName");
-    spec->service_account = str(s, "serviceAccountName");
+    spec->node_name = json_str_at(s, "nodeName");
+    spec->service_account = json_str_at(s, "serviceAccountName");
     if (!spec->service_account) spec->service_account = "default";
 
-    const char *rp = str(s, "restartPolicy");
+    const char *rp = json_str_at(s, "restartPolicy");
     if (!rp || strcmp(rp, "Always") == 0) {
         spec->restart_policy = RESTART_ALWAYS;
     } else if (strcmp(rp, "OnFailure") == 0) {
@@ -300,8 +308,7 @@ int podspec_parse(json_t *pod, podspec_t **out, err_t *err)
         err_set(err, "spec.activeDeadlineSeconds: must be a positive integer");
         goto fail;
     }
-    json_t *tgp = json_object_get(s, "terminationGracePeriodSeconds");
-    spec->termination_grace_period = json_is_integer(tgp) ? json_integer_value(tgp) : 30;
+    spec->termination_grace_period = json_int_at(s, 30, "terminationGracePeriodSeconds");
     if (spec->termination_grace_period < 0) spec->termination_grace_period = 0;
 
     if (parse_containers(json_object_get(s, "initContainers"), "initContainers", true,

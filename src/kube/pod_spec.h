@@ -29,6 +29,12 @@ typedef enum podspec_restart {
     RESTART_NEVER
 } podspec_restart_t;
 
+/* terminationMessagePolicy: what a container's terminated state says. */
+typedef enum podspec_term_policy {
+    TERM_MSG_FILE,                     /* File: what it wrote to terminationMessagePath */
+    TERM_MSG_FALLBACK_TO_LOGS_ON_ERROR /* ... or, if nothing and it failed, its log's tail */
+} podspec_term_policy_t;
+
 typedef struct podspec_container {
     const char *name;
     const char *image;
@@ -48,6 +54,8 @@ typedef struct podspec_container {
     bool sidecar;           /* an init container with restartPolicy: Always */
     /* Probes a WASI module cannot answer are reported, not ignored. */
     bool liveness_probe, readiness_probe, startup_probe;
+    const char *termination_message_path; /* defaulted to /dev/termination-log */
+    podspec_term_policy_t termination_message_policy;
     json_t *raw; /* the Container object (borrowed from raw) */
 } podspec_container_t;
 

@@ -26,6 +26,8 @@
  * version, and only a relist can recover. */
 #include "kube/watch.h"
 #include "util/diag.h"
+#include "util/httpc.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -81,8 +83,7 @@ static bool rv_newer(const char *rv, const char *last)
 
 static const char *object_rv(json_t *obj)
 {
-    const char *rv =
-        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    const char *rv = json_str_at(obj, "metadata", "resourceVersion");
     return rv ? rv : "";
 }
 
@@ -235,17 +236,24 @@ int kube_watch_stream(kube_client_t *c, const char *path, kube_watch_fn fn, void
         return 0;
     }
     long server_timeout = query_timeout_s(path);
-    kube_conn_t *conn = kube_conn_take(c, "GET", path, NULL, -1);
+    kube_conn_t *conn = kube_conn_take(c, "GET", path, NULL, -1, err);
+    if (!conn) return -1;
     stream_t s = {
         .h = kube_conn_easy(conn), .fn = fn, .ctx = ctx, .stop = stop, .res = res, .err = err};
     CURL *h = s.h;
+    httpc_setup_t set = {.h = h};
     if (server_timeout > 0)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (server_timeout + WATCH_GRACE_S) * 1000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, stream_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stream_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
+        HTTPC_SET(&set, CURLOPT_TIMEOUT_MS, (server_timeout + WATCH_GRACE_S) * 1000L);
+    HTTPC_SET(&set, CURLOPT_WRITEFUNCTION, stream_write);
+    HTTPC_SET(&set, CURLOPT_WRITEDATA, &s);
+    HTTPC_SET(&set, CURLOPT_NOPROGRESS, 0L);
+    HTTPC_SET(&set, CURLOPT_XFERINFOFUNCTION, stream_progress);
+    HTTPC_SET(&set, CURLOPT_XFERINFODATA, &s);
+    if (httpc_setup_done(&set, err) == -1) {
+        err_prefix(err, "watch %s", path);
+        kube_conn_give(c, conn);
+        return -1;
+    }
 
     CURLcode rc = curl_easy_perform(h);
     if (res->status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
@@ -354,10 +362,9 @@ static int reflector_list(reflector_t *r, json_t **items, char *rv, err_t *err)
         free(cont);
         cont = NULL;
         if (rc == -1) goto fail;
-        json_t *meta = json_object_get(page, "metadata");
-        const char *prv = json_string_value(json_object_get(meta, "resourceVersion"));
+        const char *prv = json_str_at(page, "metadata", "resourceVersion");
         if (prv && !rv[0]) snprintf(rv, KUBE_RV_MAX, "%s", prv);
-        const char *c = json_string_value(json_object_get(meta, "continue"));
+        const char *c = json_str_at(page, "metadata", "continue");
         if (c && *c) cont = xstrdup(c);
         json_t *got = json_object_get(page, "items");
         if (json_is_array(got))

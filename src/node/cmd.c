@@ -3,7 +3,11 @@
  * It wires the subsystems together and owns none of their logic: the API
  * client (kube/), the image store (image/), the runtime (wasm/), Node
  * registration and heartbeat (node/), the pod manager (pod/) and the
- * kubelet HTTPS API (server/). Signals: SIGTERM or SIGINT shut the node
+ * kubelet HTTPS API (server/), which reaches the pods only through the
+ * provider built here (server/pods.h over the pod manager's functions).
+ * Every numeric option is parsed strictly (util/cli.h): a mistyped value
+ * stops the command with exit status 2 and a message naming the option.
+ * Signals: SIGTERM or SIGINT shut the node
  * down gracefully (no new pods, running ones stopped, final statuses
  * written, the Node kept); SIGUSR1 pauses the heartbeat and SIGUSR2
  * resumes it, so tests can watch the control plane mark the node NotReady
@@ -11,11 +15,14 @@
 #include "image/image.h"
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
+#include "kube/quantity.h"
 #include "node/bootstrap.h"
+#include "node/cmd.h"
 #include "node/node.h"
 #include "pod/manager.h"
-#include "server/server.h"
 #include "pod/static_pods.h"
+#include "server/server.h"
+#include "util/cli.h"
 #include "util/diag.h"
 #include "util/fs.h"
 #include "util/time.h"
@@ -76,6 +83,69 @@ static void on_serving_cert(void *ctx, const char *cert_pem, const char *key_pem
     err_t err;
     if (server_set_cert(ctx, cert_pem, key_pem, &err) == -1)
         diag_warn("serving certificate not replaced: %s", err.msg);
+}
+
+/* --- the pod manager as the kubelet API's pod provider (server/pods.h) --- */
+
+static json_t *pods_list(void *ctx)
+{
+    return pod_manager_pod_list(ctx);
+}
+
+static int pods_container_logs(void *ctx, const char *ns, const char *pod, const char *container,
+                               char **dir, bool *running, err_t *err)
+{
+    return pod_manager_container_logs(ctx, ns, pod, container, dir, running, err);
+}
+
+static int pods_samples(void *ctx, server_pod_samples_t *out)
+{
+    json_t *list = pod_manager_pod_list(ctx);
+    if (!list) return -1;
+    server_pod_samples_from_list(list, out);
+    json_decref(list);
+    return 0;
+}
+
+static void pods_counters(void *ctx, server_pod_counters_t *out)
+{
+    pod_manager_stats_t ps = {0};
+    pod_manager_stats(ctx, &ps);
+    *out = (server_pod_counters_t){
+        .pods_started = ps.pods_started,
+        .pods_running = ps.pods_running,
+        .containers_running = ps.containers_running,
+        .admission_rejected = ps.admission_rejected,
+        .status_patches = ps.status_patches,
+        .status_errors = ps.status_errors,
+    };
+}
+
+static server_pods_t pods_provider(pod_manager_t *m)
+{
+    return (server_pods_t){
+        .ctx = m,
+        .pod_list = pods_list,
+        .container_logs = pods_container_logs,
+        .pod_samples = pods_samples,
+        .counters = pods_counters,
+    };
+}
+
+/* --- options ------------------------------------------------------------- */
+
+/* A byte count: a whole number of bytes or a Kubernetes quantity ("10Mi"),
+ * from 0 to max. */
+static int parse_bytes(const char *opt, const char *text, int64_t max, int64_t *out)
+{
+    int64_t v;
+    if (cli_int(text, 0, max, &v) == 0 || (quantity_parse(text, &v) == 0 && v >= 0 && v <= max)) {
+        *out = v;
+        return 0;
+    }
+    fprintf(stderr, "wasmlet node: --%s: \"%s\" is not a size in bytes (such as 1048576 or 1Mi)\n",
+            opt, text);
+    return -1;
 }
 
 static json_t *parse_labels(const char *text)
@@ -178,10 +248,11 @@ int node_main(int argc, char **argv)
             data_dir = optarg;
             break;
         case O_PORT:
-            ncfg.port = atoi(optarg);
+            if (cli_parse_int32("node", "port", optarg, 0, 65535, &ncfg.port) == -1) goto bad;
             break;
         case O_MAXPODS:
-            ncfg.max_pods = atoi(optarg);
+            if (cli_parse_int32("node", "max-pods", optarg, 1, 100000, &ncfg.max_pods) == -1)
+                goto bad;
             break;
         case O_LABELS:
             json_decref(ncfg.extra_labels);
@@ -194,16 +265,22 @@ int node_main(int argc, char **argv)
             ncfg.taint_no_execute = false;
             break;
         case O_RCPU:
-            ncfg.reserved_cpu = atoll(optarg);
+            if (cli_parse_int("node", "reserved-cpu", optarg, 0, INT64_C(1) << 40,
+                              &ncfg.reserved_cpu) == -1)
+                goto bad;
             break;
         case O_RMEM:
-            ncfg.reserved_memory = atoll(optarg);
+            if (parse_bytes("reserved-memory", optarg, INT64_MAX / 2, &ncfg.reserved_memory) == -1)
+                goto bad;
             break;
         case O_LOGSIZE:
-            log_max_bytes = atoll(optarg);
+            if (parse_bytes("container-log-max-size", optarg, INT64_MAX / 2, &log_max_bytes) == -1)
+                goto bad;
             break;
         case O_LOGFILES:
-            log_max_files = atoi(optarg);
+            if (cli_parse_int32("node", "container-log-max-files", optarg, 1, 1000,
+                                &log_max_files) == -1)
+                goto bad;
             break;
         case O_INSECURE:
             if (ninsecure < 16) insecure[ninsecure++] = optarg;
@@ -227,7 +304,9 @@ int node_main(int argc, char **argv)
             static_dir = optarg;
             break;
         case O_BACKOFF:
-            backoff_initial = atoll(optarg);
+            if (cli_parse_int("node", "backoff-initial", optarg, 0, INT64_C(86400000),
+                              &backoff_initial) == -1)
+                goto bad;
             break;
         case 'v':
             diag_set_level(DIAG_DEBUG);
@@ -237,12 +316,12 @@ int node_main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 2;
+            goto bad;
         }
     }
     if ((!kubeconfig && !bootstrap) || optind != argc) {
         usage(stderr);
-        return 2;
+        goto bad;
     }
     ncfg.name = node_name ? node_name : hostname;
     ncfg.hostname = hostname;
@@ -329,7 +408,7 @@ int node_main(int argc, char **argv)
         .client_ca_pem = client_ca_pem,
         .anonymous = anonymous,
         .client = client,
-        .pods = server_pods_from_manager(pods),
+        .pods = pods_provider(pods),
         .rt = rt,
         .images = images,
         .data_dir = data_dir,
@@ -389,4 +468,7 @@ out:
     free(compiled);
     free(logs);
     return status;
+bad:
+    json_decref(ncfg.extra_labels);
+    return CLI_USAGE_ERROR;
 }

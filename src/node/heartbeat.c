@@ -8,6 +8,8 @@
  * retried at the next tick, and an API server outage only delays them. */
 #include "node/node.h"
 #include "util/diag.h"
+#include "util/json.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -55,11 +57,11 @@ static int renew_lease(node_heartbeat_t *hb, err_t *err)
         json_t *node = NULL;
         json_t *owner = json_array();
         if (kube_get(hb->client, node_path, &node, &res, NULL) == 0) {
-            json_t *meta = json_object_get(node, "metadata");
-            json_array_append_new(owner,
-                                  json_pack("{s:s, s:s, s:O, s:O}", "apiVersion", "v1", "kind",
-                                            "Node", "name", json_object_get(meta, "name"), "uid",
-                                            json_object_get(meta, "uid")));
+            const char *name = json_str_at(node, "metadata", "name");
+            const char *uid = json_str_at(node, "metadata", "uid");
+            if (name && uid)
+                json_array_append_new(owner, json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "v1",
+                                                       "kind", "Node", "name", name, "uid", uid));
         }
         json_decref(node);
         free(node_path);
@@ -81,7 +83,7 @@ static int renew_lease(node_heartbeat_t *hb, err_t *err)
 static char *status_key(json_t *status)
 {
     json_t *copy = json_deep_copy(status);
-    json_t *conds = json_object_get(copy, "conditions");
+    json_t *conds = json_at(copy, "conditions");
     size_t i;
     json_t *c;
     json_array_foreach(conds, i, c) json_object_del(c, "lastHeartbeatTime");
@@ -105,10 +107,10 @@ static bool server_says_ready(node_heartbeat_t *hb)
     if (kube_get(hb->client, path, &node, &res, NULL) == 0) {
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(json_object_get(node, "status"), "conditions"), i, c)
+        json_array_foreach(json_at(node, "status", "conditions"), i, c)
         {
-            const char *type = json_string_value(json_object_get(c, "type"));
-            const char *st = json_string_value(json_object_get(c, "status"));
+            const char *type = json_str_at(c, "type");
+            const char *st = json_str_at(c, "status");
             if (type && strcmp(type, "Ready") == 0) ready = st && strcmp(st, "True") == 0;
         }
     }
@@ -154,11 +156,10 @@ static void *heartbeat_main(void *arg)
             json_decref(status);
         }
         pthread_mutex_lock(&hb->lock);
-        int64_t until = time_mono_ns() + TICK_MS * NS_PER_MS;
-        struct timespec ts = {.tv_sec = until / NS_PER_SEC, .tv_nsec = until % NS_PER_SEC};
+        int64_t until = deadline_after_ms(TICK_MS);
         /* A pause or a resume ends the wait: a resumed node renews at once. */
-        while (!hb->quit && hb->paused == paused && time_mono_ns() < until)
-            pthread_cond_timedwait(&hb->cond, &hb->lock, &ts);
+        while (!hb->quit && hb->paused == paused && cond_wait_until(&hb->cond, &hb->lock, until))
+            ;
     }
     pthread_mutex_unlock(&hb->lock);
     free(last_key);
@@ -172,11 +173,7 @@ node_heartbeat_t *node_heartbeat_start(kube_client_t *c, const node_config_t *cf
     hb->client = c;
     hb->cfg = cfg;
     pthread_mutex_init(&hb->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&hb->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&hb->cond);
     if (pthread_create(&hb->thread, NULL, heartbeat_main, hb) != 0) {
         diag_error("cannot start the heartbeat thread");
         pthread_cond_destroy(&hb->cond);
@@ -189,6 +186,7 @@ node_heartbeat_t *node_heartbeat_start(kube_client_t *c, const node_config_t *cf
 
 void node_heartbeat_pause(node_heartbeat_t *hb, bool paused)
 {
+    if (!hb) return;
     pthread_mutex_lock(&hb->lock);
     hb->paused = paused;
     pthread_cond_signal(&hb->cond);

@@ -1,8 +1,8 @@
 /* info.c: this machine, measured, and the Node object that describes it.
  *
- * Capacity is read from the host: cpu from the online processors,
- * memory from /proc/meminfo, ephemeral-storage from the file system of the
- * data dir, pods from --max-pods. Allocatable is capacity less the
+ * Capacity is read from the host (util/proc.h): cpu from the online
+ * processors, memory from /proc/meminfo, ephemeral-storage from the file
+ * system of the data dir, pods from --max-pods. Allocatable is capacity less the
  * reservations and the kubelet's default hard-eviction thresholds (memory
  * 100Mi, ephemeral-storage 10%), as a kubelet computes it.
  *
@@ -15,6 +15,8 @@
  * lastTransitionTime until its status changes. */
 #include "node/node.h"
 #include "util/fs.h"
+#include "util/json.h"
+#include "util/proc.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -22,44 +24,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #define EVICTION_MEMORY (100LL * 1024 * 1024)
 
-static int64_t meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    long long kb = 0;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') {
-            sscanf(line + n + 1, "%lld", &kb);
-            break;
-        }
-    fclose(f);
-    return kb * 1024;
-}
-
-static void fs_space(const char *dir, int64_t *total, int64_t *avail)
-{
-    struct statvfs st;
-    *total = *avail = 0;
-    if (statvfs(dir, &st) == 0) {
-        *total = (int64_t)st.f_blocks * (int64_t)st.f_frsize;
-        *avail = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
-    }
-}
-
 void node_info_capacity(const node_config_t *cfg, node_capacity_t *cap, node_capacity_t *alloc)
 {
+    proc_meminfo_t m;
+    proc_meminfo(&m);
+    proc_fs_t fs;
+    proc_fs_stat(cfg->data_dir, &fs);
     cap->cpu_milli = sysconf(_SC_NPROCESSORS_ONLN) * 1000;
-    cap->memory_bytes = meminfo("MemTotal");
-    int64_t avail;
-    fs_space(cfg->data_dir, &cap->ephemeral_bytes, &avail);
+    cap->memory_bytes = (int64_t)m.total;
+    cap->ephemeral_bytes = (int64_t)fs.capacity;
     cap->pods = cfg->max_pods;
     alloc->cpu_milli = cap->cpu_milli - cfg->reserved_cpu;
     alloc->memory_bytes = cap->memory_bytes - cfg->reserved_memory - EVICTION_MEMORY;
@@ -142,19 +120,13 @@ void node_info_ready_lost(void)
 
 static json_t *conditions(const node_config_t *cfg)
 {
-    int64_t mem_avail = meminfo("MemAvailable");
-    int64_t total, avail;
-    fs_space(cfg->data_dir, &total, &avail);
-    long long running = 0, procs = 0, pid_max = 0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        double a, b, c;
-        if (fscanf(f, "%lf %lf %lf %lld/%lld", &a, &b, &c, &running, &procs) != 5) procs = 0;
-        fclose(f);
-    }
-    char *pm = read_line("/proc/sys/kernel/pid_max");
-    pid_max = atoll(pm);
-    free(pm);
+    proc_meminfo_t m;
+    proc_meminfo(&m);
+    int64_t mem_avail = (int64_t)m.available;
+    proc_fs_t fs;
+    proc_fs_stat(cfg->data_dir, &fs);
+    int64_t total = (int64_t)fs.capacity, avail = (int64_t)fs.available;
+    int64_t procs = proc_task_count(), pid_max = proc_pid_max();
     bool mem_pressure = mem_avail > 0 && mem_avail < EVICTION_MEMORY;
     bool disk_pressure = total > 0 && avail < total / 10;
     bool pid_pressure = pid_max > 0 && procs > pid_max * 9 / 10;
@@ -259,8 +231,8 @@ int node_register(kube_client_t *c, const node_config_t *cfg, err_t *err)
     if (rc == -1) {
         /* Adopt the existing Node: our labels (NodeRestriction lets a node
          * set the kubernetes.io ones it owns) and taints. */
-        json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels",
-                                  json_object_get(json_object_get(node, "metadata"), "labels"));
+        json_t *patch =
+            json_pack("{s:{s:O}}", "metadata", "labels", json_at(node, "metadata", "labels"));
         if (kube_patch(c, path, KUBE_PATCH_MERGE, patch, NULL, &res, err) == -1) {
             json_decref(patch);
             json_decref(node);
@@ -268,8 +240,7 @@ int node_register(kube_client_t *c, const node_config_t *cfg, err_t *err)
             return err_prefix(err, "adopt node %s", cfg->name);
         }
         json_decref(patch);
-        patch = json_pack("{s:{s:O}}", "spec", "taints",
-                          json_object_get(json_object_get(node, "spec"), "taints"));
+        patch = json_pack("{s:{s:O}}", "spec", "taints", json_at(node, "spec", "taints"));
         err_t terr;
         if (kube_patch(c, path, KUBE_PATCH_MERGE, patch, NULL, &res, &terr) == -1 &&
             res.status != 403)

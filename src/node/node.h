@@ -4,8 +4,8 @@
  * node_object builds the Node wasmlet registers; node_register creates or
  * adopts it; node_heartbeat_* renew the Lease in kube-node-lease every 10 s
  * and post node status as the kubelet does (on change, and at least once a
- * minute). node_main is `wasmlet node`, which wires the node, the pod
- * manager, the status manager and the HTTPS server together. */
+ * minute). `wasmlet node`, which wires the node, the pod manager and the
+ * HTTPS server together, is node/cmd.h. */
 #ifndef WASMLET_NODE_NODE_H
 #define WASMLET_NODE_NODE_H
 
@@ -62,8 +62,5 @@ node_heartbeat_t *node_heartbeat_start(kube_client_t *c, const node_config_t *cf
 /* Pauses renewals (tests of NotReady detection use SIGUSR1 to toggle). */
 void node_heartbeat_pause(node_heartbeat_t *hb, bool paused);
 void node_heartbeat_stop(node_heartbeat_t *hb);
-
-/* `wasmlet node`. */
-int node_main(int argc, char **argv);
 
 #endif

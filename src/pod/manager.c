@@ -250,6 +250,12 @@ static void upsert_locked(pod_manager_t *m, json_t *pod)
     } else {
         json_decref(e->pod);
         e->pod = json_incref(pod);
+        /* Spec updates (deadline, image) reach the running worker; an echo
+         * of our own status write changes nothing there. */
+        podspec_t *spec = NULL;
+        err_t perr;
+        if (e->worker && !deleting && podspec_parse(pod, &spec, &perr) == 0)
+            pod_worker_update(e->worker, spec);
     }
     if (deleting && !e->terminating) {
         e->terminating = true;
@@ -717,9 +723,7 @@ void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms)
     m->shutting_down = true;
     /* As the kubelet's graceful node shutdown reports it. */
     for (entry_t *e = m->entries; e; e = e->next)
-        if (e->worker)
-            pod_worker_stop(e->worker, "Terminated",
-                            "Pod was terminated in response to imminent node shutdown.");
+        if (e->worker) pod_worker_stop_for_node_shutdown(e->worker);
     wake(m);
     pthread_mutex_unlock(&m->lock);
     /* Wait for the workers and their final statuses. */

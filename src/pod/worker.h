@@ -4,9 +4,11 @@
  * in order (sidecars, restartPolicy: Always, kept running beside the app),
  * then the app containers side by side, each on a thread of its own, with
  * the pod's restartPolicy and the kubelet's CrashLoopBackOff; a stop
- * (deletion, activeDeadlineSeconds, node shutdown) ends every container.
- * Every change of state is published through host->status_changed and
- * read back as the Pod status JSON by pod_worker_status_json. */
+ * (deletion, activeDeadlineSeconds, eviction, node shutdown) ends every
+ * container. Every change of state is published through
+ * host->status_changed and read back as the Pod status JSON by
+ * pod_worker_status_json. worker_priv.h describes the inside: which file
+ * does what, the threads, the lock and the two state machines. */
 #ifndef WASMLET_POD_WORKER_H
 #define WASMLET_POD_WORKER_H
 
@@ -18,15 +20,39 @@
 
 /* Starts a worker for spec (taken over); the pod's files go under
  * <host->data_dir>/pods/<uid or namespace_name>/. resume, when not NULL, is
- * what pod_worker_resume_json returned in an earlier wasmlet: containers
- * that ended are not run again, restart counts go on. */
+ * what pod_worker_resume_json returned in an earlier wasmlet (see
+ * pod/state.h): containers that ended are not run again, restart counts go
+ * on. */
 pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *resume);
 
 /* Asks the pod to end: every container is stopped (a WASI module cannot be
  * asked to stop politely, so it is stopped at once, exit code 137, like a
  * SIGKILL), and no container starts again. reason is the pod-level reason
- * ("DeadlineExceeded", or NULL for a deletion). Returns at once. */
+ * ("DeadlineExceeded", "Evicted", or NULL for a deletion), which makes the
+ * pod Failed. Returns at once; a pod that already finished keeps how it
+ * ended. */
 void pod_worker_stop(pod_worker_t *w, const char *reason, const char *message);
+
+/* The kubelet's graceful node shutdown, as its node shutdown manager
+ * reports it: reason Terminated, this message, and the condition
+ * DisruptionTarget (True, reason TerminationByKubelet, the same message). */
+#define POD_NODE_SHUTDOWN_REASON "Terminated"
+#define POD_NODE_SHUTDOWN_MESSAGE "Pod was terminated in response to imminent node shutdown."
+/* pod_worker_stop for a node shutdown: the above, on a pod not yet ended. */
+void pod_worker_stop_for_node_shutdown(pod_worker_t *w);
+
+/* A newer version of the pod (a MODIFIED watch event), taken over. The
+ * fields the API server lets change on a running pod take effect:
+ * activeDeadlineSeconds at once (a pod past the new deadline ends
+ * DeadlineExceeded), a container's image by stopping that container
+ * (Normal event Killing, "Container X definition changed, will be
+ * restarted") and starting it from the new image (restartCount + 1);
+ * labels, annotations and tolerations are kept (the downward API reads the
+ * newest). A version with the same spec, labels and annotations (a status
+ * write's echo) changes nothing. Returns at once: it never waits on a
+ * module. An update that adds, removes or renames containers (which the
+ * API server refuses) is ignored. */
+void pod_worker_update(pod_worker_t *w, podspec_t *spec);
 
 /* Waits until the worker has finished (all containers ended, final status
  * published); timeout_ms < 0 waits forever. True when finished. */
@@ -36,13 +62,16 @@ bool pod_worker_finished(pod_worker_t *w);
 /* Frees a finished worker (waits for it first). */
 void pod_worker_free(pod_worker_t *w);
 
+/* The newest spec (pod_worker_update replaces it; a replaced spec stays
+ * valid until pod_worker_free). */
 const podspec_t *pod_worker_spec(const pod_worker_t *w);
 /* The current phase: Pending, Running, Succeeded or Failed. */
 const char *pod_worker_phase(pod_worker_t *w);
-/* The pod's status object, as the API server's Pod.status. */
+/* The pod's status object, as the API server's Pod.status. Reading it
+ * changes nothing. */
 json_t *pod_worker_status_json(pod_worker_t *w);
 /* What a restarted wasmlet needs to resume the pod (container name ->
- * restartCount, done, exit code ...), for pod/state.c. */
+ * restartCount, done, exit code ...); pod/state.h saves and loads it. */
 json_t *pod_worker_resume_json(pod_worker_t *w);
 
 /* Per-container summary for `wasmlet run` and metrics. */

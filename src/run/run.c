@@ -11,14 +11,17 @@
  * modules are cached in the data dir so the next run starts warm.
  *
  * Exit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad
- * command line or manifest. A summary line per container says how it
+ * command line (a numeric option that is not a number included, util/cli.h)
+ * or manifest. A summary line per container says how it
  * ended. SIGINT or SIGTERM stops the pod (exit code 137 for its containers). */
 #include "run/run.h"
 #include "kube/manifest.h"
 #include "kube/pod_spec.h"
 #include "pod/worker.h"
+#include "util/cli.h"
 #include "util/diag.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 #include "wasm/wasmrt.h"
@@ -131,10 +134,14 @@ int run_main(int argc, char **argv)
             logs_dir = optarg;
             break;
         case 'b':
-            backoff_initial = atoll(optarg);
+            if (cli_parse_int("run", "backoff-initial", optarg, 0, INT64_C(86400000),
+                              &backoff_initial) == -1)
+                return CLI_USAGE_ERROR;
             break;
         case 'B':
-            backoff_max = atoll(optarg);
+            if (cli_parse_int("run", "backoff-max", optarg, 0, INT64_C(86400000), &backoff_max) ==
+                -1)
+                return CLI_USAGE_ERROR;
             break;
         case 'P':
             prefix = false;
@@ -232,8 +239,8 @@ int run_main(int argc, char **argv)
     pod_container_summary_t sums[64];
     size_t n = pod_worker_summaries(w, sums, 64);
     json_t *st = pod_worker_status_json(w);
-    const char *why = json_string_value(json_object_get(st, "reason"));
-    const char *what = json_string_value(json_object_get(st, "message"));
+    const char *why = json_str_at(st, "reason");
+    const char *what = json_str_at(st, "message");
     fprintf(stderr, "pod %s: %s", name, phase);
     if (why) fprintf(stderr, " (%s%s%s)", why, what ? ": " : "", what ? what : "");
     fprintf(stderr, " in %.3fs\n", (double)(time_mono_ns() - t0) / 1e9);

@@ -1,4 +1,4 @@
-/* auth.c: who is asking, and may they (see server_internal.h).
+/* auth.c: who is asking, and may they (see auth.h).
  *
  * Both questions go to the API server, as the kubelet's webhook modes do:
  * a bearer token is checked with a TokenReview, and every request is
@@ -14,7 +14,9 @@
  * The cache is a list with a size cap, guarded by one mutex: a node sees
  * a handful of distinct clients (the API server, a scraper, an operator),
  * so a linear search of a few entries beats a hash table in plain-ness. */
-#include "server/server_internal.h"
+#include "server/auth.h"
+#include "util/json.h"
+#include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -65,14 +67,15 @@ static void user_copy(server_user_t *dst, const server_user_t *src)
     dst->extra = src->extra ? json_deep_copy(src->extra) : NULL;
 }
 
-server_auth_t *server_auth_new(const server_config_t *cfg)
+server_auth_t *server_auth_new(kube_client_t *client, const char *node_name, int64_t authn_ttl_ms,
+                               int64_t allow_ttl_ms, int64_t deny_ttl_ms)
 {
     server_auth_t *a = xcalloc(1, sizeof *a);
-    a->client = cfg->client;
-    a->node_name = xstrdup(cfg->node_name ? cfg->node_name : "");
-    a->authn_ttl_ns = (cfg->authn_ttl_ms > 0 ? cfg->authn_ttl_ms : 120000) * NS_PER_MS;
-    a->allow_ttl_ns = (cfg->authz_allow_ttl_ms > 0 ? cfg->authz_allow_ttl_ms : 60000) * NS_PER_MS;
-    a->deny_ttl_ns = (cfg->authz_deny_ttl_ms > 0 ? cfg->authz_deny_ttl_ms : 10000) * NS_PER_MS;
+    a->client = client;
+    a->node_name = xstrdup(node_name ? node_name : "");
+    a->authn_ttl_ns = (authn_ttl_ms > 0 ? authn_ttl_ms : 120000) * NS_PER_MS;
+    a->allow_ttl_ns = (allow_ttl_ms > 0 ? allow_ttl_ms : 60000) * NS_PER_MS;
+    a->deny_ttl_ns = (deny_ttl_ms > 0 ? deny_ttl_ms : 10000) * NS_PER_MS;
     pthread_mutex_init(&a->mu, NULL);
     return a;
 }
@@ -215,24 +218,23 @@ server_verdict_t server_authn_token(server_auth_t *a, const char *token, server_
         err_prefix(err, "TokenReview");
         return SERVER_UNKNOWN;
     }
-    json_t *st = json_object_get(ans, "status");
-    json_t *u = json_object_get(st, "user");
-    yes = json_is_true(json_object_get(st, "authenticated")) &&
-          json_is_string(json_object_get(u, "username"));
+    json_t *u = json_at(ans, "status", "user");
+    const char *username = json_str_at(u, "username");
+    yes = json_bool_at(ans, false, "status", "authenticated") && username;
     if (yes) {
-        user->name = xstrdup(json_string_value(json_object_get(u, "username")));
-        const char *uid = json_string_value(json_object_get(u, "uid"));
+        user->name = xstrdup(username);
+        const char *uid = json_str_at(u, "uid");
         user->uid = xstrdup(uid ? uid : "");
         size_t i;
         json_t *g;
-        json_array_foreach(json_object_get(u, "groups"), i, g)
+        json_array_foreach(json_at(u, "groups"), i, g)
         {
             if (json_is_string(g)) strvec_push(&user->groups, json_string_value(g));
         }
-        json_t *extra = json_object_get(u, "extra");
+        json_t *extra = json_at(u, "extra");
         if (json_is_object(extra) && json_object_size(extra)) user->extra = json_deep_copy(extra);
     } else {
-        const char *why = json_string_value(json_object_get(st, "error"));
+        const char *why = json_str_at(ans, "status", "error");
         err_set(err, "token not authenticated%s%s", why ? ": " : "", why ? why : "");
     }
     cache_put(a, key, yes, NULL, yes ? user : NULL, yes ? a->authn_ttl_ns : a->deny_ttl_ns);
@@ -279,10 +281,9 @@ server_verdict_t server_authz(server_auth_t *a, const server_user_t *user, const
         err_prefix(err, "SubjectAccessReview");
         return SERVER_UNKNOWN;
     }
-    json_t *st = json_object_get(ans, "status");
-    yes = json_is_true(json_object_get(st, "allowed")) &&
-          !json_is_true(json_object_get(st, "denied"));
-    const char *why = json_string_value(json_object_get(st, "reason"));
+    yes = json_bool_at(ans, false, "status", "allowed") &&
+          !json_bool_at(ans, false, "status", "denied");
+    const char *why = json_str_at(ans, "status", "reason");
     if (!yes && reason_len) snprintf(reason, reason_len, "%s", why ? why : "");
     cache_put(a, strbuf_str(&key), yes, yes ? NULL : reason, NULL,
               yes ? a->allow_ttl_ns : a->deny_ttl_ns);

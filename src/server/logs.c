@@ -15,7 +15,7 @@
  * running, or a newer run has begun (a restart). That is how `kubectl logs
  * -f` ends with the container, as it does with the kubelet. */
 #include "log/crilog.h"
-#include "server/server_internal.h"
+#include "server/endpoints.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -26,7 +26,7 @@
 #define CHECK_INTERVAL_NS (50 * NS_PER_MS)
 
 typedef struct follow_ctx {
-    sreq_t *r;
+    http_req_t *r;
     const server_pods_t *pods;
     const char *ns, *pod, *container;
     const char *path; /* the run being read */
@@ -61,16 +61,16 @@ static int sink(void *ctx, const char *data, size_t len)
 {
     follow_ctx_t *fc = ctx;
     if (!fc->streaming) {
-        sreq_stream_start(fc->r, 200, "text/plain; charset=utf-8");
+        http_req_stream_start(fc->r, 200, "text/plain; charset=utf-8");
         fc->streaming = true;
     }
-    return sreq_stream_write(fc->r, data, len) == 0 ? 0 : 1;
+    return http_req_stream_write(fc->r, data, len) == 0 ? 0 : 1;
 }
 
 static enum crilog_follow should_stop(void *ctx)
 {
     follow_ctx_t *fc = ctx;
-    if (sreq_gone(fc->r)) return CRILOG_FOLLOW_STOP;
+    if (http_req_gone(fc->r)) return CRILOG_FOLLOW_STOP;
     int64_t now = time_mono_ns();
     if (now < fc->next_check || fc->last != CRILOG_FOLLOW_ON) return fc->last;
     fc->next_check = now + CHECK_INTERVAL_NS;
@@ -87,27 +87,28 @@ static enum crilog_follow should_stop(void *ctx)
 }
 
 /* Reads the query into opts; answers 400 and returns -1 on a bad one. */
-static int parse_opts(sreq_t *r, crilog_read_opts_t *opts, bool *follow, bool *previous)
+static int parse_opts(http_req_t *r, crilog_read_opts_t *opts, bool *follow, bool *previous)
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        sreq_error(r, 400, __VA_ARGS__);                                                           \
+        http_req_error(r, 400, __VA_ARGS__);                                                       \
         return -1;                                                                                 \
     } while (0)
     const char *v;
-    if ((v = sreq_query(r, "follow")) && parse_bool(v, follow) == -1)
+    if ((v = http_req_query(r, "follow")) && parse_bool(v, follow) == -1)
         BAD("follow: %s is not a boolean", v);
-    if ((v = sreq_query(r, "previous")) && parse_bool(v, previous) == -1)
+    if ((v = http_req_query(r, "previous")) && parse_bool(v, previous) == -1)
         BAD("previous: %s is not a boolean", v);
-    if ((v = sreq_query(r, "timestamps")) && parse_bool(v, &opts->timestamps) == -1)
+    if ((v = http_req_query(r, "timestamps")) && parse_bool(v, &opts->timestamps) == -1)
         BAD("timestamps: %s is not a boolean", v);
-    if ((v = sreq_query(r, "tailLines")) &&
+    if ((v = http_req_query(r, "tailLines")) &&
         (parse_int(v, &opts->tail_lines) == -1 || opts->tail_lines < 0))
         BAD("tailLines: %s is not a count of lines", v);
-    if ((v = sreq_query(r, "limitBytes")) &&
+    if ((v = http_req_query(r, "limitBytes")) &&
         (parse_int(v, &opts->limit_bytes) == -1 || opts->limit_bytes < 1))
         BAD("limitBytes: %s is not a positive number of bytes", v);
-    const char *since_s = sreq_query(r, "sinceSeconds"), *since_t = sreq_query(r, "sinceTime");
+    const char *since_s = http_req_query(r, "sinceSeconds"),
+               *since_t = http_req_query(r, "sinceTime");
     if (since_s && since_t) BAD("at most one of sinceSeconds or sinceTime may be given");
     if (since_s) {
         int64_t secs;
@@ -117,7 +118,7 @@ static int parse_opts(sreq_t *r, crilog_read_opts_t *opts, bool *follow, bool *p
     }
     if (since_t && time_parse_rfc3339(since_t, &opts->since_ns) == -1)
         BAD("sinceTime: %s is not an RFC 3339 time", since_t);
-    if ((v = sreq_query(r, "stream"))) {
+    if ((v = http_req_query(r, "stream"))) {
         if (strcmp(v, "Stdout") == 0)
             opts->streams = 1u << CRILOG_STDOUT;
         else if (strcmp(v, "Stderr") == 0)
@@ -129,31 +130,32 @@ static int parse_opts(sreq_t *r, crilog_read_opts_t *opts, bool *follow, bool *p
 #undef BAD
 }
 
-void server_handle_logs(sreq_t *r, const char *ns, const char *pod, const char *container)
+void server_handle_logs(server_t *s, http_req_t *r, const char *ns, const char *pod,
+                        const char *container)
 {
-    const server_pods_t *pods = &server_config(sreq_server(r))->pods;
+    const server_pods_t *pods = &s->pods;
     crilog_read_opts_t opts = CRILOG_READ_OPTS_INIT;
     bool follow = false, previous = false;
     if (parse_opts(r, &opts, &follow, &previous) == -1) return;
     if (!pods->container_logs) {
-        sreq_error(r, 404, "pod %s/%s is not on this node", ns, pod);
+        http_req_error(r, 404, "pod %s/%s is not on this node", ns, pod);
         return;
     }
     err_t err = {""};
     char *dir = NULL, *path = NULL;
     bool running = false;
     if (pods->container_logs(pods->ctx, ns, pod, container, &dir, &running, &err) == -1) {
-        sreq_error(r, 404, "%s", err.msg);
+        http_req_error(r, 404, "%s", err.msg);
         return;
     }
     if (crilog_find_run(dir, previous, &path, &err) == -1) {
         free(dir);
         if (previous)
-            sreq_error(r, 400, "previous terminated container \"%s\" in pod \"%s\" not found",
-                       container, pod);
+            http_req_error(r, 400, "previous terminated container \"%s\" in pod \"%s\" not found",
+                           container, pod);
         else
-            sreq_error(r, 400, "container \"%s\" in pod \"%s\" is waiting to start", container,
-                       pod);
+            http_req_error(r, 400, "container \"%s\" in pod \"%s\" is waiting to start", container,
+                           pod);
         return;
     }
     follow_ctx_t fc = {
@@ -162,17 +164,17 @@ void server_handle_logs(sreq_t *r, const char *ns, const char *pod, const char *
     opts.follow = follow && !previous && running;
     if (opts.follow) {
         opts.should_stop = should_stop;
-        sreq_stream_start(r, 200, "text/plain; charset=utf-8");
+        http_req_stream_start(r, 200, "text/plain; charset=utf-8");
         fc.streaming = true;
     }
     int rc = crilog_read(path, &opts, sink, &fc, &err);
     if (!fc.streaming) {
         if (rc == -1)
-            sreq_error(r, 500, "%s", err.msg);
+            http_req_error(r, 500, "%s", err.msg);
         else
-            sreq_reply(r, 200, "text/plain; charset=utf-8", "", 0);
+            http_req_reply(r, 200, "text/plain; charset=utf-8", "", 0);
     } else {
-        sreq_stream_end(r);
+        http_req_stream_end(r);
     }
     free(dir);
     free(path);

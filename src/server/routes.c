@@ -12,7 +12,10 @@
  * a 400 that says why: a WASI preview 1 module has no second process to
  * start, no terminal to attach to and no sockets to forward. A 404 would
  * read as a wrong URL, and an upgrade that hangs as a broken node. */
-#include "server/server_internal.h"
+#include "server/routes.h"
+#include "server/auth.h"
+#include "server/endpoints.h"
+#include "server/state.h"
 #include "util/diag.h"
 #include "util/xalloc.h"
 
@@ -26,9 +29,9 @@ static bool under(const char *path, const char *prefix)
     return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-static bool is_read(sreq_t *r)
+static bool is_read(http_req_t *r)
 {
-    return strcmp(sreq_method(r), "GET") == 0 || strcmp(sreq_method(r), "HEAD") == 0;
+    return strcmp(http_req_method(r), "GET") == 0 || strcmp(http_req_method(r), "HEAD") == 0;
 }
 
 /* Splits path (after prefix) into up to max segments; returns the count,
@@ -53,97 +56,96 @@ static int segments(const char *path, const char *prefix, char **out, int max)
     return n;
 }
 
-static void handle_logs(sreq_t *r)
+static void handle_logs(server_t *s, http_req_t *r)
 {
     char *seg[3] = {NULL};
-    int n = segments(sreq_path(r), "/containerLogs", seg, 3);
+    int n = segments(http_req_path(r), "/containerLogs", seg, 3);
     if (n != 3) {
         if (n > 0)
             for (int i = 0; i < n; i++)
                 free(seg[i]);
-        sreq_error(r, 400, "expected /containerLogs/{namespace}/{pod}/{container}");
+        http_req_error(r, 400, "expected /containerLogs/{namespace}/{pod}/{container}");
         return;
     }
-    server_handle_logs(r, seg[0], seg[1], seg[2]);
+    server_handle_logs(s, r, seg[0], seg[1], seg[2]);
     for (int i = 0; i < 3; i++)
         free(seg[i]);
 }
 
-static void refuse_interactive(sreq_t *r, const char *what)
+static void refuse_interactive(server_t *s, http_req_t *r, const char *what)
 {
-    const char *path = sreq_path(r);
+    const char *path = http_req_path(r);
     char *seg[4] = {NULL};
     int n = segments(path, what, seg, 4);
     const char *pod = n >= 2 ? seg[1] : "?";
     const char *ns = n >= 1 ? seg[0] : "?";
     if (strcmp(what, "/exec") == 0 || strcmp(what, "/run") == 0) {
-        sreq_error(r, 400,
-                   "exec is not supported for pod %s/%s on node %s: its containers are "
-                   "WebAssembly modules (WASI preview 1), which cannot start another process "
-                   "and have no shell; use kubectl logs to see what a module writes",
-                   ns, pod, server_config(sreq_server(r))->node_name);
+        http_req_error(r, 400,
+                       "exec is not supported for pod %s/%s on node %s: its containers are "
+                       "WebAssembly modules (WASI preview 1), which cannot start another process "
+                       "and have no shell; use kubectl logs to see what a module writes",
+                       ns, pod, s->node_name);
     } else if (strcmp(what, "/attach") == 0) {
-        sreq_error(r, 400,
-                   "attach is not supported for pod %s/%s on node %s: a WebAssembly module "
-                   "(WASI preview 1) runs without a terminal or standard input to attach to; "
-                   "its output is in kubectl logs -f",
-                   ns, pod, server_config(sreq_server(r))->node_name);
+        http_req_error(r, 400,
+                       "attach is not supported for pod %s/%s on node %s: a WebAssembly module "
+                       "(WASI preview 1) runs without a terminal or standard input to attach to; "
+                       "its output is in kubectl logs -f",
+                       ns, pod, s->node_name);
     } else {
-        sreq_error(r, 400,
-                   "port-forward is not supported for pod %s/%s on node %s: WebAssembly "
-                   "modules under WASI preview 1 have no sockets, so nothing in the pod "
-                   "listens on a port",
-                   ns, pod, server_config(sreq_server(r))->node_name);
+        http_req_error(r, 400,
+                       "port-forward is not supported for pod %s/%s on node %s: WebAssembly "
+                       "modules under WASI preview 1 have no sockets, so nothing in the pod "
+                       "listens on a port",
+                       ns, pod, s->node_name);
     }
     for (int i = 0; i < n; i++)
         free(seg[i]);
 }
 
-static void route(sreq_t *r)
+static void route(server_t *s, http_req_t *r)
 {
-    const char *path = sreq_path(r);
-    const server_config_t *cfg = server_config(sreq_server(r));
+    const char *path = http_req_path(r);
     if (under(path, "/containerLogs")) {
         if (!is_read(r)) goto not_allowed;
-        handle_logs(r);
+        handle_logs(s, r);
     } else if (strcmp(path, "/healthz") == 0) {
         if (!is_read(r)) goto not_allowed;
-        sreq_reply(r, 200, "text/plain; charset=utf-8", "ok", 2);
+        http_req_reply(r, 200, "text/plain; charset=utf-8", "ok", 2);
     } else if (strcmp(path, "/pods") == 0 || strcmp(path, "/pods/") == 0) {
         if (!is_read(r)) goto not_allowed;
-        json_t *list = cfg->pods.pod_list ? cfg->pods.pod_list(cfg->pods.ctx) : NULL;
+        json_t *list = s->pods.pod_list ? s->pods.pod_list(s->pods.ctx) : NULL;
         if (!list)
             list = json_pack("{s:s, s:s, s:{}, s:[]}", "kind", "PodList", "apiVersion", "v1",
                              "metadata", "items");
         char *body = json_dumps(list, JSON_COMPACT);
-        sreq_reply(r, 200, "application/json", body, strlen(body));
+        http_req_reply(r, 200, "application/json", body, strlen(body));
         free(body);
         json_decref(list);
     } else if (strcmp(path, "/stats/summary") == 0 || strcmp(path, "/stats/summary/") == 0) {
         if (!is_read(r)) goto not_allowed;
-        server_handle_stats_summary(r);
+        server_handle_stats_summary(s, r);
     } else if (strcmp(path, "/metrics") == 0) {
         if (!is_read(r)) goto not_allowed;
-        server_handle_metrics(r);
+        server_handle_metrics(s, r);
     } else if (strcmp(path, "/metrics/resource") == 0) {
         if (!is_read(r)) goto not_allowed;
-        server_handle_metrics_resource(r);
+        server_handle_metrics_resource(s, r);
     } else if (under(path, "/exec") || under(path, "/run")) {
-        refuse_interactive(r, under(path, "/exec") ? "/exec" : "/run");
+        refuse_interactive(s, r, under(path, "/exec") ? "/exec" : "/run");
     } else if (under(path, "/attach")) {
-        refuse_interactive(r, "/attach");
+        refuse_interactive(s, r, "/attach");
     } else if (under(path, "/portForward")) {
-        refuse_interactive(r, "/portForward");
+        refuse_interactive(s, r, "/portForward");
     } else if (under(path, "/logs")) {
-        sreq_error(r, 404,
-                   "wasmlet keeps no node log files to serve under /logs; container logs are "
-                   "at /containerLogs/{namespace}/{pod}/{container}");
+        http_req_error(r, 404,
+                       "wasmlet keeps no node log files to serve under /logs; container logs are "
+                       "at /containerLogs/{namespace}/{pod}/{container}");
     } else {
-        sreq_error(r, 404, "404 page not found");
+        http_req_error(r, 404, "404 page not found");
     }
     return;
 not_allowed:
-    sreq_error(r, 405, "method %s is not allowed on %s", sreq_method(r), path);
+    http_req_error(r, 405, "method %s is not allowed on %s", http_req_method(r), path);
 }
 
 static const char *path_class(const char *path)
@@ -159,12 +161,10 @@ static const char *path_class(const char *path)
 
 /* Fills user from the request's credentials; 0, or the HTTP status to
  * answer with (401, 500) after answering. */
-static int authenticate(sreq_t *r, server_user_t *user)
+static int authenticate(server_t *s, http_req_t *r, server_user_t *user)
 {
-    server_t *s = sreq_server(r);
-    const server_config_t *cfg = server_config(s);
     const strvec_t *groups;
-    const char *peer = sreq_peer(r, &groups);
+    const char *peer = http_req_peer(r, &groups);
     if (peer) {
         user->name = xstrdup(peer);
         user->uid = xstrdup("");
@@ -173,14 +173,13 @@ static int authenticate(sreq_t *r, server_user_t *user)
         strvec_push(&user->groups, "system:authenticated");
         return 0;
     }
-    const char *authz = sreq_header(r, "Authorization");
+    const char *authz = http_req_header(r, "Authorization");
     if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
         const char *token = authz + 7;
         while (*token == ' ')
             token++;
         err_t err = {""};
-        server_verdict_t v =
-            *token ? server_authn_token(server_auth_of(s), token, user, &err) : SERVER_NO;
+        server_verdict_t v = *token ? server_authn_token(s->auth, token, user, &err) : SERVER_NO;
         if (v == SERVER_YES) {
             bool has = false;
             for (size_t i = 0; i < user->groups.len; i++)
@@ -189,55 +188,55 @@ static int authenticate(sreq_t *r, server_user_t *user)
             return 0;
         }
         if (v == SERVER_UNKNOWN)
-            diag_warn("https %s %s: %s", sreq_method(r), sreq_path(r), err.msg);
+            diag_warn("https %s %s: %s", http_req_method(r), http_req_path(r), err.msg);
         else
-            diag_debug("https %s %s: %s", sreq_method(r), sreq_path(r), err.msg);
-        sreq_error(r, 401, "Unauthorized");
+            diag_debug("https %s %s: %s", http_req_method(r), http_req_path(r), err.msg);
+        http_req_error(r, 401, "Unauthorized");
         return 401;
     }
-    if (cfg->anonymous) {
+    if (s->anonymous) {
         user->name = xstrdup("system:anonymous");
         user->uid = xstrdup("");
         strvec_push(&user->groups, "system:unauthenticated");
         return 0;
     }
-    sreq_error(r, 401, "Unauthorized");
+    http_req_error(r, 401, "Unauthorized");
     return 401;
 }
 
-static int authorize(sreq_t *r, const server_user_t *user)
+static int authorize(server_t *s, http_req_t *r, const server_user_t *user)
 {
-    server_t *s = sreq_server(r);
     const char *subs[2];
-    size_t n = server_path_subresources(sreq_path(r), subs);
-    const char *verb = server_method_verb(sreq_method(r));
+    size_t n = server_path_subresources(http_req_path(r), subs);
+    const char *verb = server_method_verb(http_req_method(r));
     char reason[256] = "";
     bool unknown = false;
     err_t err = {""};
     for (size_t i = 0; i < n; i++) {
         server_verdict_t v =
-            server_authz(server_auth_of(s), user, verb, subs[i], reason, sizeof reason, &err);
+            server_authz(s->auth, user, verb, subs[i], reason, sizeof reason, &err);
         if (v == SERVER_YES) return 0;
         if (v == SERVER_UNKNOWN) unknown = true;
     }
     char list[64];
     snprintf(list, sizeof list, "%s%s%s", subs[0], n > 1 ? " " : "", n > 1 ? subs[1] : "");
     if (unknown) {
-        diag_warn("https %s %s: %s", sreq_method(r), sreq_path(r), err.msg);
-        sreq_error(r, 500,
-                   "Authorization error (user=%s, verb=%s, resource=nodes, subresource(s)=[%s])",
-                   user->name, verb, list);
+        diag_warn("https %s %s: %s", http_req_method(r), http_req_path(r), err.msg);
+        http_req_error(
+            r, 500, "Authorization error (user=%s, verb=%s, resource=nodes, subresource(s)=[%s])",
+            user->name, verb, list);
         return 500;
     }
-    sreq_error(r, 403, "Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=[%s])%s%s",
-               user->name, verb, list, reason[0] ? ": " : "", reason);
+    http_req_error(r, 403, "Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=[%s])%s%s",
+                   user->name, verb, list, reason[0] ? ": " : "", reason);
     return 403;
 }
 
-void server_handle(sreq_t *r)
+void server_route(void *ctx, http_req_t *r)
 {
-    sreq_set_class(r, path_class(sreq_path(r)));
+    server_t *s = ctx;
+    http_req_set_class(r, path_class(http_req_path(r)));
     server_user_t user = {0};
-    if (authenticate(r, &user) == 0 && authorize(r, &user) == 0) route(r);
+    if (authenticate(s, r, &user) == 0 && authorize(s, r, &user) == 0) route(s, r);
     server_user_free(&user);
 }

@@ -15,41 +15,34 @@
  * nodes/<name> with the subresource the path implies (stats, metrics, log,
  * proxy), as the kubelet does. Decisions are cached briefly.
  *
- * One thread runs the event loop and does all network I/O; each request is
- * then handled on a thread of its own (authentication and authorization
- * may wait for the API server, a log follow lasts as long as the client
- * wants), which hands its answer back to the loop. See server.c. */
+ * Files. The transport (http.c: the event loop, TLS, requests, replies,
+ * streams) knows nothing of kubelets; the kubelet endpoints sit on it:
+ * routes.c (authentication, authorization, dispatch), auth.c, logs.c,
+ * stats.c, metrics.c, fed by sampler.c, and server.c, which owns the state
+ * they share (state.h). The endpoints reach the pods only through
+ * server_pods_t (pods.h), so server/ depends on no pod/ header.
+ *
+ * Threads. One thread runs the event loop and does all network I/O and
+ * nothing else; each request is handled on a thread of its own
+ * (authentication and authorization may wait for the API server, a log
+ * follow lasts as long as the client wants), which hands its answer back to
+ * the loop. A sampler thread reads the pods' CPU every few seconds for
+ * rates (sampler.h). */
 #ifndef WASMLET_SERVER_SERVER_H
 #define WASMLET_SERVER_SERVER_H
 
 #include "image/image.h"
 #include "kube/client.h"
-#include "pod/manager.h"
 #include "util/err.h"
+#include "server/pods.h"
 #include "wasm/wasmrt.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct server server_t;
-
-/* Where the server finds pods and their logs: the pod manager in a node,
- * a fixture in tests. Called from request threads, concurrently. */
-typedef struct server_pods {
-    void *ctx;
-    /* The pods of this node, as a PodList (new reference). */
-    json_t *(*pod_list)(void *ctx);
-    /* The log directory of a container and whether it runs now (as
-     * pod_manager_container_logs). */
-    int (*container_logs)(void *ctx, const char *ns, const char *pod, const char *container,
-                          char **dir, bool *running, err_t *err);
-    /* Pod counters for /metrics (may be NULL). */
-    void (*stats)(void *ctx, pod_manager_stats_t *out);
-} server_pods_t;
-
-/* The pod manager as a server_pods_t. */
-server_pods_t server_pods_from_manager(pod_manager_t *m);
 
 typedef struct server_config {
     const char *bind_address; /* NULL: every address (0.0.0.0) */

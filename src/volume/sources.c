@@ -20,8 +20,9 @@
  * items select and rename keys (a missing key fails unless optional),
  * defaultMode and per-item mode set the file modes, and a missing
  * ConfigMap or Secret fails the mount unless optional. */
-#include "util/base64.h"
+#include "kube/fieldref.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -35,12 +36,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 static int mode_of(json_t *obj, const char *key, int dflt)
 {
@@ -72,12 +67,12 @@ static void add_file(json_t *files, const char *path, const char *data, size_t l
 }
 
 /* Adds the keys of one ConfigMap or Secret (data already decoded). */
-static int add_keys(const pod_host_t *host, const podspec_t *pod, json_t *src, bool secret,
+static int add_keys(const volume_host_t *host, const podspec_t *pod, json_t *src, bool secret,
                     int default_mode, json_t *files, err_t *err)
 {
-    const char *name = str(src, secret ? "secretName" : "name");
-    if (!name) name = str(src, "name");
-    bool optional = json_is_true(json_object_get(src, "optional"));
+    const char *name = json_str_at(src, secret ? "secretName" : "name");
+    if (!name) name = json_str_at(src, "name");
+    bool optional = json_bool_at(src, false, "optional");
     const char *kind = secret ? "secret" : "configmap";
     if (!name) return err_set(err, "%s: name is required", kind);
     if (!host->lookup)
@@ -92,7 +87,7 @@ static int add_keys(const pod_host_t *host, const podspec_t *pod, json_t *src, b
         json_t *it;
         json_array_foreach(items, i, it)
         {
-            const char *key = str(it, "key"), *path = str(it, "path");
+            const char *key = json_str_at(it, "key"), *path = json_str_at(it, "path");
             json_t *v = json_object_get(data, key ? key : "");
             if (!key || !path || !safe_path(path)) {
                 rc = err_set(err, "%s \"%s\": items[%zu]: invalid key or path", kind, name, i);
@@ -119,156 +114,45 @@ static int add_keys(const pod_host_t *host, const podspec_t *pod, json_t *src, b
     return rc;
 }
 
-/* Appends v quoted as Go's %q does (strconv.Quote), which is how the
- * kubelet writes label and annotation values: quotes and backslashes
- * escaped, control bytes as \n, \t ... or \xNN, valid UTF-8 kept. */
-static void go_quote(strbuf_t *sb, const char *v)
-{
-    strbuf_putc(sb, '"');
-    for (const unsigned char *p = (const unsigned char *)v; *p;) {
-        unsigned char c = *p;
-        if (c >= 0x80) {
-            /* A valid UTF-8 sequence is kept whole; a stray byte is escaped. */
-            size_t n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-            size_t k = 1;
-            while (n && k < n && (p[k] & 0xC0) == 0x80)
-                k++;
-            if (n && k == n) {
-                strbuf_append(sb, (const char *)p, n);
-                p += n;
-            } else {
-                strbuf_printf(sb, "\\x%02x", c);
-                p++;
-            }
-            continue;
-        }
-        const char *esc = NULL;
-        switch (c) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\a':
-            esc = "\\a";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        case '\v':
-            esc = "\\v";
-            break;
-        }
-        if (esc)
-            strbuf_puts(sb, esc);
-        else if (c < 0x20 || c == 0x7F)
-            strbuf_printf(sb, "\\x%02x", c);
-        else
-            strbuf_putc(sb, (char)c);
-        p++;
-    }
-    strbuf_putc(sb, '"');
-}
-
-/* downwardAPI items: fieldRef (metadata.*) and resourceFieldRef. */
-static int add_downward(const pod_host_t *host, const podspec_t *pod, json_t *items,
+/* downwardAPI items: fieldRef and resourceFieldRef, resolved as an env
+ * var's are (kube/fieldref.c), plus whole label and annotation maps. A
+ * resourceFieldRef without containerName reads the first container. */
+static int add_downward(const volume_host_t *host, const podspec_t *pod, json_t *items,
                         int default_mode, json_t *files, err_t *err)
 {
-    json_t *meta = json_object_get(pod->raw, "metadata");
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it)
     {
-        const char *path = str(it, "path");
+        const char *path = json_str_at(it, "path");
         if (!path || !safe_path(path))
             return err_set(err, "downwardAPI items[%zu]: invalid path", i);
         int mode = mode_of(it, "mode", default_mode);
         json_t *ref = json_object_get(it, "fieldRef");
-        strbuf_t val = STRBUF_INIT;
+        char *val = NULL;
         if (ref) {
-            const char *fp = str(ref, "fieldPath");
+            const char *fp = json_str_at(ref, "fieldPath");
             if (!fp) return err_set(err, "downwardAPI items[%zu]: fieldPath is required", i);
-            if (strcmp(fp, "metadata.labels") == 0 || strcmp(fp, "metadata.annotations") == 0) {
-                /* key="value" lines, sorted, as the kubelet writes them */
-                json_t *map = json_object_get(meta, fp + strlen("metadata."));
-                const char **keys = xcalloc(json_object_size(map) + 1, sizeof *keys);
-                size_t n = 0;
-                const char *k;
-                json_t *v;
-                json_object_foreach(map, k, v) keys[n++] = k;
-                for (size_t a = 1; a < n; a++)
-                    for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
-                        const char *t = keys[b];
-                        keys[b] = keys[b - 1];
-                        keys[b - 1] = t;
-                    }
-                for (size_t a = 0; a < n; a++) {
-                    const char *v2 = str(map, keys[a]);
-                    strbuf_printf(&val, "%s%s=", a ? "\n" : "", keys[a]);
-                    go_quote(&val, v2 ? v2 : "");
-                }
-                free(keys);
-            } else {
-                /* one value, resolved as an env fieldRef is */
-                json_t *env = json_pack("[{s:s, s:{s:{s:s}}}]", "name", "V", "valueFrom",
-                                        "fieldRef", "fieldPath", fp);
-                podspec_container_t fake = {.name = "downward", .image = "x", .env = env};
-                strvec_t e = STRVEC_INIT, argv = STRVEC_INIT;
-                int rc = pod_env_build(
-                    &(pod_host_t){.host_ip = host->host_ip, .node_name = host->node_name}, pod,
-                    &fake, &e, &argv, err);
-                json_decref(env);
-                if (rc == 0 && e.len) strbuf_puts(&val, strchr(e.items[e.len - 1], '=') + 1);
-                strvec_free(&e);
-                strvec_free(&argv);
-                if (rc == -1) return -1;
-            }
+            val = kube_fieldref(&host->node, pod, fp, KUBE_FIELDREF_WHOLE_MAPS, err);
         } else if ((ref = json_object_get(it, "resourceFieldRef"))) {
-            json_t *env =
-                json_pack("[{s:s, s:{s:O}}]", "name", "V", "valueFrom", "resourceFieldRef", ref);
-            const podspec_container_t *c = &pod->containers[0];
-            podspec_container_t fake = *c;
-            fake.env = env;
-            fake.env_from = NULL;
-            strvec_t e = STRVEC_INIT, argv = STRVEC_INIT;
-            pod_host_t h = *host;
-            h.service_env = NULL;
-            int rc = pod_env_build(&h, pod, &fake, &e, &argv, err);
-            json_decref(env);
-            for (size_t k = 0; rc == 0 && k < e.len; k++)
-                if (strncmp(e.items[k], "V=", 2) == 0) strbuf_puts(&val, e.items[k] + 2);
-            strvec_free(&e);
-            strvec_free(&argv);
-            if (rc == -1) return -1;
+            const podspec_container_t *first = pod->ncontainers ? &pod->containers[0] : NULL;
+            val = kube_resource_fieldref(&host->node, pod, first, ref, err);
         } else {
             return err_set(err, "downwardAPI items[%zu]: no fieldRef or resourceFieldRef", i);
         }
-        add_file(files, path, strbuf_str(&val), val.len, mode);
-        strbuf_free(&val);
+        if (!val) return err_prefix(err, "downwardAPI items[%zu]", i);
+        add_file(files, path, val, strlen(val), mode);
+        free(val);
     }
     return 0;
 }
 
-static int add_token(const pod_host_t *host, const podspec_t *pod, json_t *src, int mode,
+static int add_token(const volume_host_t *host, const podspec_t *pod, json_t *src, int mode,
                      json_t *files, int64_t *expires, err_t *err)
 {
-    const char *path = str(src, "path");
-    const char *aud = str(src, "audience");
-    json_t *exp = json_object_get(src, "expirationSeconds");
-    int64_t seconds = json_is_integer(exp) ? json_integer_value(exp) : 3607;
+    const char *path = json_str_at(src, "path");
+    const char *aud = json_str_at(src, "audience");
+    int64_t seconds = json_int_at(src, 3607, "expirationSeconds");
     if (!path || !safe_path(path)) return err_set(err, "serviceAccountToken: invalid path");
     if (!host->token) return err_set(err, "serviceAccountToken: this mode has no cluster");
     char *token = NULL;
@@ -281,7 +165,7 @@ static int add_token(const pod_host_t *host, const podspec_t *pod, json_t *src, 
     return 0;
 }
 
-int volume_source_files(const pod_host_t *host, const podspec_t *pod, const podspec_volume_t *v,
+int volume_source_files(const volume_host_t *host, const podspec_t *pod, const podspec_volume_t *v,
                         json_t **out, int64_t *token_expires, err_t *err)
 {
     json_t *files = json_object();
@@ -292,11 +176,11 @@ int volume_source_files(const pod_host_t *host, const podspec_t *pod, const pods
     } else if (strcmp(v->type, "secret") == 0) {
         rc = add_keys(host, pod, v->source, true, dmode, files, err);
     } else if (strcmp(v->type, "downwardAPI") == 0) {
-        rc = add_downward(host, pod, json_object_get(v->source, "items"), dmode, files, err);
+        rc = add_downward(host, pod, json_at(v->source, "items"), dmode, files, err);
     } else if (strcmp(v->type, "projected") == 0) {
         size_t i;
         json_t *s;
-        json_array_foreach(json_object_get(v->source, "sources"), i, s)
+        json_array_foreach(json_at(v->source, "sources"), i, s)
         {
             json_t *x;
             if ((x = json_object_get(s, "configMap")))
@@ -304,7 +188,7 @@ int volume_source_files(const pod_host_t *host, const podspec_t *pod, const pods
             else if ((x = json_object_get(s, "secret")))
                 rc = add_keys(host, pod, x, true, dmode, files, err);
             else if ((x = json_object_get(s, "downwardAPI")))
-                rc = add_downward(host, pod, json_object_get(x, "items"), dmode, files, err);
+                rc = add_downward(host, pod, json_at(x, "items"), dmode, files, err);
             else if ((x = json_object_get(s, "serviceAccountToken")))
                 rc = add_token(host, pod, x, dmode, files, token_expires, err);
             else

@@ -15,6 +15,7 @@
 #include "volume/volume.h"
 #include "kube/quantity.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/xalloc.h"
 #include "volume/volume_internal.h"
 
@@ -27,12 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static char *volume_dir(const char *pod_dir, const char *name)
 {
     return xasprintf("%s/volumes/%s", pod_dir, name);
@@ -41,8 +36,8 @@ static char *volume_dir(const char *pod_dir, const char *name)
 /* Returns VOLUME_PERMANENT for what no retry can fix. */
 static int host_path_check(const podspec_volume_t *v, err_t *err)
 {
-    const char *path = str(v->source, "path");
-    const char *type = str(v->source, "type");
+    const char *path = json_str_at(v->source, "path");
+    const char *type = json_str_at(v->source, "type");
     if (!path || path[0] != '/') return err_set(err, "hostPath.path must be an absolute path");
     if (!type) type = "";
     struct stat st;
@@ -72,7 +67,7 @@ static bool has_files(const char *type)
            strcmp(type, "downwardAPI") == 0 || strcmp(type, "projected") == 0;
 }
 
-static int write_source(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+static int write_source(const volume_host_t *host, const podspec_t *pod, const char *pod_dir,
                         const podspec_volume_t *v, int64_t *token_expires, err_t *err)
 {
     json_t *files = NULL;
@@ -84,7 +79,7 @@ static int write_source(const pod_host_t *host, const podspec_t *pod, const char
     return rc;
 }
 
-int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+int volume_refresh(const volume_host_t *host, const podspec_t *pod, const char *pod_dir,
                    int64_t *token_expires, err_t *err)
 {
     int rc = 0;
@@ -96,7 +91,7 @@ int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod
     return rc;
 }
 
-int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err)
+int volume_setup(const volume_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err)
 {
     for (size_t i = 0; i < pod->nvolumes; i++) {
         const podspec_volume_t *v = &pod->volumes[i];
@@ -181,7 +176,7 @@ int volume_check_limits(const podspec_t *pod, const char *pod_dir, err_t *err)
     for (size_t i = 0; i < pod->nvolumes; i++) {
         const podspec_volume_t *v = &pod->volumes[i];
         if (strcmp(v->type, "emptyDir") != 0) continue;
-        const char *limit = str(v->source, "sizeLimit");
+        const char *limit = json_str_at(v->source, "sizeLimit");
         int64_t max = 0;
         if (!limit || quantity_parse(limit, &max) == -1 || max <= 0) continue;
         char *dir = volume_dir(pod_dir, v->name);
@@ -216,7 +211,7 @@ static char *volume_host(const podspec_t *pod, const char *name, const char *pod
 {
     const podspec_volume_t *v = podspec_volume(pod, name);
     if (!v) return NULL;
-    if (strcmp(v->type, "hostPath") == 0) return xstrdup(str(v->source, "path"));
+    if (strcmp(v->type, "hostPath") == 0) return xstrdup(json_str_at(v->source, "path"));
     return volume_dir(pod_dir, name);
 }
 

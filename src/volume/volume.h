@@ -10,10 +10,32 @@
 #ifndef WASMLET_VOLUME_VOLUME_H
 #define WASMLET_VOLUME_VOLUME_H
 
+#include "kube/fieldref.h"
 #include "kube/pod_spec.h"
-#include "pod/host.h"
 #include "util/err.h"
 #include "wasm/wasmrt.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What volumes need from the mode wasmlet runs in (pod/host.h fills it from
+ * its pod_host_t). Callbacks may be called from any thread. */
+typedef struct volume_host {
+    void *ctx;
+    /* Reads a ConfigMap (secret = false) or Secret in ns: *data receives an
+     * object of key -> string (Secret values already decoded), or NULL with
+     * 0 returned when the object does not exist. NULL: no cluster. */
+    int (*lookup)(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
+                  err_t *err);
+    /* A ServiceAccount token bound to the pod, for projected
+     * serviceAccountToken sources; *expires_ns gets its expiry. NULL: no
+     * cluster. */
+    int (*token)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds,
+                 char **token, int64_t *expires_ns, err_t *err);
+    /* The node as downwardAPI items see it (name, IP, allocatable). */
+    kube_node_facts_t node;
+} volume_host_t;
 
 /* Creates or refreshes every volume of the pod. On failure the message
  * names the volume and says why; -1 is worth retrying (an object not there
@@ -21,11 +43,11 @@
  * VOLUME_PERMANENT is not (an unsupported type, a hostPath of a kind a
  * WASI module cannot mount). */
 #define VOLUME_PERMANENT (-2)
-int volume_setup(const pod_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err);
+int volume_setup(const volume_host_t *host, const podspec_t *pod, const char *pod_dir, err_t *err);
 /* Rewrites configMap, secret, downwardAPI and projected volumes whose
  * content changed (a ConfigMap update, a token near expiry). *token_expires
  * gets the earliest token expiry seen. */
-int volume_refresh(const pod_host_t *host, const podspec_t *pod, const char *pod_dir,
+int volume_refresh(const volume_host_t *host, const podspec_t *pod, const char *pod_dir,
                    int64_t *token_expires, err_t *err);
 /* Checks every emptyDir with a sizeLimit against what its directory holds
  * now (disk usage, as du counts it: each inode once, symlinks not followed).

@@ -9,6 +9,7 @@
  * compare per loop header and function entry in generated code, which is
  * what Wasmtime documents as its cheapest interruption mechanism. */
 #include "wasm/internal.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -90,10 +91,8 @@ static void *ticker_main(void *arg)
     int64_t next = time_mono_ns();
     while (!rt->ticker_quit) {
         next += rt->tick_ms * NS_PER_MS;
-        struct timespec ts = {.tv_sec = next / NS_PER_SEC, .tv_nsec = next % NS_PER_SEC};
-        int rc = 0;
-        while (!rt->ticker_quit && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&rt->ticker_cond, &rt->ticker_lock, &ts);
+        while (!rt->ticker_quit && cond_wait_until(&rt->ticker_cond, &rt->ticker_lock, next))
+            ;
         wasmtime_engine_increment_epoch(rt->engine);
     }
     pthread_mutex_unlock(&rt->ticker_lock);
@@ -108,11 +107,7 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->compile_lock, NULL);
     pthread_mutex_init(&rt->ticker_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&rt->ticker_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&rt->ticker_cond);
 
     wasm_config_t *config = wasm_config_new();
     wasmtime_config_epoch_interruption_set(config, true);

@@ -17,6 +17,7 @@
 #include "wasm/internal.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -127,6 +128,7 @@ static void to_disk(wasmrt_t *rt, const char *hex, const wasmtime_module_t *modu
 
 static wasmrt_module_t *find_locked(wasmrt_t *rt, const char *digest)
 {
+    lock_assert_held(&rt->lock);
     for (wasmrt_module_t *m = rt->modules; m; m = m->next)
         if (strcmp(m->digest, digest) == 0) return m;
     return NULL;
@@ -228,6 +230,7 @@ int wasmrt_load_file(wasmrt_t *rt, const char *path, wasmrt_module_t **out,
  * the head of the list, so the ones freed are the longest loaded. */
 static void trim_locked(wasmrt_t *rt)
 {
+    lock_assert_held(&rt->lock);
     size_t idle = 0;
     wasmrt_module_t **pp = &rt->modules;
     while (*pp) {

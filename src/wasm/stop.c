@@ -6,6 +6,7 @@
  * poll_oneoff) or held back by its CPU limit waits on, so a stop wakes it at
  * once instead of at the end of its sleep. */
 #include "wasm/internal.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -17,11 +18,7 @@ wasmrt_stop_t *wasmrt_stop_new(void)
 {
     wasmrt_stop_t *stop = xcalloc(1, sizeof *stop);
     pthread_mutex_init(&stop->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&stop->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&stop->cond);
     return stop;
 }
 
@@ -53,13 +50,10 @@ bool wasmrt_stop_wait_until(wasmrt_stop_t *stop, int64_t deadline_mono_ns)
         if (left > 0) time_sleep_ms((left + NS_PER_MS - 1) / NS_PER_MS);
         return false;
     }
-    struct timespec ts = {.tv_sec = deadline_mono_ns / NS_PER_SEC,
-                          .tv_nsec = deadline_mono_ns % NS_PER_SEC};
     pthread_mutex_lock(&stop->lock);
-    while (!atomic_load(&stop->requested)) {
-        int rc = pthread_cond_timedwait(&stop->cond, &stop->lock, &ts);
-        if (rc == ETIMEDOUT) break;
-    }
+    while (!atomic_load(&stop->requested) &&
+           cond_wait_until(&stop->cond, &stop->lock, deadline_mono_ns))
+        ;
     bool stopped = atomic_load(&stop->requested);
     pthread_mutex_unlock(&stop->lock);
     return stopped;

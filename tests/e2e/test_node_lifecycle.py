@@ -361,8 +361,6 @@ def test_graceful_shutdown_on_sigterm(cluster, wasmlet_nodes, namespace, wasm_im
     assert cluster.node(node.name) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: no DisruptionTarget condition on pods "
-                   "stopped by a node shutdown")
 def test_graceful_shutdown_sets_disruption_target(cluster, wasmlet_nodes, namespace,
                                                   wasm_images):
     """The kubelet also adds DisruptionTarget (reason TerminationByKubelet)

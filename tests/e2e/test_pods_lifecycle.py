@@ -161,8 +161,6 @@ def test_exit_codes_and_reasons(cluster, shared_wasmlet_node, namespace, wasm_im
     assert node_container_log(node, namespace, "exit3", "app") == ["three"]
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: terminationMessagePolicy "
-                   "FallbackToLogsOnError (the log tail as the terminated state's message)")
 def test_termination_message_fallback_to_logs(cluster, shared_wasmlet_node, namespace,
                                               wasm_images):
     node = shared_wasmlet_node
@@ -555,8 +553,6 @@ def test_active_deadline_covers_init_containers(cluster, shared_wasmlet_node, na
     assert t and t["exitCode"] == 137, st
 
 
-@pytest.mark.xfail(strict=True, reason="bug: spec updates of a running pod never reach its "
-                   "worker (manager.c upsert_locked only swaps e->pod)")
 def test_active_deadline_shortened_on_a_running_pod(cluster, shared_wasmlet_node, namespace,
                                                     wasm_images):
     """activeDeadlineSeconds may be lowered on a running pod; the node
@@ -572,8 +568,6 @@ def test_active_deadline_shortened_on_a_running_pod(cluster, shared_wasmlet_node
     assert pod["status"].get("reason") == "DeadlineExceeded", pod["status"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: spec updates of a running pod never reach its "
-                   "worker (manager.c upsert_locked only swaps e->pod)")
 def test_container_image_update_restarts_the_container(cluster, shared_wasmlet_node, namespace,
                                                        wasm_images):
     """A container's image is mutable on a running pod: the kubelet stops

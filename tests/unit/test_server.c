@@ -1,7 +1,7 @@
 /* test_server.c: unit tests for server/, the kubelet HTTPS API, through a
  * real TLS client (libcurl) against a running server on 127.0.0.1.
  *
- * The pods and logs come from a fixture (server_pods_t over a temporary
+ * The pods and logs come from a fixture (server_pods_t, server/pods.h, over a temporary
  * directory of CRI log files written with log/'s writer); the API server
  * for TokenReview and SubjectAccessReview is kube_fixture.h's scripted
  * HTTP server, which records every review it is asked for. */
@@ -17,7 +17,8 @@
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
 #include "log/crilog.h"
-#include "server/metrics_registry.h"
+#include "metrics/registry.h"
+#include "server/sampler.h"
 #include "server/server.h"
 #include "util/fs.h"
 #include "util/pki.h"
@@ -65,7 +66,15 @@ static int fx_container_logs(void *ctx, const char *ns, const char *pod, const c
     return 0;
 }
 
-static void fx_stats(void *ctx, pod_manager_stats_t *out)
+static int fx_pod_samples(void *ctx, server_pod_samples_t *out)
+{
+    json_t *list = fx_pod_list(ctx);
+    server_pod_samples_from_list(list, out);
+    json_decref(list);
+    return 0;
+}
+
+static void fx_counters(void *ctx, server_pod_counters_t *out)
 {
     (void)ctx;
     memset(out, 0, sizeof *out);
@@ -136,7 +145,8 @@ static void srv_start(srv_t *t, kube_client_t *client, bool anonymous, int idle_
         .pods = {.ctx = &t->pods,
                  .pod_list = fx_pod_list,
                  .container_logs = fx_container_logs,
-                 .stats = fx_stats},
+                 .pod_samples = fx_pod_samples,
+                 .counters = fx_counters},
         .data_dir = t->pods.root,
         .logs_dir = logs,
         .idle_timeout_s = idle_timeout_s,
@@ -1027,6 +1037,144 @@ static void concurrent_requests(void **state)
     srv_stop(&t);
 }
 
+/* --- the sampler (server/sampler.h) ----------------------------------------- */
+
+/* A provider whose pod samples take a long time, as a copy of a big pod
+ * table under a busy lock would; it counts the calls. */
+typedef struct slow_fx {
+    pods_fx_t *p;
+    long delay_ms;
+    atomic_int calls;
+} slow_fx_t;
+
+static int slow_pod_samples(void *ctx, server_pod_samples_t *out)
+{
+    slow_fx_t *f = ctx;
+    atomic_fetch_add(&f->calls, 1);
+    fx_sleep_ms(f->delay_ms);
+    return fx_pod_samples(f->p, out);
+}
+
+/* Sampling the pods never runs on the event loop: with pod samples that
+ * take 1.5 s each, requests are answered at their usual speed across two
+ * sampling rounds (the sampler runs every 5 s; its first round starts with
+ * the server). When the timer ran on the loop, a request arriving during a
+ * round waited for it. */
+static void sampling_off_the_loop(void **state)
+{
+    (void)state;
+    srv_t t;
+    srv_start(&t, NULL, true, 0);
+    /* Restart with the slow provider, same certificate and fixture. */
+    server_stop(t.s);
+    slow_fx_t f = {.p = &t.pods, .delay_ms = 1500};
+    server_config_t cfg = {
+        .bind_address = "127.0.0.1",
+        .node_name = "node-a",
+        .cert_pem = t.cert_pem,
+        .key_pem = t.key_pem,
+        .anonymous = true,
+        .pods = {.ctx = &f, .pod_list = fx_pod_list, .pod_samples = slow_pod_samples},
+        .data_dir = t.pods.root,
+    };
+    err_t err = {""};
+    assert_int_equal(server_start(&cfg, &t.s, &err), 0);
+    t.port = server_port(t.s);
+    long worst = 0, t0 = fx_now_ms();
+    int answered = 0;
+    while (fx_now_ms() - t0 < 7000) {
+        call_t c = {.path = "/healthz"};
+        long a = fx_now_ms();
+        do_call(&t, &c);
+        long took = fx_now_ms() - a;
+        if (c.status == 200) answered++;
+        if (took > worst) worst = took;
+        call_free(&c);
+        fx_sleep_ms(100);
+    }
+    /* Both rounds ran (at 0 s and 5 s) while requests kept coming. */
+    assert_true(atomic_load(&f.calls) >= 2);
+    assert_true(answered >= 10);
+    if (worst >= 1000) fail_msg("a request waited %ld ms for the sampler", worst);
+    srv_stop(&t);
+}
+
+typedef struct burner {
+    const char *uid;
+    long ms;
+} burner_t;
+
+static void *burn_for(void *arg)
+{
+    burner_t *b = arg;
+    metrics_container_begin(b->uid, "app");
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    int64_t start = ts.tv_sec * NS_PER_SEC + ts.tv_nsec, now = start;
+    long wall0 = fx_now_ms();
+    volatile uint64_t x = 0;
+    while (fx_now_ms() - wall0 < b->ms) {
+        for (int i = 0; i < 100000; i++)
+            x += (uint64_t)i;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        now = ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+    }
+    (void)x;
+    metrics_container_end(b->uid, "app", (uint64_t)(now - start), 65536);
+    return NULL;
+}
+
+/* Rates come from snapshots the sampler publishes: a busy container has a
+ * rate, a pod its containers' sum, a key never sampled none; a snapshot
+ * stays readable after newer ones replace it and after the sampler stops;
+ * a pod no longer listed is forgotten by the registry. */
+static void sampler_rates(void **state)
+{
+    (void)state;
+    metrics_reset();
+    pods_fx_t p;
+    pods_fx_init(&p);
+    /* A container of a pod the provider does not list (ended long ago). */
+    metrics_container_begin("uid-gone", "app");
+    metrics_container_end("uid-gone", "app", 1000, 65536);
+    assert_true(metrics_container_usage("uid-gone", "app", &(metrics_usage_t){0}));
+
+    burner_t b = {.uid = "uid-1", .ms = 1200};
+    pthread_t th;
+    pthread_create(&th, NULL, burn_for, &b);
+    fx_sleep_ms(50);
+    server_pods_t pods = {.ctx = &p, .pod_list = fx_pod_list, .pod_samples = fx_pod_samples};
+    server_sampler_t *sm = server_sampler_start(&pods, 200);
+    assert_non_null(sm);
+    fx_sleep_ms(700); /* a few samples while the container burns */
+    server_rates_t *rt = server_sampler_rates(sm);
+    uint64_t c = 0, pod = 0, node = 0, none = 0;
+    assert_true(server_rates_get(rt, "c/uid-1/app", &c));
+    assert_true(server_rates_get(rt, "p/uid-1", &pod));
+    assert_true(server_rates_get(rt, "node", &node));
+    assert_true(server_rates_get(rt, "kubelet", &none));
+    assert_false(server_rates_get(rt, "c/uid-2/app", &none));
+    /* One busy thread: more than nothing, not more than one core (with a
+     * margin for the clocks). */
+    assert_true(c > 0);
+    assert_true(c < UINT64_C(1300000000));
+    assert_true(pod == c); /* one container */
+    /* The registry forgot the pod that is no longer listed. */
+    metrics_usage_t u;
+    assert_false(metrics_container_usage("uid-gone", "app", &u));
+    assert_true(metrics_container_usage("uid-1", "app", &u));
+    pthread_join(th, NULL);
+    fx_sleep_ms(500); /* newer snapshots replace the one held */
+    server_sampler_stop(sm);
+    /* The old snapshot is still whole (ASan would see a use after free). */
+    uint64_t again = 0;
+    assert_true(server_rates_get(rt, "c/uid-1/app", &again));
+    assert_int_equal(again, c);
+    server_rates_release(rt);
+    pods_fx_done(&p);
+    metrics_reset();
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1044,6 +1192,8 @@ int main(void)
         cmocka_unit_test(metrics_and_stats),
         cmocka_unit_test(serving_cert_rotation),
         cmocka_unit_test(concurrent_requests),
+        cmocka_unit_test(sampling_off_the_loop),
+        cmocka_unit_test(sampler_rates),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

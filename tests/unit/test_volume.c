@@ -148,7 +148,7 @@ static void config_map_volume_and_updates(void **state)
     json_object_set_new(cm, "gone-later", json_string("x"));
     json_object_set_new(cm, "blob", json_stringn_nocheck("\0\x01\xff\xfe", 4));
     json_object_set_new(f.configmaps, "settings", cm);
-    pod_host_t h = {.ctx = &f, .lookup = fake_lookup};
+    volume_host_t h = {.ctx = &f, .lookup = fake_lookup};
     podspec_t *s = pod("  containers:\n"
                        "    - name: app\n"
                        "      image: app.wasm\n"
@@ -242,7 +242,7 @@ static void downward_api_formats_maps_as_the_kubelet(void **state)
 {
     (void)state;
     char *dir = temp_dir();
-    pod_host_t h = {.node_name = "n1", .host_ip = "192.0.2.1"};
+    volume_host_t h = {.node = {.node_name = "n1", .host_ip = "192.0.2.1"}};
     podspec_t *s = pod("  containers:\n"
                        "    - {name: app, image: app.wasm}\n"
                        "  volumes:\n"
@@ -264,6 +264,55 @@ static void downward_api_formats_maps_as_the_kubelet(void **state)
     free(data);
     free(vol);
     podspec_free(s);
+
+    /* Single values, resolved as env vars are: a fieldRef, and a
+     * resourceFieldRef (an unset limit reads the node's allocatable). */
+    h.node.allocatable_cpu = 3000;
+    s = pod("  containers:\n"
+            "    - {name: app, image: app.wasm, resources: {limits: {memory: 64Mi}}}\n"
+            "    - {name: side, image: side.wasm}\n"
+            "  volumes:\n"
+            "    - name: one\n"
+            "      projected:\n"
+            "        sources:\n"
+            "          - downwardAPI:\n"
+            "              items:\n"
+            "                - {path: name, fieldRef: {fieldPath: metadata.name}}\n"
+            "                - {path: node, fieldRef: {fieldPath: spec.nodeName}}\n"
+            "                - {path: ip, fieldRef: {fieldPath: status.podIP}}\n"
+            "                - path: app\n"
+            "                  fieldRef: {fieldPath: \"metadata.labels['app']\"}\n"
+            "                - path: mem\n"
+            "                  resourceFieldRef: {resource: limits.memory, divisor: 1Mi}\n"
+            "                - path: cpu\n"
+            "                  resourceFieldRef:\n"
+            "                    {containerName: side, resource: limits.cpu, divisor: 1m}\n");
+    if (volume_setup(&h, s, dir, &err) == -1) fail_msg("%s", err.msg);
+    vol = fs_join(dir, "volumes/one");
+    static const char *const want[][2] = {{"name", "web-1"}, {"node", "n1"}, {"ip", "192.0.2.1"},
+                                          {"app", "web"},    {"mem", "64"},  {"cpu", "3000"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        data = slurp(vol, want[i][0], NULL);
+        if (strcmp(data, want[i][1]) != 0)
+            fail_msg("%s: \"%s\", want \"%s\"", want[i][0], data, want[i][1]);
+        free(data);
+    }
+    free(vol);
+    podspec_free(s);
+
+    /* An unknown fieldPath names the item, not some env var. */
+    s = pod("  containers:\n"
+            "    - {name: app, image: app.wasm}\n"
+            "  volumes:\n"
+            "    - name: bad\n"
+            "      downwardAPI:\n"
+            "        items:\n"
+            "          - {path: ok, fieldRef: {fieldPath: metadata.uid}}\n"
+            "          - {path: x, fieldRef: {fieldPath: spec.nonsense}}\n");
+    assert_int_equal(volume_setup(&h, s, dir, &err), -1);
+    assert_string_equal(err.msg, "volume \"bad\": downwardAPI items[1]: fieldRef: unsupported "
+                                 "fieldPath \"spec.nonsense\"");
+    podspec_free(s);
     rm_dir(dir);
 }
 
@@ -273,7 +322,7 @@ static void sub_path_stays_inside_its_volume(void **state)
 {
     (void)state;
     char *dir = temp_dir();
-    pod_host_t h = {0};
+    volume_host_t h = {0};
     podspec_t *s = pod("  containers:\n"
                        "    - name: app\n"
                        "      image: app.wasm\n"
@@ -323,7 +372,7 @@ static void unsupported_types_are_permanent(void **state)
 {
     (void)state;
     char *dir = temp_dir();
-    pod_host_t h = {0};
+    volume_host_t h = {0};
     podspec_t *s = pod("  containers:\n"
                        "    - {name: app, image: app.wasm}\n"
                        "  volumes:\n"
@@ -342,7 +391,7 @@ static void empty_dir_size_limit(void **state)
 {
     (void)state;
     char *dir = temp_dir();
-    pod_host_t h = {0};
+    volume_host_t h = {0};
     podspec_t *s = pod("  containers:\n"
                        "    - {name: app, image: app.wasm}\n"
                        "  volumes:\n"
@@ -436,8 +485,9 @@ static void token_refreshed_before_expiry(void **state)
     assert_int_equal(kube_client_new(cfg, &client, &err), 0);
     kube_kubeconfig_free(cfg);
     cluster_host_t *ch = cluster_host_new(client, NULL, NULL, "node-1");
-    pod_host_t h;
-    cluster_host_fill(ch, &h, NULL, NULL);
+    pod_host_t ph;
+    cluster_host_fill(ch, &ph, NULL, NULL);
+    volume_host_t h = pod_host_volumes(&ph);
 
     char *dir = temp_dir();
     podspec_t *s = pod("  serviceAccountName: robot\n"

@@ -13,7 +13,9 @@
 #include "kube/manifest.h"
 #include "kube/pod_spec.h"
 #include "log/crilog.h"
+#include "pod/state.h"
 #include "pod/worker.h"
+#include "pod/worker_priv.h"
 #include "util/diag.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -23,7 +25,9 @@
 #include "wasm/wasmrt.h"
 #include "wasm_signals.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1271,6 +1275,355 @@ static void cri_logs_written(void **state)
     free(logs);
 }
 
+/* --- bugs fixed in the split ----------------------------------------------------------- */
+
+static int fail_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    (void)t;
+    (void)a;
+    (void)fn;
+    (void)arg;
+    return EAGAIN;
+}
+
+typedef struct creator {
+    fixture_t *f;
+    pod_worker_t *w;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool started, release;
+} creator_t;
+
+static void *creator_main(void *arg)
+{
+    creator_t *c = arg;
+    pod_worker_t *w =
+        pod_worker_start(&c->f->host,
+                         spec_of("apiVersion: v1\nkind: Pod\nmetadata: {name: nt}\n"
+                                 "spec:\n  containers: [{name: a, image: hello.wasm}]\n"),
+                         NULL);
+    pthread_mutex_lock(&c->lock);
+    c->w = w;
+    c->started = true;
+    pthread_cond_broadcast(&c->cond);
+    while (!c->release)
+        pthread_cond_wait(&c->cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static atomic_bool freed;
+static void *freer_main(void *arg)
+{
+    pod_worker_free(arg);
+    atomic_store(&freed, true);
+    return NULL;
+}
+
+/* Without a pod thread, pod_worker_free must not join anything: it once
+ * joined the thread that had started the worker. */
+static void free_without_pod_thread(void **state)
+{
+    fixture_t *f = *state;
+    creator_t c = {.f = f};
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    pod_worker_thread_create = fail_create;
+    pthread_t ct, ft;
+    assert_int_equal(pthread_create(&ct, NULL, creator_main, &c), 0);
+    pthread_mutex_lock(&c.lock);
+    while (!c.started)
+        pthread_cond_wait(&c.cond, &c.lock);
+    pthread_mutex_unlock(&c.lock);
+    pod_worker_thread_create = pthread_create;
+    assert_true(pod_worker_finished(c.w));
+    assert_string_equal(pod_worker_phase(c.w), "Failed");
+    json_t *st = status_of(f, c.w);
+    assert_non_null(strstr(sget(st, "message"), "thread"));
+    atomic_store(&freed, false);
+    assert_int_equal(pthread_create(&ft, NULL, freer_main, c.w), 0);
+    int64_t until = time_mono_ns() + 2 * NS_PER_SEC;
+    while (!atomic_load(&freed) && time_mono_ns() < until)
+        time_sleep_ms(5);
+    bool in_time = atomic_load(&freed);
+    pthread_mutex_lock(&c.lock); /* the creator may go now (a wrong join ends too) */
+    c.release = true;
+    pthread_cond_broadcast(&c.cond);
+    pthread_mutex_unlock(&c.lock);
+    pthread_join(ct, NULL);
+    pthread_join(ft, NULL);
+    pthread_cond_destroy(&c.cond);
+    pthread_mutex_destroy(&c.lock);
+    if (!in_time) fail_msg("pod_worker_free joined a thread that was not the pod's");
+}
+
+static size_t count_events(fixture_t *f, const char *reason)
+{
+    size_t n = 0, i;
+    json_t *v;
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_foreach(f->rec.events, i, v) n +=
+        strcmp(json_string_value(json_object_get(v, "reason")), reason) == 0;
+    pthread_mutex_unlock(&f->rec.lock);
+    return n;
+}
+
+/* One watcher of the deadline: DeadlineExceeded once per pod. */
+static void deadline_fires_once(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 6 };
+    pod_worker_t *ws[N];
+    wasm_signals_restore();
+    for (int i = 0; i < N; i++)
+        ws[i] =
+            pod_worker_start(&f->host,
+                             spec_of("apiVersion: v1\nkind: Pod\nmetadata: {name: d1}\n"
+                                     "spec:\n  restartPolicy: Never\n  activeDeadlineSeconds: 1\n"
+                                     "  initContainers: [{name: i, image: hello.wasm}]\n"
+                                     "  containers: [{name: s, image: spin.wasm}]\n"),
+                             NULL);
+    for (int i = 0; i < N; i++) {
+        bool done = pod_worker_wait(ws[i], 4000 * slow_factor());
+        json_t *st = pod_worker_status_json(ws[i]);
+        bool ok = strcmp(sget(st, "reason"), "DeadlineExceeded") == 0;
+        json_decref(st);
+        pod_worker_stop(ws[i], NULL, NULL);
+        pod_worker_free(ws[i]);
+        assert_true(done);
+        assert_true(ok);
+    }
+    assert_int_equal(count_events(f, "DeadlineExceeded"), N);
+}
+
+/* Reading the status does not move the Ready transition time. */
+static void status_read_keeps_ready_time(void **state)
+{
+    fixture_t *f = *state;
+    f->host.status_changed = NULL; /* nobody reads the status but the test */
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: rt}\n"
+              "spec:\n  containers: [{name: a, image: sleeper.wasm, args: ['3600']}]\n",
+              NULL);
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    while (strcmp(pod_worker_phase(w), "Running") != 0 && time_mono_ns() < until)
+        time_sleep_ms(5);
+    assert_string_equal(pod_worker_phase(w), "Running");
+    time_sleep_ms(2100);
+    json_t *st = status_of(f, w);
+    json_t *ready = NULL, *c;
+    size_t k;
+    json_array_foreach(json_object_get(st, "conditions"), k,
+                       c) if (strcmp(sget(c, "type"), "Ready") == 0) ready = c;
+    assert_string_equal(sget(ready, "status"), "True");
+    int64_t t_ready, t_started;
+    assert_int_equal(time_parse_rfc3339(sget(ready, "lastTransitionTime"), &t_ready), 0);
+    assert_int_equal(
+        time_parse_rfc3339(
+            sget(json_object_get(json_object_get(cstatus(st, false, 0), "state"), "running"),
+                 "startedAt"),
+            &t_started),
+        0);
+    if (t_ready - t_started > NS_PER_SEC)
+        dump_and_fail(st, "Ready's transition time is the first read's, not the container's start");
+    json_t *again = status_of(f, w);
+    assert_true(
+        json_equal(json_object_get(st, "conditions"), json_object_get(again, "conditions")));
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
+/* --- spec updates ----------------------------------------------------------------------- */
+
+static void update_lowers_deadline(void **state)
+{
+    fixture_t *f = *state;
+    static const char *fmt = "apiVersion: v1\nkind: Pod\nmetadata: {name: sd, labels: {v: '%d'}}\n"
+                             "spec:\n  activeDeadlineSeconds: %d\n"
+                             "  containers: [{name: s, image: spin.wasm}]\n";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, fmt, 1, 600);
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_running(f, w, 3000);
+    /* The same version again (a status write's echo) changes nothing. */
+    const podspec_t *before = pod_worker_spec(w);
+    pod_worker_update(w, spec_of(yaml));
+    assert_ptr_equal(pod_worker_spec(w), before);
+    /* New labels are kept. */
+    snprintf(yaml, sizeof yaml, fmt, 2, 600);
+    pod_worker_update(w, spec_of(yaml));
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(pod_worker_spec(w)->raw, "metadata"), "labels"), "v")),
+        "2");
+    time_sleep_ms(1100);
+    assert_false(pod_worker_finished(w));
+    /* Lowered below the time it has run: it ends at once. */
+    snprintf(yaml, sizeof yaml, fmt, 2, 1);
+    int64_t t0 = time_mono_ns();
+    pod_worker_update(w, spec_of(yaml));
+    wait_done(w, 1000);
+    assert_true(time_mono_ns() - t0 < 500 * NS_PER_MS * slow_factor());
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Failed");
+    assert_string_equal(sget(st, "reason"), "DeadlineExceeded");
+    assert_int_equal(count_events(f, "DeadlineExceeded"), 1);
+    done_with(f, w);
+}
+
+static void update_image_restarts_container(void **state)
+{
+    fixture_t *f = *state;
+    static const char *fmt = "apiVersion: v1\nkind: Pod\nmetadata: {name: swap, uid: sw-1}\n"
+                             "spec:\n  restartPolicy: Always\n"
+                             "  containers:\n    - {name: app, image: %s, args: ['50']}\n"
+                             "    - {name: other, image: sleeper.wasm, args: ['3600']}\n";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, fmt, "ticker.wasm");
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_running(f, w, 3000);
+    snprintf(yaml, sizeof yaml, fmt, "spin.wasm");
+    pod_worker_update(w, spec_of(yaml));
+    char *digest = file_digest("spin.wasm");
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    json_t *st = NULL;
+    for (;;) {
+        st = status_of(f, w);
+        json_t *cs = cstatus(st, false, 0);
+        if (strcmp(sget(cs, "image"), "spin.wasm") == 0 &&
+            strcmp(sget(cs, "imageID"), digest) == 0 && strcmp(state_kind(cs), "running") == 0)
+            break;
+        if (time_mono_ns() > until) dump_and_fail(st, "not running the new image");
+        time_sleep_ms(10);
+    }
+    free(digest);
+    json_t *cs = cstatus(st, false, 0);
+    assert_int_equal(json_integer_value(json_object_get(cs, "restartCount")), 1);
+    json_t *last = json_object_get(json_object_get(cs, "lastState"), "terminated");
+    assert_int_equal(json_integer_value(json_object_get(last, "exitCode")), 137);
+    /* The other container went on. */
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 1), "restartCount")), 0);
+    bool killing = false;
+    size_t i;
+    json_t *v;
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_foreach(f->rec.events, i, v) killing |=
+        strcmp(sget(v, "reason"), "Killing") == 0 &&
+        strcmp(sget(v, "message"), "Container app definition changed, will be restarted") == 0 &&
+        strcmp(sget(v, "fieldPath"), "spec.containers{app}") == 0;
+    pthread_mutex_unlock(&f->rec.lock);
+    assert_true(killing);
+    assert_int_equal(count_events(f, "Killing"), 1);
+    assert_int_equal(count_events(f, "BackOff"), 0); /* a new definition starts at once */
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
+/* --- node shutdown, termination messages, the state file ----------------------------------- */
+
+static void node_shutdown_disruption_target(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: sd}\n"
+              "spec:\n  containers: [{name: a, image: sleeper.wasm, args: ['3600']}]\n",
+              NULL);
+    wait_running(f, w, 3000);
+    pod_worker_stop_for_node_shutdown(w);
+    wait_done(w, 1000);
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Failed");
+    assert_string_equal(sget(st, "reason"), "Terminated");
+    assert_string_equal(sget(st, "message"), POD_NODE_SHUTDOWN_MESSAGE);
+    json_t *dt = NULL, *c;
+    size_t k;
+    json_array_foreach(json_object_get(st, "conditions"), k,
+                       c) if (strcmp(sget(c, "type"), "DisruptionTarget") == 0) dt = c;
+    if (!dt) dump_and_fail(st, "no DisruptionTarget");
+    assert_string_equal(sget(dt, "status"), "True");
+    assert_string_equal(sget(dt, "reason"), "TerminationByKubelet");
+    assert_string_equal(sget(dt, "message"), POD_NODE_SHUTDOWN_MESSAGE);
+    done_with(f, w);
+
+    /* A pod that had ended keeps how it ended. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: sd2}\n"
+              "spec:\n  restartPolicy: Never\n  containers: [{name: a, image: hello.wasm}]\n",
+              NULL);
+    wait_done(w, 3000);
+    pod_worker_stop_for_node_shutdown(w);
+    st = status_of(f, w);
+    assert_string_equal(sget(st, "phase"), "Succeeded");
+    assert_int_equal(json_array_size(json_object_get(st, "conditions")), 5);
+    done_with(f, w);
+}
+
+static void termination_messages(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: tm, uid: tm-1}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  volumes: [{name: data, emptyDir: {}}]\n"
+              "  initContainers:\n"
+              "    - {name: old, image: files.wasm, args: [write, /data/old, stale],\n"
+              "       volumeMounts: [{name: data, mountPath: /data}]}\n"
+              "  containers:\n"
+              "    - {name: file, image: files.wasm, args: [write, /data/why, 'all done'],\n"
+              "       terminationMessagePath: /data/why,\n"
+              "       volumeMounts: [{name: data, mountPath: /data}]}\n"
+              "    - {name: stale, image: hello.wasm, terminationMessagePath: /data/old,\n"
+              "       volumeMounts: [{name: data, mountPath: /data}]}\n"
+              "    - {name: logs, image: exitcode.wasm, args: ['5', 'it broke'],\n"
+              "       terminationMessagePolicy: FallbackToLogsOnError}\n"
+              "    - {name: nologs, image: exitcode.wasm, args: ['5', 'it broke']}\n"
+              "    - {name: okfallback, image: hello.wasm,\n"
+              "       terminationMessagePolicy: FallbackToLogsOnError}\n",
+              NULL);
+    wait_done(w, 5000);
+    json_t *st = status_of(f, w);
+    assert_string_equal(sget(terminated(cstatus(st, false, 0)), "message"), "all done");
+    /* A file an earlier run (here another container) left is not this run's. */
+    assert_null(json_object_get(terminated(cstatus(st, false, 1)), "message"));
+    assert_string_equal(sget(terminated(cstatus(st, false, 2)), "message"), "it broke\n");
+    assert_null(json_object_get(terminated(cstatus(st, false, 3)), "message"));
+    /* Logs only on error. */
+    assert_null(json_object_get(terminated(cstatus(st, false, 4)), "message"));
+    done_with(f, w);
+}
+
+static void state_file_round_trip(void **state)
+{
+    fixture_t *f = *state;
+    pod_worker_t *w =
+        start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: sf, uid: sf-1}\n"
+              "spec:\n  restartPolicy: Never\n  containers: [{name: a, image: hello.wasm}]\n",
+              NULL);
+    wait_done(w, 3000);
+    char *dir = xasprintf("%s/pods/sf-1", f->tmp);
+    json_t *none = pod_state_load(dir); /* nothing saved yet */
+    assert_null(none);
+    err_t err;
+    assert_int_equal(pod_state_save(dir, w, &err), 0);
+    json_t *loaded = pod_state_load(dir);
+    json_t *now = pod_worker_resume_json(w);
+    assert_true(json_equal(loaded, now));
+    json_decref(loaded);
+    json_decref(now);
+    char *path = pod_state_path(dir);
+    assert_int_equal(fs_write_replace(path, "[1,2", 4, 0600, NULL), 0);
+    assert_null(pod_state_load(dir));
+    free(path);
+    free(dir);
+    done_with(f, w);
+}
+
 int main(void)
 {
     diag_set_level(DIAG_WARN); /* the workers' events are recorded, not printed */
@@ -1292,6 +1645,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(setup_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(resume_skips_done, setup, teardown),
         cmocka_unit_test_setup_teardown(cri_logs_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_without_pod_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(deadline_fires_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_read_keeps_ready_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_lowers_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_image_restarts_container, setup, teardown),
+        cmocka_unit_test_setup_teardown(node_shutdown_disruption_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(termination_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(state_file_round_trip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

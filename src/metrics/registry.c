@@ -1,4 +1,4 @@
-/* metrics_registry.c: the process-wide counters (see metrics_registry.h).
+/* registry.c: the process-wide counters (see registry.h).
  *
  * One mutex guards everything. Writers hold it for a few stores; readers
  * for a copy. A lock-free design would save nanoseconds on paths that run
@@ -17,9 +17,10 @@
  * container reports the size its last finished run had (memory_known is
  * false until one has finished). See the server's stats for how that shows.
  *
- * Containers of pods that are gone are dropped when the server calls
- * metrics_forget_pods_except with the current pod list. */
-#include "server/metrics_registry.h"
+ * Containers of pods that are gone are dropped when the server's sampler
+ * calls metrics_forget_pods_except with the current pod list. */
+#include "metrics/registry.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -96,6 +97,7 @@ void metrics_module_loaded(int source)
 
 static cusage_t *find_locked(const char *uid, const char *name)
 {
+    lock_assert_held(&mu);
     for (cusage_t *c = containers; c; c = c->next)
         if (strcmp(c->uid, uid) == 0 && strcmp(c->name, name) == 0) return c;
     return NULL;

@@ -1,5 +1,6 @@
-/* metrics_registry.h: process-wide counters that other subsystems feed and
- * the HTTPS server reads for /metrics and /stats/summary.
+/* registry.h: the process-wide metrics registry: counters that the
+ * subsystems feed and the kubelet HTTPS API reads for /metrics and
+ * /stats/summary.
  *
  * The subsystems that know when something happened (a pod's first start, a
  * module loaded from the compile cache, a container run beginning and
@@ -7,8 +8,10 @@
  * handle, because there is one registry per process, as there is one node.
  * Every function is thread-safe and cheap (one short mutex hold, no I/O),
  * so a call may sit on a container's start path. */
-#ifndef WASMLET_SERVER_METRICS_REGISTRY_H
-#define WASMLET_SERVER_METRICS_REGISTRY_H
+#ifndef WASMLET_METRICS_REGISTRY_H
+#define WASMLET_METRICS_REGISTRY_H
+
+#include "util/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +46,9 @@ void metrics_cert_renewal(metrics_cert_t which, bool ok);
 void metrics_http_request(const char *path_class, const char *method, int status, double seconds);
 
 /* --- read by the server ------------------------------------------------ */
+/* Every name is metrics_*; the families the registry alone knows are
+ * rendered by metrics_render_* (render.c), the text format's pieces by
+ * prom.h. */
 
 #define METRICS_POD_START_BUCKETS 14
 /* Upper bounds, in seconds, of the pod start latency histogram. */
@@ -92,5 +98,19 @@ void metrics_forget_pods_except(const char *const *keep, size_t nkeep);
 
 /* Clears everything (tests). */
 void metrics_reset(void);
+
+/* --- the registry's families, in the Prometheus text format (render.c) ---- */
+
+/* kubelet_pod_start_duration_seconds (histogram). */
+void metrics_render_pod_starts(strbuf_t *sb, const metrics_snapshot_t *m);
+/* wasmlet_container_runs_total. */
+void metrics_render_container_runs(strbuf_t *sb, const metrics_snapshot_t *m);
+/* wasmlet_module_loads_total, by source. */
+void metrics_render_module_loads(strbuf_t *sb, const metrics_snapshot_t *m);
+/* wasmlet_http_requests_total and wasmlet_http_request_duration_seconds. */
+void metrics_render_http(strbuf_t *sb);
+/* The certificate managers' TTLs (as of now_ns, Unix ns) and
+ * wasmlet_certificate_renewals_total. */
+void metrics_render_certs(strbuf_t *sb, const metrics_snapshot_t *m, int64_t now_ns);
 
 #endif

@@ -1,0 +1,100 @@
+/* defconf.c: the network config wasmlet writes when the node has none.
+ *
+ * The config lives in wasmlet's own data dir, never in /etc/cni/net.d,
+ * because several nodes on one machine (the e2e suite, the benchmarks)
+ * would share that; each node's list also keeps host-local's store in its
+ * own data dir, so two nodes never hand out leases from one store, and
+ * each covers only its node's podCIDR.
+ *
+ * The interface plugin is ptp: one veth pair per pod, the host end holding
+ * the gateway address and a /32 (or /128) route to the pod. A Linux bridge
+ * stops at 1,024 ports, which is below the node's density goal; ptp has no
+ * such limit. What does grow with the pod count on the host is the
+ * neighbour table (one entry per pod veth): past net.ipv4.neigh.default.
+ * gc_thresh3 (1,024 by default) the kernel drops entries and pods become
+ * unreachable, so a node running thousands of pods raises gc_thresh1..3
+ * (and the IPv6 ones). The list then runs loopback (a pass-through of the
+ * result when chained, and lo up) and portmap for hostPort. */
+#include "net/cni.h"
+#include "net/net.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Checks "addr/len" and says which family it is (4 or 6), or 0. */
+static int cidr_family(const char *cidr)
+{
+    const char *slash = strchr(cidr, '/');
+    if (!slash || !slash[1]) return 0;
+    char *addr = xstrndup(cidr, (size_t)(slash - cidr));
+    unsigned char buf[16];
+    int fam = 0, max = 0;
+    if (inet_pton(AF_INET, addr, buf) == 1)
+        fam = 4, max = 32;
+    else if (inet_pton(AF_INET6, addr, buf) == 1)
+        fam = 6, max = 128;
+    free(addr);
+    char *end;
+    long len = strtol(slash + 1, &end, 10);
+    /* A pod range must leave room for a gateway and at least one pod. */
+    if (!fam || *end || len < 1 || len > max - 2) return 0;
+    return fam;
+}
+
+int net_default_conf(const net_default_opts_t *opts, json_t **conflist, err_t *err)
+{
+    if (!opts->pod_cidrs || !opts->pod_cidrs[0])
+        return err_set(err, "default CNI config: the node has no podCIDR");
+    if (!opts->ipam_data_dir || opts->ipam_data_dir[0] != '/')
+        return err_set(err, "default CNI config: the IPAM data dir must be an absolute path");
+    json_t *ranges = json_array(), *routes = json_array();
+    bool seen[7] = {false};
+    char *cidrs = xstrdup(opts->pod_cidrs), *save = NULL;
+    int rc = 0;
+    for (char *c = strtok_r(cidrs, ", ", &save); c; c = strtok_r(NULL, ", ", &save)) {
+        int fam = cidr_family(c);
+        if (!fam) {
+            rc = err_set(err, "default CNI config: podCIDR \"%s\" is not a usable CIDR", c);
+            break;
+        }
+        if (seen[fam]) {
+            rc = err_set(err, "default CNI config: two IPv%d podCIDRs in \"%s\"", fam,
+                         opts->pod_cidrs);
+            break;
+        }
+        seen[fam] = true;
+        json_array_append_new(ranges, json_pack("[{s:s}]", "subnet", c));
+        json_array_append_new(routes, json_pack("{s:s}", "dst", fam == 4 ? "0.0.0.0/0" : "::/0"));
+    }
+    free(cidrs);
+    if (rc == -1 || json_array_size(ranges) == 0) {
+        json_decref(ranges);
+        json_decref(routes);
+        return rc == -1 ? -1 : err_set(err, "default CNI config: no podCIDR");
+    }
+    json_t *ipam = json_pack("{s:s,s:s,s:o,s:o}", "type", "host-local", "dataDir",
+                             opts->ipam_data_dir, "ranges", ranges, "routes", routes);
+    *conflist = json_pack("{s:s,s:s,s:[{s:s,s:b,s:o},{s:s},{s:s,s:{s:b}}]}", "cniVersion",
+                          CNI_VERSION, "name", opts->name ? opts->name : "wasmlet", "plugins",
+                          "type", "ptp", "ipMasq", opts->ip_masq, "ipam", ipam, "type", "loopback",
+                          "type", "portmap", "capabilities", "portMappings", 1);
+    return 0;
+}
+
+int net_default_conf_write(const char *path, const net_default_opts_t *opts, err_t *err)
+{
+    json_t *list;
+    if (net_default_conf(opts, &list, err) == -1) return -1;
+    char *text = json_dumps(list, JSON_INDENT(2));
+    json_decref(list);
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len++] = '\n';
+    text[len] = '\0';
+    int rc = fs_write_atomic(path, text, len, 0644, err);
+    free(text);
+    return rc;
+}

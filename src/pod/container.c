@@ -1,0 +1,444 @@
+/* container.c: one container's thread (see worker_priv.h).
+ *
+ * The thread loops: take the newest definition (a spec update may have
+ * changed its image), pull, build env and argv, mount, load the module,
+ * run it, record how it ended (with its termination message), and then
+ * either end or wait out its back-off and start again, as the restart
+ * policy says. A spec update that changed the image of a running container
+ * stops the run; the loop then starts it again at once from the new image,
+ * whatever the restart policy (as the kubelet does), and that counts as a
+ * restart.
+ *
+ * Threads and locking: one thread per container, started by the pod
+ * thread (init containers included). It takes w->lock for every change of
+ * the container's state and drops it while it pulls, loads, runs, waits
+ * out a back-off or calls the host.
+ *
+ * Restart back-off follows the kubelet: the first restart is immediate,
+ * then host.backoff_initial_ms (10 s), doubling up to backoff_max_ms
+ * (5 min); a container that ran for backoff_reset_ms (10 min) before
+ * ending starts from the beginning again. While it waits, its state is
+ * waiting/CrashLoopBackOff. */
+#include "log/crilog.h"
+#include "pod/env.h"
+#include "pod/worker_priv.h"
+#include "metrics/registry.h"
+#include "util/diag.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/sync.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+#include "volume/volume.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- output ------------------------------------------------------------------- */
+
+typedef struct output_ctx {
+    pod_worker_t *w;
+    crun_t *c;
+    crilog_writer_t *log;
+    strbuf_t line[3];      /* per stream, for host->output */
+    pod_term_tail_t *tail; /* FallbackToLogsOnError: the output's tail */
+} output_ctx_t;
+
+static void on_output(void *ctx, int stream, const char *data, size_t len)
+{
+    output_ctx_t *o = ctx;
+    if (o->log) crilog_write(o->log, stream, data, len, NULL);
+    if (o->tail) pod_term_tail_feed(o->tail, stream, data, len);
+    if (!o->w->host.output || stream < 1 || stream > 2) return;
+    strbuf_t *sb = &o->line[stream];
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            o->w->host.output(o->w->host.ctx, o->w, o->c->name, stream, strbuf_str(sb), sb->len);
+            strbuf_reset(sb);
+        } else {
+            strbuf_putc(sb, data[i]);
+        }
+    }
+}
+
+static void output_finish(output_ctx_t *o)
+{
+    for (int s = 1; s <= 2; s++) {
+        if (o->line[s].len && o->w->host.output)
+            o->w->host.output(o->w->host.ctx, o->w, o->c->name, s, strbuf_str(&o->line[s]),
+                              o->line[s].len);
+        strbuf_free(&o->line[s]);
+    }
+    if (o->log) crilog_close(o->log, NULL);
+    o->log = NULL;
+}
+
+/* --- preparing a run ------------------------------------------------------------- */
+
+typedef struct prepared {
+    pod_pulled_t pulled;
+    strvec_t env, argv;
+    wasmrt_mount_t *mounts;
+    size_t nmounts;
+    wasmrt_module_t *module;
+    wasmrt_load_info_t load;
+} prepared_t;
+
+static void prepared_free(prepared_t *p)
+{
+    free(p->pulled.module_path);
+    free(p->pulled.image_id);
+    strvec_free(&p->env);
+    strvec_free(&p->argv);
+    volume_mounts_free(p->mounts, p->nmounts);
+    wasmrt_module_release(p->module);
+    memset(p, 0, sizeof *p);
+}
+
+typedef enum prep_result { PREP_OK, PREP_WAIT, PREP_START_FAILED } prep_result_t;
+
+/* Prepares everything a run needs; on failure fills reason for a waiting
+ * state (ErrImagePull, CreateContainerConfigError: PREP_WAIT) or a start
+ * failure (StartError). */
+static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *reason,
+                             size_t reason_len, err_t *err)
+{
+    memset(p, 0, sizeof *p);
+    const podspec_container_t *cs = c->spec;
+    const podspec_t *spec = worker_spec_now(w);
+    if (w->host.pull) {
+        worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
+        int64_t t0 = time_mono_ns();
+        if (w->host.pull(w->host.ctx, spec, cs, &p->pulled, err) == -1) {
+            snprintf(reason, reason_len, "ErrImagePull");
+            worker_event(w, c, "Warning", "Failed", "Failed to pull image \"%s\": %s", cs->image,
+                         err->msg);
+            return PREP_WAIT;
+        }
+        worker_event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs",
+                     cs->image, (double)(time_mono_ns() - t0) / 1e9);
+        pthread_mutex_lock(&w->lock);
+        if (p->pulled.image_id) snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (pod_env_build(&w->host, spec, cs, &p->env, &p->argv, err) == -1) {
+        snprintf(reason, reason_len, "CreateContainerConfigError");
+        worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
+        return PREP_WAIT;
+    }
+    if (volume_mounts(spec, cs, w->pod_dir, &p->mounts, &p->nmounts, err) == -1) {
+        snprintf(reason, reason_len, "CreateContainerConfigError");
+        worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
+        return PREP_WAIT;
+    }
+    if (wasmrt_load_file(w->host.rt, p->pulled.module_path, &p->module, &p->load, err) == -1) {
+        snprintf(reason, reason_len, "StartError");
+        worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
+        return PREP_START_FAILED;
+    }
+    pthread_mutex_lock(&w->lock);
+    if (!c->image_id[0])
+        snprintf(c->image_id, sizeof c->image_id, "%s", wasmrt_module_digest(p->module));
+    pthread_mutex_unlock(&w->lock);
+    return PREP_OK;
+}
+
+/* --- one run ------------------------------------------------------------------------ */
+
+/* The terminated state's message: the runtime's, then (after ": ") what
+ * the container left as its termination message (see termination.h). */
+static void termination_message(const pod_term_stamp_t *before, const char *file, const char *root,
+                                pod_term_tail_t *tail, int exit_code, const char *runtime_msg,
+                                char *out, size_t cap)
+{
+    char *msg = xmalloc(POD_TERM_FILE_MAX + 1);
+    pod_term_read(file, root, before, msg, POD_TERM_FILE_MAX + 1);
+    if (!msg[0] && tail && exit_code != 0) pod_term_tail_finish(tail, msg, POD_TERM_FILE_MAX + 1);
+    const char *rt = runtime_msg ? runtime_msg : "";
+    snprintf(out, cap, "%s%s%s", rt, rt[0] && msg[0] ? ": " : "", msg);
+    free(msg);
+}
+
+/* Runs the container once, unless a spec update came while it prepared
+ * (false: nothing ran). Returns after the module ended; the container is
+ * EXITED then. */
+static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
+{
+    const podspec_t *spec = worker_spec_now(w);
+    output_ctx_t out = {.w = w, .c = c};
+    pod_term_tail_t *tail = NULL;
+    if (c->spec->termination_message_policy == TERM_MSG_FALLBACK_TO_LOGS_ON_ERROR) {
+        tail = xmalloc(sizeof *tail);
+        pod_term_tail_init(tail);
+        out.tail = tail;
+    }
+    const char *root = NULL;
+    char *file =
+        pod_term_host_path(p->mounts, p->nmounts, c->spec->termination_message_path, &root);
+    pod_term_stamp_t before;
+    pod_term_stamp(file, &before);
+
+    pthread_mutex_lock(&w->lock);
+    if (c->restart_requested) {
+        pthread_mutex_unlock(&w->lock);
+        free(file);
+        if (tail) pod_term_tail_free(tail);
+        free(tail);
+        return false;
+    }
+    cstate_set(&c->state, CSTATE_RUNNING, NULL, NULL);
+    c->state.started_at = time_now_ns();
+    c->state.finished_at = 0;
+    c->state.killed = false;
+    snprintf(c->state.container_id, sizeof c->state.container_id, "wasmlet://%s-%s-%d",
+             spec->uid[0] ? spec->uid : spec->name, c->name, c->restart_count);
+    c->runs++;
+    crun_transition_locked(w, c, CLC_RUNNING);
+    if (!c->init) metrics_pod_started(spec->uid, (double)(time_now_ns() - w->start_time) / 1e9);
+    pthread_mutex_unlock(&w->lock);
+
+    if (w->log_dir) {
+        char *dir = xasprintf("%s/%s", w->log_dir, c->name);
+        err_t err;
+        if (fs_mkdir_p(dir, 0755, &err) == 0) {
+            char *path = crilog_run_path(dir, c->restart_count);
+            out.log = crilog_open(path, w->host.log_max_bytes, w->host.log_max_files, &err);
+            free(path);
+        }
+        if (!out.log) diag_warn("container %s: no log file: %s", c->name, err.msg);
+        free(dir);
+    }
+    wasmrt_spec_t rs = {
+        .argv = (const char *const *)p->argv.items,
+        .argc = p->argv.len,
+        .env = (const char *const *)p->env.items,
+        .envc = p->env.len,
+        .mounts = p->mounts,
+        .nmounts = p->nmounts,
+        .memory_limit = (uint64_t)c->spec->memory_limit,
+        .cpu_millicores = (uint32_t)c->spec->cpu_limit,
+        .output = on_output,
+        .output_ctx = &out,
+    };
+    worker_event(w, c, "Normal", "Created", "Created container %s", c->name);
+    worker_event(w, c, "Normal", "Started", "Started container %s", c->name);
+    worker_publish(w);
+
+    wasmrt_result_t res;
+    metrics_module_loaded(p->load.source);
+    metrics_container_begin(spec->uid, c->name);
+    wasmrt_run(w->host.rt, p->module, &rs, c->stop, &res);
+    metrics_container_end(spec->uid, c->name, res.cpu_ns, res.memory_bytes);
+    output_finish(&out);
+
+    char *msg = xmalloc(CSTATE_MESSAGE_MAX);
+    termination_message(&before, file, root, tail, res.exit_code, res.message, msg,
+                        CSTATE_MESSAGE_MAX);
+    free(file);
+    if (tail) pod_term_tail_free(tail);
+    free(tail);
+
+    pthread_mutex_lock(&w->lock);
+    cstate_set(&c->state, CSTATE_TERMINATED, wasmrt_outcome_reason(&res), msg);
+    c->state.exit_code = res.exit_code;
+    c->state.finished_at = time_now_ns();
+    c->state.killed = res.outcome == WASMRT_STOPPED;
+    c->run_ns = res.run_ns;
+    bool for_restart = c->restart_requested && w->lc < PLC_STOPPING;
+    crun_transition_locked(w, c, CLC_EXITED);
+    pthread_mutex_unlock(&w->lock);
+    free(msg);
+    if (res.outcome == WASMRT_OOM)
+        worker_event(w, c, "Warning", "OOMKilled", "Container %s ended: %s", c->name, res.message);
+    else if (res.outcome == WASMRT_TRAPPED)
+        worker_event(w, c, "Warning", "Failed", "Container %s trapped: %s", c->name, res.message);
+    else if (res.outcome == WASMRT_STOPPED && !for_restart) /* a restart's Killing is sent */
+        worker_event(w, c, "Normal", "Killing", "Stopped container %s", c->name);
+    return true;
+}
+
+/* --- the loop ------------------------------------------------------------------------ */
+
+bool container_restarts(const pod_worker_t *w, const crun_t *c, int exit_code)
+{
+    const podspec_t *s = worker_spec_now(w);
+    if (c->spec->sidecar) return true;
+    if (c->init) return exit_code != 0 && s->restart_policy != RESTART_NEVER;
+    switch (s->restart_policy) {
+    case RESTART_ALWAYS:
+        return true;
+    case RESTART_ON_FAILURE:
+        return exit_code != 0;
+    case RESTART_NEVER:
+        return false;
+    }
+    return false;
+}
+
+/* Whether a stop that ended a run or a wait was for a restart from a new
+ * definition, and the pod goes on. */
+static bool redefined_locked(const pod_worker_t *w, const crun_t *c)
+{
+    lock_assert_held(&w->lock);
+    return c->restart_requested && w->lc < PLC_STOPPING;
+}
+
+/* The start of an attempt: false when the container must not run again.
+ * Takes a spec update's definition, with a fresh stop for the new run. */
+static bool begin_attempt(pod_worker_t *w, crun_t *c)
+{
+    pthread_mutex_lock(&w->lock);
+    bool go = w->lc < PLC_STOPPING && (!wasmrt_stop_requested(c->stop) || c->restart_requested);
+    if (go) {
+        if (c->restart_requested) {
+            wasmrt_stop_free(c->stop);
+            c->stop = wasmrt_stop_new();
+            c->restart_requested = false;
+        }
+        if (c->next_spec) {
+            c->spec = c->next_spec;
+            c->next_spec = NULL;
+            c->image_id[0] = '\0'; /* the new image's comes with its pull */
+        }
+        crun_transition_locked(w, c, CLC_PREPARING);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return go;
+}
+
+/* Waits out the back-off before the next start; false when the container
+ * must not start again. reason and message are what the waiting state
+ * says (message NULL: the kubelet's crash-loop text). */
+static bool back_off(pod_worker_t *w, crun_t *c, const char *reason, const char *message)
+{
+    const podspec_t *s = worker_spec_now(w);
+    int64_t delay = c->backoff_ms;
+    char msg[1100];
+    if (message)
+        snprintf(msg, sizeof msg, "%s", message);
+    else
+        snprintf(msg, sizeof msg, "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
+                 (long long)(delay / 1000), c->name, s->name, s->namespace, s->uid);
+    pthread_mutex_lock(&w->lock);
+    if (delay > 0) {
+        if (c->state.kind == CSTATE_TERMINATED) c->last = c->state;
+        cstate_set(&c->state, CSTATE_WAITING, reason, msg);
+    }
+    crun_transition_locked(w, c, CLC_BACKOFF);
+    pthread_mutex_unlock(&w->lock);
+    if (delay > 0) {
+        worker_event(w, c, "Warning", "BackOff", "%s", msg);
+        worker_publish(w);
+    }
+    /* Next delay: first restart immediate, then initial, doubling to max. */
+    c->backoff_ms = c->backoff_ms == 0 ? w->host.backoff_initial_ms : c->backoff_ms * 2;
+    if (c->backoff_ms > w->host.backoff_max_ms) c->backoff_ms = w->host.backoff_max_ms;
+    if (!wasmrt_stop_wait(c->stop, delay)) return true;
+    pthread_mutex_lock(&w->lock);
+    bool go = redefined_locked(w, c);
+    pthread_mutex_unlock(&w->lock);
+    return go;
+}
+
+/* A setup error (pull, configuration): back-off and retry, or, for
+ * `wasmlet run`, the end. False when the container must not start again. */
+static bool setup_failed(pod_worker_t *w, crun_t *c, const char *reason, const err_t *err)
+{
+    pthread_mutex_lock(&w->lock);
+    cstate_set(&c->state, CSTATE_WAITING, reason, err->msg);
+    pthread_mutex_unlock(&w->lock);
+    worker_publish(w);
+    if (w->host.give_up_on_setup_error) {
+        /* No retries in this mode: the container ends here. */
+        pthread_mutex_lock(&w->lock);
+        cstate_set(&c->state, CSTATE_TERMINATED, reason, err->msg);
+        c->state.exit_code = WASMRT_EXIT_START_FAILED;
+        c->state.finished_at = time_now_ns();
+        crun_transition_locked(w, c, CLC_DONE);
+        pthread_mutex_unlock(&w->lock);
+        return false;
+    }
+    /* As the kubelet words them: a pull waits in ImagePullBackOff
+     * (doubling), a configuration error stays CreateContainerConfigError
+     * and is retried every backoff_initial_ms. */
+    bool pulling = strcmp(reason, "ErrImagePull") == 0;
+    char msg[1100];
+    if (pulling)
+        snprintf(msg, sizeof msg, "Back-off pulling image \"%s\": ErrImagePull: %s", c->spec->image,
+                 err->msg);
+    else
+        snprintf(msg, sizeof msg, "%s", err->msg);
+    if (c->backoff_ms == 0 || !pulling) c->backoff_ms = w->host.backoff_initial_ms;
+    return back_off(w, c, pulling ? "ImagePullBackOff" : reason, msg);
+}
+
+/* The container's whole life: runs until it is done or the pod stops. */
+static void container_loop(pod_worker_t *w, crun_t *c)
+{
+    while (begin_attempt(w, c)) {
+        prepared_t p;
+        err_t err;
+        char reason[64];
+        prep_result_t pr = prepare(w, c, &p, reason, sizeof reason, &err);
+        if (pr == PREP_WAIT) {
+            prepared_free(&p);
+            if (!setup_failed(w, c, reason, &err)) break;
+            continue;
+        }
+        int64_t started = time_mono_ns();
+        bool ran = true;
+        if (pr == PREP_START_FAILED) {
+            pthread_mutex_lock(&w->lock);
+            cstate_set(&c->state, CSTATE_TERMINATED, "StartError", err.msg);
+            c->state.exit_code = WASMRT_EXIT_START_FAILED;
+            c->state.started_at = c->state.finished_at = time_now_ns();
+            c->state.killed = false;
+            crun_transition_locked(w, c, CLC_EXITED);
+            pthread_mutex_unlock(&w->lock);
+        } else {
+            ran = run_once(w, c, &p);
+        }
+        prepared_free(&p);
+        if (!ran) continue; /* redefined while it prepared: prepare the new one */
+        if (time_mono_ns() - started >= w->host.backoff_reset_ms * NS_PER_MS) c->backoff_ms = 0;
+
+        pthread_mutex_lock(&w->lock);
+        bool redefined = redefined_locked(w, c);
+        bool again =
+            redefined || (w->lc < PLC_STOPPING && container_restarts(w, c, c->state.exit_code));
+        if (!again) crun_transition_locked(w, c, CLC_DONE);
+        pthread_mutex_unlock(&w->lock);
+        worker_publish(w);
+        if (!again) break;
+        /* A new definition starts at once; a restart waits its back-off. */
+        if (!redefined && !back_off(w, c, "CrashLoopBackOff", NULL)) break;
+        pthread_mutex_lock(&w->lock);
+        if (c->state.kind == CSTATE_TERMINATED) c->last = c->state;
+        c->restart_count++;
+        cstate_set(&c->state, CSTATE_WAITING, "ContainerCreating", NULL);
+        pthread_mutex_unlock(&w->lock);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (c->lc != CLC_DONE) {
+        /* Stopped before or between runs. */
+        if (c->state.kind == CSTATE_WAITING && c->last.kind == CSTATE_TERMINATED) {
+            c->state = c->last;
+        } else if (c->state.kind == CSTATE_WAITING) {
+            cstate_set(&c->state, CSTATE_TERMINATED, "ContainerStatusUnknown",
+                       "The container could not be started before the pod stopped");
+            c->state.exit_code = WASMRT_EXIT_KILLED;
+            c->state.finished_at = time_now_ns();
+        }
+        crun_transition_locked(w, c, CLC_DONE);
+    }
+    pthread_mutex_unlock(&w->lock);
+    worker_publish(w);
+}
+
+void *container_main(void *arg)
+{
+    crun_t *c = arg;
+    container_loop(c->w, c);
+    return NULL;
+}

@@ -1,0 +1,191 @@
+/* pod_status.c: Pod.status and the pod's phase, rendered from a worker's
+ * state (see worker_priv.h). Both functions only read: they are called
+ * with w->lock held (from any thread that asks for the status) and change
+ * nothing, so reading a status never moves a transition time. The public
+ * wrappers (pod_worker_status_json, pod_worker_phase, pod_worker_summaries)
+ * take the lock.
+ *
+ * What the kubelet would show, and how it maps here:
+ *   - phase: the kubelet's getPhase over the app containers, with the
+ *     worker's own verdict (init failure, deadline, mount, shutdown) first;
+ *   - conditions PodReadyToStartContainers (volumes ready), Initialized,
+ *     Ready and ContainersReady (every app container and sidecar running),
+ *     PodScheduled, and DisruptionTarget after a graceful node shutdown;
+ *   - podIP is the node's: a pod has no network of its own yet. */
+#include "pod/worker_priv.h"
+#include "util/sync.h"
+#include "util/time.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *pod_phase_locked(const pod_worker_t *w)
+{
+    lock_assert_held(&w->lock);
+    if (w->failed) return "Failed";
+    if (!w->t_initialized) return "Pending";
+    size_t running = 0, waiting = 0, failed = 0;
+    for (size_t i = 0; i < w->napps; i++) {
+        const crun_t *c = &w->apps[i];
+        if (c->lc != CLC_DONE) {
+            if (c->state.kind == CSTATE_RUNNING || c->runs > 0)
+                running++;
+            else
+                waiting++;
+        } else if (c->state.kind != CSTATE_TERMINATED || c->state.exit_code != 0) {
+            failed++;
+        }
+    }
+    if (waiting && !running) return "Pending";
+    if (running || waiting) return "Running";
+    return failed ? "Failed" : "Succeeded";
+}
+
+static json_t *time_json(int64_t ns)
+{
+    char buf[40];
+    return json_string(time_format_rfc3339(buf, sizeof buf, ns));
+}
+
+static json_t *state_json(const cstate_t *s)
+{
+    json_t *inner = json_object();
+    const char *key = "waiting";
+    switch (s->kind) {
+    case CSTATE_NONE:
+        json_decref(inner);
+        return json_object();
+    case CSTATE_WAITING:
+        if (s->reason[0]) json_object_set_new(inner, "reason", json_string(s->reason));
+        if (s->message[0]) json_object_set_new(inner, "message", json_string(s->message));
+        break;
+    case CSTATE_RUNNING:
+        key = "running";
+        json_object_set_new(inner, "startedAt", time_json(s->started_at));
+        break;
+    case CSTATE_TERMINATED:
+        key = "terminated";
+        json_object_set_new(inner, "exitCode", json_integer(s->exit_code));
+        if (s->reason[0]) json_object_set_new(inner, "reason", json_string(s->reason));
+        if (s->message[0]) json_object_set_new(inner, "message", json_string(s->message));
+        if (s->started_at) json_object_set_new(inner, "startedAt", time_json(s->started_at));
+        if (s->finished_at) json_object_set_new(inner, "finishedAt", time_json(s->finished_at));
+        if (s->container_id[0])
+            json_object_set_new(inner, "containerID", json_string(s->container_id));
+        break;
+    }
+    return json_pack("{s:o}", key, inner);
+}
+
+static json_t *container_status_json(const crun_t *c)
+{
+    bool running = c->state.kind == CSTATE_RUNNING;
+    json_t *cs =
+        json_pack("{s:s, s:o, s:b, s:i, s:s, s:s, s:b}", "name", c->spec->name, "state",
+                  state_json(&c->state), "ready", running, "restartCount", c->restart_count,
+                  "image", c->spec->image, "imageID", c->image_id, "started", running);
+    json_object_set_new(cs, "lastState", state_json(&c->last));
+    const char *cid = c->state.container_id[0]            ? c->state.container_id
+                      : c->last.kind == CSTATE_TERMINATED ? c->last.container_id
+                                                          : "";
+    if (cid[0]) json_object_set_new(cs, "containerID", json_string(cid));
+    return cs;
+}
+
+static json_t *condition(const char *type, bool status, int64_t at, const char *reason)
+{
+    json_t *c = json_pack("{s:s, s:s, s:n}", "type", type, "status", status ? "True" : "False",
+                          "lastProbeTime");
+    json_object_set_new(c, "lastTransitionTime", time_json(at));
+    if (reason && !status) json_object_set_new(c, "reason", json_string(reason));
+    return c;
+}
+
+json_t *pod_status_json_locked(const pod_worker_t *w)
+{
+    lock_assert_held(&w->lock);
+    const char *phase = pod_phase_locked(w);
+    bool finished = w->lc == PLC_FINISHED;
+    int64_t t_ready = w->t_ready ? w->t_ready : w->start_time;
+    bool completed = strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0;
+    const char *not_ready = completed ? "PodCompleted" : "ContainersNotReady";
+
+    json_t *conds = json_array();
+    json_array_append_new(
+        conds, condition("PodReadyToStartContainers", w->t_ready_to_start && !finished,
+                         w->t_ready_to_start ? w->t_ready_to_start : w->start_time, NULL));
+    json_array_append_new(conds,
+                          condition("Initialized", w->t_initialized != 0,
+                                    w->t_initialized ? w->t_initialized : w->start_time,
+                                    completed ? "PodCompleted" : "ContainersNotInitialized"));
+    json_array_append_new(conds, condition("Ready", w->ready, t_ready, not_ready));
+    json_array_append_new(conds, condition("ContainersReady", w->ready, t_ready, not_ready));
+    json_array_append_new(conds, condition("PodScheduled", true, w->start_time, NULL));
+    if (w->t_disruption) {
+        /* As the kubelet's node shutdown manager words it. */
+        json_t *c = condition("DisruptionTarget", true, w->t_disruption, NULL);
+        json_object_set_new(c, "reason", json_string("TerminationByKubelet"));
+        json_object_set_new(c, "message", json_string(POD_NODE_SHUTDOWN_MESSAGE));
+        json_array_append_new(conds, c);
+    }
+
+    const char *ip = w->host.host_ip ? w->host.host_ip : "";
+    json_t *status = json_pack("{s:s, s:o, s:o}", "phase", phase, "conditions", conds, "startTime",
+                               time_json(w->start_time));
+    if (ip[0]) {
+        json_object_set_new(status, "hostIP", json_string(ip));
+        json_object_set_new(status, "hostIPs", json_pack("[{s:s}]", "ip", ip));
+        json_object_set_new(status, "podIP", json_string(ip));
+        json_object_set_new(status, "podIPs", json_pack("[{s:s}]", "ip", ip));
+    }
+    if (w->reason[0]) json_object_set_new(status, "reason", json_string(w->reason));
+    if (w->message[0]) json_object_set_new(status, "message", json_string(w->message));
+    if (w->ninit) {
+        json_t *inits = json_array();
+        for (size_t i = 0; i < w->ninit; i++)
+            json_array_append_new(inits, container_status_json(&w->inits[i]));
+        json_object_set_new(status, "initContainerStatuses", inits);
+    }
+    json_t *apps = json_array();
+    for (size_t i = 0; i < w->napps; i++)
+        json_array_append_new(apps, container_status_json(&w->apps[i]));
+    json_object_set_new(status, "containerStatuses", apps);
+    return status;
+}
+
+json_t *pod_worker_status_json(pod_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    json_t *status = pod_status_json_locked(w);
+    pthread_mutex_unlock(&w->lock);
+    return status;
+}
+
+const char *pod_worker_phase(pod_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    const char *phase = pod_phase_locked(w);
+    pthread_mutex_unlock(&w->lock);
+    return phase;
+}
+
+size_t pod_worker_summaries(pod_worker_t *w, pod_container_summary_t *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->ninit + w->napps && n < max; i++) {
+        const crun_t *c = i < w->ninit ? &w->inits[i] : &w->apps[i - w->ninit];
+        pod_container_summary_t *s = &out[n++];
+        s->name = c->name;
+        s->init = c->init;
+        s->restart_count = c->restart_count;
+        s->exit_code = c->state.kind == CSTATE_TERMINATED ? c->state.exit_code : -1;
+        snprintf(s->reason, sizeof s->reason, "%s", c->state.reason);
+        snprintf(s->message, sizeof s->message, "%s", c->state.message);
+        s->run_ns = c->state.finished_at && c->state.started_at
+                        ? c->state.finished_at - c->state.started_at
+                        : 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}

@@ -1,0 +1,194 @@
+/* worker_priv.h: the inside of a pod worker, shared by the files that
+ * implement it (and by its unit tests); nothing else includes it.
+ *
+ *   worker.c       the pod thread and the public API (start, stop, update,
+ *                  wait, free)
+ *   lifecycle.c    the two state machines: every transition, logged once
+ *   container.c    one container's thread: pull, env, load, run, restart
+ *                  policy and back-off
+ *   pod_status.c   Pod.status and the phase, read from this struct
+ *   state.c        the resume format (pods/<uid>/state.json)
+ *   termination.c  the termination message (file or log tail)
+ *
+ * Locking: w->lock guards every field marked "lock" below, of the worker
+ * and of its containers; it is never held while a module runs, an image is
+ * pulled, the volumes are set up or a host callback is called, so status
+ * reads never wait on a container. w->cond (CLOCK_MONOTONIC) is broadcast
+ * on every transition, on every stop and on every spec update. Fields
+ * marked "own" belong to one thread (named) and are read by it without the
+ * lock. */
+#ifndef WASMLET_POD_WORKER_PRIV_H
+#define WASMLET_POD_WORKER_PRIV_H
+
+#include "pod/lifecycle.h"
+#include "pod/termination.h"
+#include "pod/worker.h"
+#include "wasm/wasmrt.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What a container's status shows: the kubelet's waiting / running /
+ * terminated, or none (lastState before any restart). */
+typedef enum cstate_kind {
+    CSTATE_NONE,
+    CSTATE_WAITING,
+    CSTATE_RUNNING,
+    CSTATE_TERMINATED
+} cstate_kind_t;
+
+/* The runtime's message, ": " and a termination message of up to
+ * POD_TERM_FILE_MAX bytes. */
+#define CSTATE_MESSAGE_MAX (1024 + POD_TERM_FILE_MAX + 4)
+
+typedef struct cstate {
+    cstate_kind_t kind;
+    char reason[64];
+    char message[CSTATE_MESSAGE_MAX];
+    int exit_code;
+    int64_t started_at; /* ns, realtime; 0 = unset */
+    int64_t finished_at;
+    char container_id[160];
+    /* terminated by a stop (of the pod, or for a restart), not by itself:
+     * a fact about the run, recorded for resume (such a run is run again). */
+    bool killed;
+} cstate_t;
+
+/* One container of the pod.
+ *
+ * Legal combinations of lc and what the status shows (state):
+ *   NEW        state waiting (PodInitializing / ContainerCreating); no thread
+ *   PREPARING  waiting (ContainerCreating, or the back-off reason it came from)
+ *   RUNNING    running
+ *   EXITED     terminated (the run that just ended)
+ *   BACKOFF    waiting (CrashLoopBackOff, ImagePullBackOff,
+ *              CreateContainerConfigError), or terminated when the delay is 0
+ *   DONE       terminated (or, for an init container the pod never reached,
+ *              still waiting)
+ * last.kind is NONE until the first restart, then terminated. */
+typedef struct crun {
+    pod_worker_t *w;
+    const char *name; /* fixed: an update cannot rename a container */
+    /* lock; written only by the container's own thread, between runs (and
+     * read by that thread without the lock) */
+    const podspec_container_t *spec;
+    /* lock: a spec update's definition, taken at the next start; NULL: none */
+    const podspec_container_t *next_spec;
+    bool init;         /* an init container (a sidecar is one too) */
+    int index;         /* within its list */
+    container_lc_t lc; /* lock */
+    cstate_t state;    /* lock */
+    cstate_t last;     /* lock */
+    int restart_count; /* lock */
+    int runs;          /* lock: runs started, an earlier wasmlet's included */
+    /* lock: a spec update asked the current run (or back-off) to end and
+     * the container to start again from its new definition. Independent of
+     * lc: the run goes on until the module notices the stop. */
+    bool restart_requested;
+    /* pod thread: a thread was created for the container and must be
+     * joined. Independent of lc: a container ends (DONE) with or without
+     * ever having had a thread. */
+    bool joinable;
+    pthread_t thread;
+    /* Requested under the lock; swapped for a fresh one (restart) only by
+     * the container's thread, under the lock. */
+    wasmrt_stop_t *stop;
+    char image_id[256]; /* lock */
+    int64_t backoff_ms; /* own: the container thread */
+    int64_t run_ns;     /* lock */
+    char field_path[96];
+} crun_t;
+
+/* The pod.
+ *
+ * Legal combinations: t_ready_to_start is set from INITIALIZING on,
+ * t_initialized from RUNNING on (either may stay 0 when a stop came
+ * first); ready only while RUNNING or STOPPING; failed (with reason and
+ * message) in any state, set at most once and never after FINISHED;
+ * t_disruption only with failed (a node shutdown). */
+struct pod_worker {
+    pod_host_t host; /* a copy: the caller's may go */
+    /* The newest spec; replaced (atomically, lock held) by
+     * pod_worker_update; readers load it once and may use it without the
+     * lock, because a replaced spec stays alive in retired until free. */
+    _Atomic(podspec_t *) spec;
+    podspec_t **retired; /* lock */
+    size_t nretired;
+    char *pod_dir;
+    char *log_dir; /* <logs>/<ns>_<name>_<uid> */
+    json_t *resume;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    /* a pod thread exists and must be joined; independent of lc (a pod
+     * whose thread could not be created is FINISHED without one) */
+    bool joinable;
+
+    /* Fixed at start: a spec update cannot add or remove containers. */
+    crun_t *inits, *apps;
+    size_t ninit, napps;
+
+    pod_lc_t lc; /* lock */
+    /* lock: the pod failed as a whole (init failure, deadline, mount,
+     * eviction, shutdown): its phase is Failed whatever the containers
+     * say. A verdict, independent of lc. */
+    bool failed;
+    char reason[64];
+    char message[512];
+    int64_t start_time; /* realtime ns */
+    int64_t start_mono; /* the same instant on the monotonic clock */
+    /* lock: condition transition times (realtime ns), set only at the
+     * transitions; 0 = not reached */
+    int64_t t_ready_to_start, t_initialized, t_ready, t_disruption;
+    /* lock: the Ready / ContainersReady conditions, kept at every
+     * transition (a cache of a derived value, so that its time is the
+     * transition's and not a reader's) */
+    bool ready;
+    /* lock: activeDeadlineSeconds as a monotonic instant, 0 = none;
+     * written by start and pod_worker_update, acted on only by the pod
+     * thread (pod_wait_locked), which is the one place it fires. */
+    int64_t deadline;
+};
+
+/* The thread creation the worker uses (pthread_create; tests make it
+ * fail). */
+extern int (*pod_worker_thread_create)(pthread_t *thread, const pthread_attr_t *attr,
+                                       void *(*fn)(void *), void *arg);
+
+static inline podspec_t *worker_spec_now(const pod_worker_t *w)
+{
+    return atomic_load_explicit(&((pod_worker_t *)w)->spec, memory_order_acquire);
+}
+
+/* lifecycle.c: the one place each machine changes state. Illegal moves
+ * are refused (false, logged as an error); legal ones are logged at info,
+ * refresh the Ready condition and wake the waiters. */
+bool pod_transition_locked(pod_worker_t *w, pod_lc_t to);
+bool crun_transition_locked(pod_worker_t *w, crun_t *c, container_lc_t to);
+/* Sets what a container's status shows (no lifecycle change). */
+void cstate_set(cstate_t *s, cstate_kind_t kind, const char *reason, const char *message);
+
+/* worker.c */
+void worker_publish(pod_worker_t *w);
+void worker_event(pod_worker_t *w, crun_t *c, const char *type, const char *reason, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
+/* container.c: the container thread's body, and whether a container that
+ * ended with exit_code runs again under the pod's restart policy. */
+void *container_main(void *arg);
+bool container_restarts(const pod_worker_t *w, const crun_t *c, int exit_code);
+
+/* pod_status.c: the phase (a static string) and Pod.status; both read the
+ * worker only. */
+const char *pod_phase_locked(const pod_worker_t *w);
+json_t *pod_status_json_locked(const pod_worker_t *w);
+
+/* state.c: what pod_worker_resume_json returns, and applying it to a
+ * container at start (before any thread exists). */
+json_t *pod_state_json_locked(const pod_worker_t *w);
+void pod_state_apply(pod_worker_t *w, crun_t *c, json_t *resume);
+
+#endif

@@ -1,0 +1,57 @@
+/* proc.h: what the kernel says about this machine and this process
+ * (/proc, statvfs), read the same way by every subsystem that asks.
+ *
+ * The node's capacity and pressure conditions (node/) and the kubelet
+ * API's stats and metrics (server/) read the same files; one reader each
+ * keeps their numbers identical. Every reader is cheap (one small file),
+ * thread-safe, and answers zeros when a file cannot be read rather than
+ * failing: a figure missing from a report is better than no report. */
+#ifndef WASMLET_UTIL_PROC_H
+#define WASMLET_UTIL_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* /proc/meminfo in bytes, and the fault counters of /proc/vmstat. */
+typedef struct proc_meminfo {
+    uint64_t total;         /* MemTotal */
+    uint64_t free;          /* MemFree */
+    uint64_t available;     /* MemAvailable */
+    uint64_t inactive_file; /* Inactive(file) */
+    uint64_t anon;          /* AnonPages */
+    uint64_t pgfault, pgmajfault;
+} proc_meminfo_t;
+
+/* Fills *m (zeros for what cannot be read); -1 when /proc/meminfo cannot
+ * be read at all. */
+int proc_meminfo(proc_meminfo_t *m);
+
+/* The file system holding a path, in bytes and inodes (statvfs). */
+typedef struct proc_fs {
+    uint64_t capacity;  /* f_blocks */
+    uint64_t available; /* f_bavail: what an unprivileged writer may use */
+    uint64_t free;      /* f_bfree */
+    uint64_t inodes, inodes_free;
+} proc_fs_t;
+
+/* Fills *fs for the file system of path; -1 (and zeros) when it cannot be
+ * examined. */
+int proc_fs_stat(const char *path, proc_fs_t *fs);
+
+/* Busy CPU time of the whole machine since boot, in ns (/proc/stat). */
+uint64_t proc_node_cpu_ns(void);
+/* Boot time, seconds since the epoch (/proc/stat btime). */
+int64_t proc_boot_time_s(void);
+/* Tasks (threads) that exist now (/proc/loadavg), and the kernel's
+ * pid_max; 0 when unknown. */
+int64_t proc_task_count(void);
+int64_t proc_pid_max(void);
+
+/* This process: CPU time (user + system) in ns, resident set in bytes,
+ * start time (Unix ns), open file descriptors. */
+uint64_t proc_self_cpu_ns(void);
+uint64_t proc_self_rss_bytes(void);
+int64_t proc_self_start_ns(void);
+size_t proc_self_open_fds(void);
+
+#endif

@@ -1,0 +1,186 @@
+/* wasmlet_capi.h: the entry points that wasmlet's Wasmtime wrapper crate
+ * (deps/wasmtime-capi, libwasmtime.a) adds to the Wasmtime 48 C API, for
+ * what that API lacks: TCP/UDP and a socket address check for WASI preview 2,
+ * cancellable blocking WASI waits, a memory limit summed over a store's
+ * memories, and outgoing wasi:http with a per-store policy.
+ *
+ * Errors: functions returning wasmtime_error_t * return NULL on success, else
+ * an error the caller owns (wasmtime_error_message, wasmtime_error_delete).
+ * No Rust panic crosses into C: an internal failure is reported the same way
+ * (or as false / 0 where the function has no error return).
+ *
+ * Per-store state: the limiter, cancel token and HTTP policy of a store live
+ * in an entry of the store's WASI resource table (the C API offers no other
+ * slot), so every wasmlet_context_* / wasmlet_store_* function here requires
+ * wasmtime_context_set_wasi on that store first (else it returns an error),
+ * and setting a new WASI context later drops that state. Call them right
+ * after wasmtime_context_set_wasi, which also keeps their lookups O(1).
+ *
+ * Threads: like the C API, a store, context, linker or wasi_config_t is used
+ * by one thread at a time; only wasmlet_cancel_token_cancel and
+ * wasmlet_cancel_token_is_cancelled may run on any thread at any time. */
+#ifndef WASMLET_WASM_WASMLET_CAPI_H
+#define WASMLET_WASM_WASMLET_CAPI_H
+
+#include <wasi.h>
+#include <wasmtime.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- memory limits ------------------------------------------------------- */
+
+/* Part of every trap message of a refused memory creation or growth, from
+ * both limiters below (Wasmtime's own StoreLimits says the same): what C
+ * recognises as OOMKilled. */
+#define WASMLET_OOM_MESSAGE "growing memory"
+
+/* Caps each linear memory of the store at `bytes` and makes a refused
+ * memory.grow trap. Requires a limiter installed by wasmtime_store_limiter.
+ * Per memory; see wasmlet_store_limit_memory_total for the sum. */
+void wasmlet_context_trap_on_memory_limit(wasmtime_context_t *cx, size_t bytes);
+
+/* Installs the store's limiter: a memory creation or growth that would take
+ * the SUM of all linear memories of the store past `bytes` traps with a
+ * message containing WASMLET_OOM_MESSAGE (at instantiation, the instantiate
+ * call fails with it). Growth past a memory's own declared maximum returns
+ * -1 as the spec says. Table growth past a table's maximum traps. Replaces
+ * any limiter set by wasmtime_store_limiter (do not call that afterwards).
+ * Requires wasmtime_context_set_wasi first. Errors: NULL store, no WASI. */
+wasmtime_error_t *wasmlet_store_limit_memory_total(wasmtime_store_t *store, size_t bytes);
+
+/* Bytes of linear memory the summed limiter has granted to the store's
+ * memories so far; 0 without one. */
+size_t wasmlet_context_memory_total(wasmtime_context_t *cx);
+
+/* --- sockets (wasi:sockets, preview 2) ---------------------------------- */
+
+/* What an address is about to be used for (wasmtime_wasi::SocketAddrUse,
+ * plus the wasi:http connection of the HTTP policy below). */
+enum wasmlet_addr_use {
+    WASMLET_ADDR_TCP_BIND = 0,    /* explicit bind, or the wildcard of an implicit one */
+    WASMLET_ADDR_TCP_LISTEN = 1,  /* listen on the socket's local address */
+    WASMLET_ADDR_TCP_ACCEPT = 2,  /* peer of an accepted client (denied: dropped) */
+    WASMLET_ADDR_TCP_CONNECT = 3, /* remote address of a connect */
+    WASMLET_ADDR_UDP_BIND = 4,    /* explicit or implicit bind */
+    WASMLET_ADDR_UDP_SEND = 5,    /* destination of a datagram or a connect */
+    WASMLET_ADDR_UDP_RECEIVE = 6, /* source of a datagram (denied: dropped) */
+    WASMLET_ADDR_HTTP_CONNECT = 7 /* a resolved address of an outgoing HTTP request */
+};
+
+/* Decides whether `addr` (a sockaddr_in or sockaddr_in6 of `len` bytes) may be
+ * used for `use` (enum wasmlet_addr_use); true allows. Called from Wasmtime's
+ * threads (the calling store thread or a tokio worker), possibly several at
+ * once: it must be thread-safe, fast and must not block. */
+typedef bool (*wasmlet_addr_check_t)(void *data, const struct sockaddr *addr, socklen_t len,
+                                     int use);
+
+/* Allows (or again denies) creating TCP sockets; Wasmtime denies them by
+ * default. Addresses are still subject to the address check, which denies
+ * everything unless set below or by wasi_config_inherit_network. Name lookup
+ * has its own switch in the C API: wasi_config_allow_ip_name_lookup.
+ * These three wasmlet_wasi_config_* functions reach the WasiCtxBuilder
+ * behind wasi_config_t by a cast that relies on the layout of the pinned
+ * wasmtime-c-api-impl 48.0.8 (checked at build time and by the unit test).
+ * NULL config: no-op. */
+void wasmlet_wasi_config_allow_tcp(wasi_config_t *config, bool allow);
+
+/* Same for UDP sockets. */
+void wasmlet_wasi_config_allow_udp(wasi_config_t *config, bool allow);
+
+/* Installs `check` as the socket address check of the WASI context built from
+ * `config`, replacing the default deny-all (or inherit_network's allow-all).
+ * `finalizer` (may be NULL) is called with `data` once the check is no longer
+ * used: when the config and every context and socket made from it are gone,
+ * or at once if this returns false. Returns false for a NULL config or
+ * check. */
+bool wasmlet_wasi_config_socket_addr_check(wasi_config_t *config, wasmlet_addr_check_t check,
+                                           void *data, void (*finalizer)(void *));
+
+/* --- cancellable blocking waits ------------------------------------------ */
+
+/* Part of the trap message of a blocking WASI call cut short by a cancel. */
+#define WASMLET_CANCELLED_MESSAGE "blocking WASI call cancelled"
+
+typedef struct wasmlet_cancel_token wasmlet_cancel_token_t;
+
+/* A new, not yet cancelled token; the caller owns it (..._delete). NULL only
+ * on an internal failure. */
+wasmlet_cancel_token_t *wasmlet_cancel_token_new(void);
+
+/* Cancels: every blocking wait of the stores holding the token returns
+ * within milliseconds with a trap containing WASMLET_CANCELLED_MESSAGE, and
+ * so does every later one at once. Core wasm code is not interrupted by
+ * this (use the epoch deadline for that). Irreversible. Any thread. NULL:
+ * no-op. */
+void wasmlet_cancel_token_cancel(const wasmlet_cancel_token_t *token);
+
+/* Whether the token was cancelled. Any thread. */
+bool wasmlet_cancel_token_is_cancelled(const wasmlet_cancel_token_t *token);
+
+/* Drops the caller's reference; stores holding the token keep theirs. */
+void wasmlet_cancel_token_delete(wasmlet_cancel_token_t *token);
+
+/* Makes the store's blocking waits cancellable by `token` (the store takes a
+ * reference of its own). Requires wasmtime_context_set_wasi first and a
+ * linker set up by wasmlet_component_linker_add_cancellable_waits. Errors:
+ * NULL token, no WASI. */
+wasmtime_error_t *wasmlet_context_set_cancel_token(wasmtime_context_t *cx,
+                                                   const wasmlet_cancel_token_t *token);
+
+/* Redefines wasi:io/poll and wasi:io/streams in `linker` (call after
+ * wasmtime_component_linker_add_wasip2, before instantiating): the stock
+ * implementations, except that poll, pollable.block and the blocking stream
+ * operations (blocking-read/-skip/-write-and-flush/-write-zeroes-and-flush/
+ * -flush/-splice) race the store's cancel token. Sleeps (monotonic-clock
+ * subscribe + block), socket and HTTP body waits all go through these.
+ * Turns the linker's shadowing on for the redefinition and leaves it off.
+ * Errors: NULL linker, or the linker lacks the WASI preview 2 resources. */
+wasmtime_error_t *
+wasmlet_component_linker_add_cancellable_waits(wasmtime_component_linker_t *linker);
+
+/* --- outgoing wasi:http --------------------------------------------------- */
+
+/* Adds wasi:http/outgoing-handler and wasi:http/types to `linker` (after
+ * wasmtime_component_linker_add_wasip2; use instead of
+ * wasmtime_component_linker_add_wasi_http, not with it). Requests go through
+ * the store's policy (below); wasmtime_context_set_wasi_http is not needed.
+ * A store without a policy fails every request inside the component with
+ * internal-error("outgoing HTTP is not configured for this store ...")
+ * instead of aborting the process. Errors: NULL linker, name clashes. */
+wasmtime_error_t *wasmlet_component_linker_add_wasi_http(wasmtime_component_linker_t *linker);
+
+/* Sets the store's outgoing-HTTP policy (replacing an earlier one):
+ * - allowed_hosts: host names a request may go to (case-insensitive; an
+ *   entry "*.example.com" allows any name under example.com); NULL allows
+ *   every host; a non-NULL list with n_allowed_hosts 0 allows none. A host
+ *   not allowed fails the request with the wasi:http error
+ *   HTTP-request-denied.
+ * - check (may be NULL: no check): called with each resolved address of the
+ *   host, use WASMLET_ADDR_HTTP_CONNECT; only allowed addresses are
+ *   connected to, and if none is allowed the request fails with
+ *   HTTP-request-denied. check_finalizer(check_data) runs once the policy is
+ *   dropped (with the store, or when replaced), or at once on error / when
+ *   check is NULL.
+ * - ca_files: PEM files whose certificates HTTPS trusts, all of them; NULL
+ *   trusts the node's bundle /etc/ssl/certs/ca-certificates.crt. Each must be
+ *   readable now (checked here); they are parsed at the first HTTPS request.
+ * The strings are copied. Requires wasmtime_context_set_wasi first. Errors:
+ * NULL/non-UTF-8 strings, unreadable CA file, no WASI. */
+wasmtime_error_t *wasmlet_context_set_http_policy(wasmtime_context_t *cx,
+                                                  const char *const *allowed_hosts,
+                                                  size_t n_allowed_hosts,
+                                                  wasmlet_addr_check_t check, void *check_data,
+                                                  void (*check_finalizer)(void *),
+                                                  const char *const *ca_files, size_t n_ca_files);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

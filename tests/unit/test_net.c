@@ -1,0 +1,1059 @@
+/* test_net.c: unit tests for net/: the default network config, config
+ * discovery, the CNI plugin call (environment, stdin, order, errors,
+ * timeouts) against scripted plugins, network namespaces and sockets in
+ * them, and whole pod sandboxes with Debian's real plugins (ptp,
+ * host-local, loopback, portmap): an address from the pod CIDR, a TCP
+ * exchange from the host to a listener in the pod, hostPort through
+ * portmap, CHECK, DEL leaving no veth, namespace or lease, and the GC of
+ * orphans.
+ *
+ * The namespace and sandbox tests need root and the plugins; they are
+ * skipped (and say so) without them. Their traffic goes only to loopback
+ * or to pod addresses inside namespaces these tests create, taken from
+ * 198.18.250.0/24 (the benchmarking block); a machine-wide lock keeps two
+ * runs of this program (other build dirs) from sharing that range. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "net/cni.h"
+#include "net/net.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/time.h"
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define POD_CIDR "198.18.250.0/24"
+#define POD_PREFIX "198.18.250."
+
+static const char *const plugin_dirs[] = {"/usr/lib/cni", "/opt/cni/bin", NULL};
+static const char *real_bin = NULL; /* the dir holding Debian's plugins, or NULL */
+
+/* --- fixture -------------------------------------------------------------------------- */
+
+typedef struct fx {
+    char *dir, *conf_dir, *run_dir, *state_dir, *ipam_dir, *bin_dir;
+    const char *bins[3];
+    net_config_t cfg;
+} fx_t;
+
+static fx_t *fx_new(void)
+{
+    fx_t *f = xcalloc(1, sizeof *f);
+    char tmpl[] = "/tmp/wasmlet-test-net-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    f->dir = xstrdup(tmpl);
+    f->conf_dir = fs_join(f->dir, "net.d");
+    f->run_dir = fs_join(f->dir, "netns");
+    f->state_dir = fs_join(f->dir, "sandboxes");
+    f->ipam_dir = fs_join(f->dir, "ipam");
+    f->bin_dir = fs_join(f->dir, "bin");
+    assert_int_equal(mkdir(f->conf_dir, 0755), 0);
+    assert_int_equal(mkdir(f->bin_dir, 0755), 0);
+    /* Scripted plugins first, then the real ones. */
+    f->bins[0] = f->bin_dir;
+    f->bins[1] = real_bin;
+    f->bins[2] = NULL;
+    f->cfg = (net_config_t){f->conf_dir, f->bins, f->run_dir, f->state_dir, 0};
+    return f;
+}
+
+/* Destroys whatever sandboxes the test left (a failed assertion included),
+ * then the run dir's mount and the tree. */
+static void fx_free(fx_t *f)
+{
+    if (!f) return;
+    err_t err;
+    if (getuid() == 0) {
+        if (net_sandbox_gc(&f->cfg, NULL, 0, &err) == -1) print_error("teardown gc: %s\n", err.msg);
+        net_ns_run_dir_release(f->run_dir, NULL);
+    }
+    fs_rm_rf(f->dir, NULL);
+    free(f->dir);
+    free(f->conf_dir);
+    free(f->run_dir);
+    free(f->state_dir);
+    free(f->ipam_dir);
+    free(f->bin_dir);
+    free(f);
+}
+
+static int fx_setup(void **state)
+{
+    *state = fx_new();
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    fx_free(*state);
+    return 0;
+}
+
+static void put_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char *p = fs_join(dir, name);
+    err_t err;
+    if (fs_write_atomic(p, text, strlen(text), mode, &err) == -1) fail_msg("%s", err.msg);
+    free(p);
+}
+
+static char *read_text(const char *dir, const char *name)
+{
+    char *p = fs_join(dir, name), *data = NULL;
+    err_t err;
+    if (fs_read_all(p, &data, NULL, &err) == -1) data = NULL;
+    free(p);
+    return data;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char *p = name ? fs_join(dir, name) : xstrdup(dir);
+    struct stat st;
+    bool ok = lstat(p, &st) == 0;
+    free(p);
+    return ok;
+}
+
+static void write_default_conf(fx_t *f, bool ip_masq)
+{
+    net_default_opts_t o = {POD_CIDR, f->ipam_dir, "wasmlet-test", ip_masq};
+    char *p = fs_join(f->conf_dir, "10-wasmlet.conflist");
+    err_t err;
+    if (net_default_conf_write(p, &o, &err) == -1) fail_msg("%s", err.msg);
+    free(p);
+}
+
+static bool need_root_plugins(void)
+{
+    if (getuid() != 0) {
+        print_message("SKIPPED: not root (network namespaces need CAP_SYS_ADMIN)\n");
+        return false;
+    }
+    if (!real_bin) {
+        print_message("SKIPPED: no CNI plugins (ptp, host-local, loopback, portmap) in "
+                      "/usr/lib/cni or /opt/cni/bin\n");
+        return false;
+    }
+    return true;
+}
+
+static const net_pod_t test_pod = {"shop", "web-1", "0f1e2d3c-aaaa-bbbb-cccc-000000000001", NULL,
+                                   0};
+
+/* --- the default config -------------------------------------------------------------- */
+
+static void test_default_conf_json(void **state)
+{
+    (void)state;
+    net_default_opts_t o = {"10.244.3.0/24", "/var/lib/wasmlet/cni", NULL, true};
+    json_t *l;
+    err_t err;
+    if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
+    assert_string_equal(json_str_at(l, "cniVersion"), "1.0.0");
+    assert_string_equal(json_str_at(l, "name"), "wasmlet");
+    json_t *plugins = json_at(l, "plugins");
+    assert_int_equal(json_array_size(plugins), 3);
+    json_t *ptp = json_array_get(plugins, 0);
+    assert_string_equal(json_str_at(ptp, "type"), "ptp");
+    assert_true(json_bool_at(ptp, 0, "ipMasq"));
+    assert_string_equal(json_str_at(ptp, "ipam", "type"), "host-local");
+    assert_string_equal(json_str_at(ptp, "ipam", "dataDir"), "/var/lib/wasmlet/cni");
+    json_t *ranges = json_at(ptp, "ipam", "ranges");
+    assert_int_equal(json_array_size(ranges), 1);
+    assert_string_equal(json_str_at(json_array_get(json_array_get(ranges, 0), 0), "subnet"),
+                        "10.244.3.0/24");
+    json_t *routes = json_at(ptp, "ipam", "routes");
+    assert_int_equal(json_array_size(routes), 1);
+    assert_string_equal(json_str_at(json_array_get(routes, 0), "dst"), "0.0.0.0/0");
+    assert_string_equal(json_str_at(json_array_get(plugins, 1), "type"), "loopback");
+    json_t *pm = json_array_get(plugins, 2);
+    assert_string_equal(json_str_at(pm, "type"), "portmap");
+    assert_true(json_bool_at(pm, 0, "capabilities", "portMappings"));
+    assert_int_equal(cni_conf_validate(l, &err), 0);
+    json_decref(l);
+
+    /* Dual stack: a range set and a default route per family. */
+    o = (net_default_opts_t){"10.244.3.0/24, fd00:10:244:3::/64", "/d", "n", false};
+    if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
+    ptp = json_array_get(json_at(l, "plugins"), 0);
+    assert_false(json_bool_at(ptp, 1, "ipMasq"));
+    ranges = json_at(ptp, "ipam", "ranges");
+    assert_int_equal(json_array_size(ranges), 2);
+    assert_string_equal(json_str_at(json_array_get(json_array_get(ranges, 1), 0), "subnet"),
+                        "fd00:10:244:3::/64");
+    routes = json_at(ptp, "ipam", "routes");
+    assert_string_equal(json_str_at(json_array_get(routes, 1), "dst"), "::/0");
+    assert_string_equal(json_str_at(l, "name"), "n");
+    json_decref(l);
+
+    /* What is not a pod range is refused, naming it. */
+    const char *bad[] = {"",
+                         "10.244.3.0",
+                         "10.244.3.0/33",
+                         "10.244.3.0/31",
+                         "10.244.3.0/2x",
+                         "banana/24",
+                         "10.0.0.0/24,10.1.0.0/24",
+                         "::/127"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = (net_default_opts_t){bad[i], "/d", NULL, false};
+        l = NULL;
+        assert_int_equal(net_default_conf(&o, &l, &err), -1);
+        assert_null(l);
+        assert_non_null(strstr(err.msg, "podCIDR"));
+    }
+    o = (net_default_opts_t){"10.0.0.0/24", "relative/dir", NULL, false};
+    assert_int_equal(net_default_conf(&o, &l, &err), -1);
+    assert_non_null(strstr(err.msg, "absolute"));
+}
+
+static void test_default_conf_write_and_load(void **state)
+{
+    fx_t *f = *state;
+    write_default_conf(f, true);
+    json_t *l;
+    char *path;
+    err_t err;
+    if (cni_conf_load(f->conf_dir, &l, &path, &err) == -1) fail_msg("%s", err.msg);
+    assert_non_null(strstr(path, "10-wasmlet.conflist"));
+    assert_string_equal(json_str_at(l, "name"), "wasmlet-test");
+    assert_string_equal(json_str_at(json_array_get(json_at(l, "plugins"), 0), "ipam", "dataDir"),
+                        f->ipam_dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    json_decref(l);
+    free(path);
+}
+
+/* --- config discovery ------------------------------------------------------------------- */
+
+static void test_conf_load_order_and_conversion(void **state)
+{
+    fx_t *f = *state;
+    json_t *l = NULL;
+    err_t err;
+    assert_int_equal(cni_conf_load(f->conf_dir, &l, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "no valid CNI network config"));
+
+    /* Name order; broken files are skipped; a .conf becomes a list of one;
+     * other extensions and dot files are not configs. */
+    put_file(f->conf_dir, "05-notes.txt", "{}", 0644);
+    put_file(f->conf_dir, ".00-hidden.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"hidden\",\"plugins\":[{\"type\":\"ptp\"}]}",
+             0644);
+    put_file(f->conf_dir, "10-broken.conflist", "{\"cniVersion\": ", 0644);
+    put_file(f->conf_dir, "15-empty.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"e\",\"plugins\":[]}", 0644);
+    put_file(
+        f->conf_dir, "20-single.conf",
+        "{\"cniVersion\":\"0.4.0\",\"name\":\"single\",\"type\":\"bridge\",\"bridge\":\"cni9\"}",
+        0644);
+    put_file(f->conf_dir, "30-later.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"later\",\"plugins\":[{\"type\":\"ptp\"}]}",
+             0644);
+    char *path;
+    if (cni_conf_load(f->conf_dir, &l, &path, &err) == -1) fail_msg("%s", err.msg);
+    assert_non_null(strstr(path, "20-single.conf"));
+    assert_string_equal(json_str_at(l, "name"), "single");
+    assert_string_equal(json_str_at(l, "cniVersion"), "0.4.0");
+    json_t *p0 = json_array_get(json_at(l, "plugins"), 0);
+    assert_string_equal(json_str_at(p0, "type"), "bridge");
+    assert_string_equal(json_str_at(p0, "bridge"), "cni9");
+    json_decref(l);
+    free(path);
+
+    /* With only broken files, the error names each. */
+    char *p = fs_join(f->conf_dir, "20-single.conf");
+    unlink(p);
+    free(p);
+    p = fs_join(f->conf_dir, "30-later.conflist");
+    unlink(p);
+    free(p);
+    put_file(f->conf_dir, "40-slash.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"s\",\"plugins\":[{\"type\":\"../../bin/sh\"}]}",
+             0644);
+    assert_int_equal(cni_conf_load(f->conf_dir, &l, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "10-broken.conflist"));
+    assert_non_null(strstr(err.msg, "15-empty.conflist: network e: no plugins"));
+    assert_non_null(strstr(err.msg, "not a file name"));
+
+    assert_int_equal(cni_conf_load("/nonexistent/net.d", &l, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent/net.d"));
+}
+
+/* --- the plugin call, against scripted plugins ------------------------------------------- */
+
+/* A plugin that records its command, environment and stdin under the
+ * fixture dir and answers a result naming itself (ADD) or nothing. */
+static void put_recorder(fx_t *f, const char *type)
+{
+    char *script = xasprintf(
+        "#!/bin/sh\n"
+        "d='%s'\n"
+        "cat > \"$d/stdin.$CNI_COMMAND.%s\"\n"
+        "env | grep '^CNI_' | sort > \"$d/env.$CNI_COMMAND.%s\"\n"
+        "echo \"%s $CNI_COMMAND\" >> \"$d/calls\"\n"
+        "[ \"$CNI_COMMAND\" = ADD ] && printf '{\"cniVersion\":\"1.0.0\",\"interfaces\":"
+        "[{\"name\":\"eth0\",\"sandbox\":\"%%s\"}],\"ips\":[{\"address\":\"198.18.250.%s/24\","
+        "\"interface\":0}],\"dns\":{\"search\":[\"%s\"]}}' \"$CNI_NETNS\"\n"
+        "exit 0\n",
+        f->dir, type, type, type, strcmp(type, "rec-a") ? "22" : "11", type);
+    put_file(f->bin_dir, type, script, 0755);
+    free(script);
+}
+
+static void test_cni_exec_protocol(void **state)
+{
+    fx_t *f = *state;
+    put_recorder(f, "rec-a");
+    put_recorder(f, "rec-b");
+    json_t *list = json_loads("{\"cniVersion\":\"1.0.0\",\"name\":\"recnet\",\"plugins\":["
+                              "{\"type\":\"rec-a\",\"keep\":1,\"runtimeConfig\":{\"forged\":1}},"
+                              "{\"type\":\"rec-b\",\"capabilities\":{\"portMappings\":true}}]}",
+                              0, NULL);
+    assert_non_null(list);
+    json_t *pm =
+        json_loads("[{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"tcp\"}]", 0, NULL);
+    cni_attachment_t att = {"abc123", "/run/netns/x", "eth0",
+                            "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1", pm};
+    setenv("CNI_COMMAND", "FORGED", 1); /* ours must never leak through */
+    json_t *result = NULL;
+    err_t err;
+    if (cni_list_add(f->bins, list, &att, 5000, &result, &err) == -1) fail_msg("%s", err.msg);
+    unsetenv("CNI_COMMAND");
+    /* The last plugin's result is the list's. */
+    assert_string_equal(json_string_value(json_array_get(json_at(result, "dns", "search"), 0)),
+                        "rec-b");
+
+    char *env = read_text(f->dir, "env.ADD.rec-a");
+    assert_non_null(env);
+    assert_non_null(strstr(env, "CNI_COMMAND=ADD\n"));
+    assert_non_null(strstr(env, "CNI_CONTAINERID=abc123\n"));
+    assert_non_null(strstr(env, "CNI_NETNS=/run/netns/x\n"));
+    assert_non_null(strstr(env, "CNI_IFNAME=eth0\n"));
+    assert_non_null(
+        strstr(env, "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1\n"));
+    char *want_path = xasprintf("CNI_PATH=%s:%s\n", f->bin_dir, real_bin ? real_bin : "");
+    if (real_bin) assert_non_null(strstr(env, want_path));
+    free(want_path);
+    assert_null(strstr(env, "FORGED"));
+    free(env);
+
+    /* stdin: the plugin's object, the list's name and version, no
+     * runtimeConfig without the capability, no prevResult for the first. */
+    char *in = read_text(f->dir, "stdin.ADD.rec-a");
+    json_t *a = json_loads(in, 0, NULL);
+    assert_non_null(a);
+    assert_string_equal(json_str_at(a, "name"), "recnet");
+    assert_string_equal(json_str_at(a, "cniVersion"), "1.0.0");
+    assert_int_equal(json_int_at(a, 0, "keep"), 1);
+    assert_null(json_at(a, "runtimeConfig"));
+    assert_null(json_at(a, "prevResult"));
+    json_decref(a);
+    free(in);
+    /* The second gets runtimeConfig.portMappings and the first's result. */
+    in = read_text(f->dir, "stdin.ADD.rec-b");
+    json_t *b = json_loads(in, 0, NULL);
+    assert_non_null(b);
+    assert_int_equal(
+        json_int_at(json_array_get(json_at(b, "runtimeConfig", "portMappings"), 0), 0, "hostPort"),
+        8080);
+    assert_string_equal(
+        json_string_value(json_array_get(json_at(b, "prevResult", "dns", "search"), 0)), "rec-a");
+    json_decref(b);
+    free(in);
+
+    /* CHECK in order and DEL in reverse, both with the ADD result. */
+    if (cni_list_check(f->bins, list, &att, result, 5000, &err) == -1) fail_msg("%s", err.msg);
+    if (cni_list_del(f->bins, list, &att, result, 5000, &err) == -1) fail_msg("%s", err.msg);
+    char *calls = read_text(f->dir, "calls");
+    assert_string_equal(calls, "rec-a ADD\nrec-b ADD\nrec-a CHECK\nrec-b CHECK\n"
+                               "rec-b DEL\nrec-a DEL\n");
+    free(calls);
+    in = read_text(f->dir, "stdin.DEL.rec-a");
+    a = json_loads(in, 0, NULL);
+    assert_string_equal(
+        json_string_value(json_array_get(json_at(a, "prevResult", "dns", "search"), 0)), "rec-b");
+    json_decref(a);
+    free(in);
+
+    /* CHECK is skipped for disableCheck and before 0.4.0; DEL drops
+     * prevResult before 0.4.0. */
+    json_object_set_new(list, "disableCheck", json_true());
+    assert_int_equal(cni_list_check(f->bins, list, &att, result, 5000, &err), 0);
+    json_object_del(list, "disableCheck");
+    json_object_set_new(list, "cniVersion", json_string("0.3.1"));
+    assert_int_equal(cni_list_check(f->bins, list, &att, result, 5000, &err), 0);
+    assert_int_equal(cni_list_del(f->bins, list, &att, result, 5000, &err), 0);
+    in = read_text(f->dir, "stdin.DEL.rec-a");
+    a = json_loads(in, 0, NULL);
+    assert_null(json_at(a, "prevResult"));
+    assert_string_equal(json_str_at(a, "cniVersion"), "0.3.1");
+    json_decref(a);
+    free(in);
+    calls = read_text(f->dir, "calls");
+    assert_non_null(strstr(calls, "rec-b DEL\nrec-a DEL\nrec-b DEL\nrec-a DEL\n"));
+    assert_null(strstr(calls, "CHECK\nrec-b CHECK\nrec-a CHECK")); /* no third CHECK round */
+    free(calls);
+
+    json_decref(result);
+    json_decref(list);
+    json_decref(pm);
+}
+
+static void test_cni_exec_errors(void **state)
+{
+    fx_t *f = *state;
+    put_file(f->bin_dir, "broken",
+             "#!/bin/sh\ncat >/dev/null\n"
+             "echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"invalid bridge name\","
+             "\"details\":\"field bridge: too long\"}'\nexit 1\n",
+             0755);
+    put_file(f->bin_dir, "crashy", "#!/bin/sh\necho 'panic: nil map' >&2\nexit 2\n", 0755);
+    put_file(f->bin_dir, "garbage", "#!/bin/sh\necho 'not json {'\nexit 0\n", 0755);
+    put_file(f->bin_dir, "silent", "#!/bin/sh\nexit 0\n", 0755);
+    put_file(f->bin_dir, "noexec", "#!/bin/sh\nexit 0\n", 0644);
+    cni_attachment_t att = {"abc", "/x", "eth0", "", NULL};
+    json_t *conf = json_pack("{s:s,s:s}", "cniVersion", "1.0.0", "name", "n");
+    json_t *r = NULL;
+    err_t err;
+
+    assert_int_equal(cni_exec(f->bins, "broken", "ADD", &att, conf, 5000, &r, &err), -1);
+    assert_null(r);
+    assert_string_equal(err.msg, "CNI plugin broken (ADD): invalid bridge name: field bridge: "
+                                 "too long (code 7)");
+
+    assert_int_equal(cni_exec(f->bins, "crashy", "DEL", &att, conf, 5000, &r, &err), -1);
+    assert_string_equal(err.msg, "CNI plugin crashy (DEL): exit status 2: panic: nil map");
+
+    assert_int_equal(cni_exec(f->bins, "garbage", "ADD", &att, conf, 5000, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "garbage (ADD): printed a result that is not JSON"));
+
+    /* DEL may print nothing; ADD of a list must have a result. */
+    assert_int_equal(cni_exec(f->bins, "silent", "DEL", &att, conf, 5000, &r, &err), 0);
+    assert_null(r);
+    json_t *list = json_loads("{\"cniVersion\":\"1.0.0\",\"name\":\"q\",\"plugins\":"
+                              "[{\"type\":\"silent\"}]}",
+                              0, NULL);
+    assert_int_equal(cni_list_add(f->bins, list, &att, 5000, &r, &err), -1);
+    assert_string_equal(err.msg, "network q: CNI plugin silent (ADD): printed no result");
+    json_decref(list);
+
+    /* A missing binary, a file that cannot run: clear errors naming them. */
+    assert_int_equal(cni_exec(f->bins, "nosuch", "ADD", &att, conf, 5000, &r, &err), -1);
+    char *want = xasprintf("CNI plugin nosuch not found in %s", f->bin_dir);
+    assert_non_null(strstr(err.msg, want));
+    free(want);
+    assert_int_equal(cni_exec(f->bins, "noexec", "ADD", &att, conf, 5000, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "CNI plugin noexec not found"));
+    assert_int_equal(cni_exec(f->bins, "../bin/sh", "ADD", &att, conf, 5000, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "not a file name"));
+    json_decref(conf);
+}
+
+static void test_cni_exec_timeout_kills_group(void **state)
+{
+    fx_t *f = *state;
+    /* The plugin starts a helper (as ptp starts host-local) and hangs. */
+    char *script = xasprintf("#!/bin/sh\nsleep 60 &\necho $! > '%s/helper.pid'\nwait\n", f->dir);
+    put_file(f->bin_dir, "hang", script, 0755);
+    free(script);
+    cni_attachment_t att = {"abc", "/x", "eth0", "", NULL};
+    json_t *conf = json_pack("{s:s,s:s}", "cniVersion", "1.0.0", "name", "n");
+    err_t err;
+    int64_t t0 = time_mono_ns();
+    assert_int_equal(cni_exec(f->bins, "hang", "ADD", &att, conf, 300, NULL, &err), -1);
+    int64_t took_ms = (time_mono_ns() - t0) / NS_PER_MS;
+    assert_string_equal(err.msg, "CNI plugin hang (ADD): no answer within 300 ms; killed");
+    assert_true(took_ms >= 300);
+    assert_true(took_ms < 3000);
+    char *pid_text = read_text(f->dir, "helper.pid");
+    assert_non_null(pid_text);
+    pid_t helper = (pid_t)atoi(pid_text);
+    free(pid_text);
+    assert_true(helper > 1);
+    /* Killed with the plugin's process group (it may linger as a zombie of
+     * init for a moment; give it a bounded while to be reaped). */
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {
+        char st[64], *text = NULL;
+        snprintf(st, sizeof st, "/proc/%d/stat", (int)helper);
+        gone = fs_read_all(st, &text, NULL, NULL) == -1 || strstr(text, ") Z ") != NULL;
+        free(text);
+        if (!gone) time_sleep_ms(10);
+    }
+    assert_true(gone);
+    json_decref(conf);
+}
+
+/* --- namespaces ---------------------------------------------------------------------------- */
+
+struct ns_client {
+    const char *ns;
+    int port;
+    char got[16];
+    int rc;
+};
+
+/* A thread that enters the namespace, connects to 127.0.0.1:port there,
+ * and reads the greeting; its socket stays in the namespace. */
+static void *ns_client_thread(void *arg)
+{
+    struct ns_client *c = arg;
+    err_t err;
+    c->rc = -1;
+    int fd = net_ns_socket(c->ns, AF_INET, SOCK_STREAM, 0, &err);
+    if (fd == -1) return NULL;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        recv(fd, c->got, 5, MSG_WAITALL) == 5)
+        c->rc = 0;
+    close(fd);
+    return NULL;
+}
+
+static int ns_of_thread(void *arg, err_t *err)
+{
+    char *buf = arg;
+    ssize_t n = readlink("/proc/thread-self/ns/net", buf, 63);
+    if (n < 0) return err_errno(err, "readlink");
+    buf[n] = '\0';
+    return 0;
+}
+
+static void test_netns_sockets(void **state)
+{
+    if (getuid() != 0) {
+        print_message("SKIPPED: not root (network namespaces need CAP_SYS_ADMIN)\n");
+        skip();
+    }
+    fx_t *f = *state;
+    char *ns;
+    err_t err;
+    if (net_ns_create(f->run_dir, "probe", &ns, &err) == -1) fail_msg("%s", err.msg);
+    assert_true(net_ns_exists(ns));
+    assert_false(net_ns_exists(f->dir));
+    /* The name is taken now. */
+    char *again = NULL;
+    assert_int_equal(net_ns_create(f->run_dir, "probe", &again, &err), -1);
+    assert_null(again);
+    assert_int_equal(net_ns_create(f->run_dir, "../x", &again, &err), -1);
+
+    /* net_ns_run switches this thread only, and back. */
+    char host_ns[64], inside[64], after[64];
+    assert_int_equal(ns_of_thread(host_ns, &err), 0);
+    assert_int_equal(net_ns_run(ns, ns_of_thread, inside, &err), 0);
+    assert_int_equal(ns_of_thread(after, &err), 0);
+    assert_string_not_equal(host_ns, inside);
+    assert_string_equal(host_ns, after);
+
+    /* A listener inside (lo is up without any plugin), a client thread
+     * inside: they talk; the host's loopback does not reach it. */
+    int port = 0;
+    int lfd = net_ns_listen_tcp(ns, "127.0.0.1", 0, 8, &port, &err);
+    if (lfd == -1) fail_msg("%s", err.msg);
+    assert_true(port > 0);
+    struct ns_client c = {ns, port, {0}, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ns_client_thread, &c), 0);
+    int cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    assert_int_equal(send(cfd, "hello", 5, MSG_NOSIGNAL), 5);
+    pthread_join(t, NULL);
+    close(cfd);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(c.got, "hello");
+
+    int hfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* (The port is almost surely free on the host; the point is that the
+     * namespace's listener is not what answers here.) */
+    int rc = connect(hfd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc == 0) {
+        int afd = -1;
+        /* Something of the host's listens there: our listener must not see it. */
+        struct timeval tv = {0, 100000};
+        setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        afd = accept(lfd, NULL, NULL);
+        assert_int_equal(afd, -1);
+    } else {
+        assert_int_equal(errno, ECONNREFUSED);
+    }
+    close(hfd);
+    close(lfd);
+
+    assert_int_equal(net_ns_delete(ns, &err), 0);
+    assert_false(net_ns_exists(ns));
+    assert_false(exists(ns, NULL));
+    assert_int_equal(net_ns_delete(ns, &err), 0); /* gone is fine */
+    int saved = -1;
+    assert_int_equal(net_enter(ns, &saved, &err), -1);
+    assert_int_equal(saved, -1);
+    free(ns);
+}
+
+/* --- sandboxes with the real plugins ---------------------------------------------------------- */
+
+static bool link_exists(const char *name)
+{
+    return if_nametoindex(name) != 0;
+}
+
+/* The host end of a ptp sandbox: the result's interface outside it. */
+static const char *host_veth(const net_sandbox_t *sb)
+{
+    json_t *i;
+    size_t k;
+    json_array_foreach(json_object_get(sb->result, "interfaces"), k, i)
+    {
+        const char *in = json_str_at(i, "sandbox");
+        if (!in || !in[0]) return json_str_at(i, "name");
+    }
+    return NULL;
+}
+
+static bool lease_exists(fx_t *f, const char *ip)
+{
+    char *d = fs_join(f->ipam_dir, "wasmlet-test");
+    bool ok = exists(d, ip);
+    free(d);
+    return ok;
+}
+
+/* Connects from the host to ip:port, sends a ping, expects a pong. */
+struct exchange {
+    int lfd;
+    int rc;
+};
+
+static void *pong_thread(void *arg)
+{
+    struct exchange *x = arg;
+    x->rc = -1;
+    int cfd = accept(x->lfd, NULL, NULL);
+    if (cfd < 0) return NULL;
+    char buf[5] = {0};
+    if (recv(cfd, buf, 4, MSG_WAITALL) == 4 && !strcmp(buf, "ping") &&
+        send(cfd, "pong", 4, MSG_NOSIGNAL) == 4)
+        x->rc = 0;
+    close(cfd);
+    return NULL;
+}
+
+static void host_ping(int lfd, const char *ip, int port)
+{
+    struct exchange x = {lfd, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pong_thread, &x), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, ip, &sa.sin_addr), 1);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc == -1) {
+        /* Unblock the accept before failing. */
+        shutdown(lfd, SHUT_RDWR);
+        pthread_join(t, NULL);
+        fail_msg("connect %s:%d: %s", ip, port, strerror(errno));
+    }
+    char buf[5] = {0};
+    assert_int_equal(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+    assert_int_equal(recv(fd, buf, 4, MSG_WAITALL), 4);
+    close(fd);
+    pthread_join(t, NULL);
+    assert_string_equal(buf, "pong");
+    assert_int_equal(x.rc, 0);
+}
+
+static void test_sandbox_lifecycle(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    write_default_conf(f, true);
+    char id[NET_SANDBOX_ID_MAX + 1];
+    net_sandbox_new_id(id);
+    assert_int_equal(strlen(id), 64);
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    if (net_sandbox_create(&f->cfg, id, &test_pod, &sb, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(sb->n_ips, 1);
+    assert_int_equal(strncmp(sb->ips[0], POD_PREFIX, strlen(POD_PREFIX)), 0);
+    assert_null(strchr(sb->ips[0], '/'));
+    assert_string_equal(sb->network, "wasmlet-test");
+    const char *first, *second;
+    net_sandbox_pod_ips(sb, &first, &second);
+    assert_string_equal(first, sb->ips[0]);
+    assert_null(second);
+    assert_true(net_ns_exists(sb->netns));
+    const char *veth = host_veth(sb);
+    assert_non_null(veth);
+    assert_true(link_exists(veth));
+    assert_true(lease_exists(f, sb->ips[0]));
+    char *veth_name = xstrdup(veth);
+
+    /* The state on disk names the pod and keeps the list and result. */
+    char *sdir = fs_join(f->state_dir, id);
+    char *st = read_text(sdir, "sandbox.json");
+    json_t *sj = json_loads(st, 0, NULL);
+    assert_string_equal(json_str_at(sj, "phase"), "ready");
+    assert_string_equal(json_str_at(sj, "pod", "name"), "web-1");
+    assert_string_equal(json_str_at(sj, "config", "name"), "wasmlet-test");
+    assert_non_null(strstr(json_str_at(sj, "cniArgs"), "K8S_POD_UID=0f1e2d3c-aaaa"));
+    assert_non_null(json_at(sj, "result", "ips"));
+    json_decref(sj);
+    free(st);
+
+    /* A listener inside, reached from the host at the pod's IP. */
+    int port = 0;
+    int lfd = net_ns_listen_tcp(sb->netns, "0.0.0.0", 0, 8, &port, &err);
+    if (lfd == -1) fail_msg("%s", err.msg);
+    host_ping(lfd, sb->ips[0], port);
+    host_ping(lfd, sb->ips[0], port);
+    close(lfd);
+
+    /* CHECK passes; a resume reads the same sandbox back. */
+    if (net_sandbox_check(&f->cfg, id, &err) == -1) fail_msg("%s", err.msg);
+    net_sandbox_t *back = NULL;
+    if (net_sandbox_load(&f->cfg, id, &back, &err) == -1) fail_msg("%s", err.msg);
+    assert_string_equal(back->ips[0], sb->ips[0]);
+    assert_string_equal(back->netns, sb->netns);
+    net_sandbox_free(back);
+
+    /* The id is taken. */
+    net_sandbox_t *dup = NULL;
+    assert_int_equal(net_sandbox_create(&f->cfg, id, &test_pod, &dup, &err), -1);
+    assert_null(dup);
+    assert_true(link_exists(veth_name)); /* and the failure undid nothing of the first */
+
+    /* DEL: no veth, namespace, lease or state left. */
+    if (net_sandbox_destroy(&f->cfg, id, &err) == -1) fail_msg("%s", err.msg);
+    assert_false(link_exists(veth_name));
+    assert_false(exists(sb->netns, NULL));
+    assert_false(lease_exists(f, sb->ips[0]));
+    assert_false(exists(sdir, NULL));
+    /* A second destroy finds nothing to do; check and load say it is gone. */
+    assert_int_equal(net_sandbox_destroy(&f->cfg, id, &err), 0);
+    assert_int_equal(net_sandbox_check(&f->cfg, id, &err), -1);
+    assert_non_null(strstr(err.msg, "no state"));
+    assert_int_equal(net_sandbox_load(&f->cfg, id, &back, &err), -1);
+    assert_int_equal(net_sandbox_create(&f->cfg, "../etc", &test_pod, &dup, &err), -1);
+    assert_non_null(strstr(err.msg, "not a CNI container id"));
+    free(sdir);
+    free(veth_name);
+    net_sandbox_free(sb);
+}
+
+static void test_sandbox_check_detects_damage(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    write_default_conf(f, false);
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    if (net_sandbox_create(&f->cfg, "chk-1", &test_pod, &sb, &err) == -1) fail_msg("%s", err.msg);
+    if (net_sandbox_check(&f->cfg, "chk-1", &err) == -1) fail_msg("%s", err.msg);
+    /* Someone removes the pod's veth: CHECK (ptp) must notice. */
+    char *cmd = xasprintf("ip link del %s", host_veth(sb));
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    assert_int_equal(net_sandbox_check(&f->cfg, "chk-1", &err), -1);
+    assert_non_null(strstr(err.msg, "sandbox chk-1: network wasmlet-test: CNI plugin ptp (CHECK)"));
+    /* DEL tolerates what is already gone. */
+    if (net_sandbox_destroy(&f->cfg, "chk-1", &err) == -1) fail_msg("%s", err.msg);
+    assert_false(lease_exists(f, sb->ips[0]));
+    net_sandbox_free(sb);
+}
+
+static void test_sandbox_hostport(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    write_default_conf(f, true);
+    /* A free host port: bind one, note it, let it go. */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(probe, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(probe, (struct sockaddr *)&sa, &sl), 0);
+    int host_port = ntohs(sa.sin_port);
+    close(probe);
+
+    /* No hostIP: portmap 1.1.1's CHECK looks for an IPv6 chain that an IPv4
+     * hostIP never gets (and fails). */
+    net_port_mapping_t pm = {host_port, 8080, "tcp", NULL};
+    net_pod_t pod = test_pod;
+    pod.ports = &pm;
+    pod.n_ports = 1;
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    if (net_sandbox_create(&f->cfg, "hp-1", &pod, &sb, &err) == -1) fail_msg("%s", err.msg);
+    int lfd = net_ns_listen_tcp(sb->netns, "0.0.0.0", 8080, 8, NULL, &err);
+    if (lfd == -1) fail_msg("%s", err.msg);
+    host_ping(lfd, "127.0.0.1", host_port);
+    /* No CHECK here: portmap 1.1.1's CHECK of an IPv4-only pod with a
+     * mapping fails looking for an IPv6 DNAT chain it never made. */
+    close(lfd);
+    if (net_sandbox_destroy(&f->cfg, "hp-1", &err) == -1) fail_msg("%s", err.msg);
+    /* The DNAT went with the DEL: nothing answers on the host port now. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_port = htons((uint16_t)host_port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(fd);
+    net_sandbox_free(sb);
+}
+
+static void test_sandbox_gc(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    write_default_conf(f, true);
+    net_sandbox_t *live = NULL, *orphan = NULL;
+    err_t err;
+    if (net_sandbox_create(&f->cfg, "live-1", &test_pod, &live, &err) == -1)
+        fail_msg("%s", err.msg);
+    net_pod_t gone = {"shop", "web-2", "uid-2", NULL, 0};
+    if (net_sandbox_create(&f->cfg, "orphan-1", &gone, &orphan, &err) == -1)
+        fail_msg("%s", err.msg);
+    assert_string_not_equal(live->ips[0], orphan->ips[0]);
+    char *orphan_veth = xstrdup(host_veth(orphan));
+    /* What a crash leaves: a namespace file without state, and a state
+     * dir written before the namespace was made. */
+    char *stray_ns;
+    if (net_ns_create(f->run_dir, "stray-ns", &stray_ns, &err) == -1) fail_msg("%s", err.msg);
+    char *stray_state = fs_join(f->state_dir, "stray-state");
+    assert_int_equal(mkdir(stray_state, 0700), 0);
+
+    char **ids;
+    size_t n;
+    if (net_sandbox_list(&f->cfg, &ids, &n, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(n, 4);
+    assert_string_equal(ids[0], "live-1");
+    assert_string_equal(ids[1], "orphan-1");
+    assert_string_equal(ids[2], "stray-ns");
+    assert_string_equal(ids[3], "stray-state");
+    assert_null(ids[4]);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+
+    const char *keep[] = {"live-1", "not-on-disk"};
+    assert_int_equal(net_sandbox_gc(&f->cfg, keep, 2, &err), 3);
+    assert_false(link_exists(orphan_veth));
+    assert_false(lease_exists(f, orphan->ips[0]));
+    assert_false(exists(orphan->netns, NULL));
+    assert_false(exists(stray_ns, NULL));
+    assert_false(exists(stray_state, NULL));
+    /* The live one is untouched. */
+    assert_true(net_ns_exists(live->netns));
+    assert_true(lease_exists(f, live->ips[0]));
+    if (net_sandbox_check(&f->cfg, "live-1", &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(net_sandbox_gc(&f->cfg, keep, 2, &err), 0);
+    assert_int_equal(net_sandbox_gc(&f->cfg, NULL, 0, &err), 1);
+    assert_false(lease_exists(f, live->ips[0]));
+    free(orphan_veth);
+    free(stray_ns);
+    free(stray_state);
+    net_sandbox_free(live);
+    net_sandbox_free(orphan);
+}
+
+/* A plugin chained after ptp that fails ADD (and, while a flag file
+ * exists, DEL too). */
+static void put_failing(fx_t *f)
+{
+    char *script = xasprintf(
+        "#!/bin/sh\ncat >/dev/null\n"
+        "if [ \"$CNI_COMMAND\" = ADD ] || { [ \"$CNI_COMMAND\" = DEL ] && [ -e '%s/del-fails' ]; "
+        "}; "
+        "then\n"
+        "  echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"'$CNI_COMMAND' refused\","
+        "\"details\":\"try later\"}'\n  exit 1\nfi\nexit 0\n",
+        f->dir);
+    put_file(f->bin_dir, "failing", script, 0755);
+    free(script);
+    net_default_opts_t o = {POD_CIDR, f->ipam_dir, "wasmlet-test", false};
+    json_t *l;
+    err_t err;
+    if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
+    json_array_append_new(json_object_get(l, "plugins"), json_pack("{s:s}", "type", "failing"));
+    char *p = fs_join(f->conf_dir, "10-wasmlet.conflist");
+    assert_int_equal(json_dump_file(l, p, 0), 0);
+    free(p);
+    json_decref(l);
+}
+
+static void test_sandbox_failed_add_cleans_up(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    put_failing(f);
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    assert_int_equal(net_sandbox_create(&f->cfg, "fail-1", &test_pod, &sb, &err), -1);
+    assert_null(sb);
+    assert_string_equal(err.msg, "sandbox fail-1: network wasmlet-test: CNI plugin failing (ADD): "
+                                 "ADD refused: try later (code 11)");
+    /* ptp's ADD ran; the DEL of every plugin undid it. */
+    char *leases = fs_join(f->ipam_dir, "wasmlet-test");
+    char *lease = read_text(leases, "last_reserved_ip.0");
+    assert_non_null(lease); /* host-local did allocate */
+    assert_false(lease_exists(f, lease));
+    free(lease);
+    assert_false(exists(f->state_dir, "fail-1"));
+    assert_false(exists(f->run_dir, "fail-1"));
+
+    /* When the clean-up DEL fails too, the state stays for a retry. */
+    put_file(f->dir, "del-fails", "", 0644);
+    assert_int_equal(net_sandbox_create(&f->cfg, "fail-2", &test_pod, &sb, &err), -1);
+    assert_non_null(strstr(err.msg, "clean-up failed too, state kept"));
+    assert_non_null(strstr(err.msg, "ADD refused"));
+    assert_non_null(strstr(err.msg, "DEL refused"));
+    assert_true(exists(f->state_dir, "fail-2"));
+    assert_true(exists(f->run_dir, "fail-2"));
+    assert_int_equal(net_sandbox_destroy(&f->cfg, "fail-2", &err), -1);
+    assert_non_null(
+        strstr(err.msg, "sandbox fail-2: network wasmlet-test: CNI plugin failing (DEL)"));
+    assert_true(exists(f->state_dir, "fail-2"));
+    /* The cause clears; the retry (here through the GC) finishes it. */
+    char *flag = fs_join(f->dir, "del-fails");
+    unlink(flag);
+    free(flag);
+    assert_int_equal(net_sandbox_gc(&f->cfg, NULL, 0, &err), 1);
+    assert_false(exists(f->state_dir, "fail-2"));
+    assert_false(exists(f->run_dir, "fail-2"));
+    char **ids;
+    size_t n;
+    assert_int_equal(net_sandbox_list(&f->cfg, &ids, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(ids);
+    /* No lease left in the store: only host-local's bookkeeping files. */
+    char *ls = xasprintf("ls %s | grep -v -e last_reserved_ip -e lock | grep -q .", leases);
+    assert_int_not_equal(system(ls), 0);
+    free(ls);
+    free(leases);
+}
+
+static void test_sandbox_missing_plugin(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    put_file(f->conf_dir, "10-x.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"x\",\"plugins\":[{\"type\":\"flannel-nope\"}]}",
+             0644);
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    assert_int_equal(net_sandbox_create(&f->cfg, "miss-1", &test_pod, &sb, &err), -1);
+    assert_non_null(strstr(err.msg, "sandbox miss-1"));
+    assert_non_null(strstr(err.msg, "CNI plugin flannel-nope not found in"));
+    /* The clean-up DEL hits the same missing plugin: the state stays, and
+     * says so. */
+    assert_non_null(strstr(err.msg, "state kept"));
+    assert_true(exists(f->state_dir, "miss-1"));
+    /* Once the plugin is there, the retry cleans up. */
+    put_file(f->bin_dir, "flannel-nope", "#!/bin/sh\nexit 0\n", 0755);
+    if (net_sandbox_destroy(&f->cfg, "miss-1", &err) == -1) fail_msg("%s", err.msg);
+    assert_false(exists(f->state_dir, "miss-1"));
+    assert_false(exists(f->run_dir, "miss-1"));
+    /* With no conf dir at all, nothing is made. */
+    net_config_t cfg = f->cfg;
+    cfg.conf_dir = "/nonexistent/net.d";
+    assert_int_equal(net_sandbox_create(&cfg, "miss-2", &test_pod, &sb, &err), -1);
+    assert_false(exists(f->state_dir, "miss-2"));
+}
+
+static void test_sandbox_hanging_plugin(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    put_file(f->bin_dir, "slowpoke",
+             "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 60\nexit 0\n",
+             0755);
+    put_file(f->conf_dir, "10-x.conflist",
+             "{\"cniVersion\":\"1.0.0\",\"name\":\"x\",\"plugins\":[{\"type\":\"slowpoke\"}]}",
+             0644);
+    net_config_t cfg = f->cfg;
+    cfg.plugin_timeout_ms = 250;
+    net_sandbox_t *sb = NULL;
+    err_t err;
+    int64_t t0 = time_mono_ns();
+    assert_int_equal(net_sandbox_create(&cfg, "slow-1", &test_pod, &sb, &err), -1);
+    assert_true((time_mono_ns() - t0) / NS_PER_MS < 5000);
+    assert_string_equal(err.msg,
+                        "sandbox slow-1: network x: CNI plugin slowpoke (ADD): no answer within "
+                        "250 ms; killed");
+    assert_false(exists(f->state_dir, "slow-1"));
+    assert_false(exists(f->run_dir, "slow-1"));
+}
+
+/* --- main ----------------------------------------------------------------------------------------
+ */
+
+static void find_plugins(void)
+{
+    for (size_t i = 0; plugin_dirs[i]; i++) {
+        const char *need[] = {"ptp", "host-local", "loopback", "portmap"};
+        bool all = true;
+        for (size_t k = 0; k < 4 && all; k++) {
+            char *p = fs_join(plugin_dirs[i], need[k]);
+            all = access(p, X_OK) == 0;
+            free(p);
+        }
+        if (all) {
+            real_bin = plugin_dirs[i];
+            return;
+        }
+    }
+}
+
+int main(void)
+{
+    find_plugins();
+    /* One run at a time on this machine owns the test pod range. */
+    int lock = open("/tmp/wasmlet-test-net.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (lock >= 0) flock(lock, LOCK_EX);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_conf_json),
+        cmocka_unit_test_setup_teardown(test_default_conf_write_and_load, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_conf_load_order_and_conversion, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cni_exec_protocol, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cni_exec_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cni_exec_timeout_kills_group, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_netns_sockets, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_lifecycle, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_check_detects_damage, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_hostport, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_gc, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_failed_add_cleans_up, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_missing_plugin, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_hanging_plugin, fx_setup, fx_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (lock >= 0) close(lock);
+    return rc;
+}
