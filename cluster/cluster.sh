@@ -524,6 +524,22 @@ data:
         certificate-authority-data: $(b64 "$pki/ca.crt")
     contexts: []
     users: []
+---
+# The runtime of wasm nodes: a pod that says runtimeClassName: wasmlet gets
+# the node selector and both tolerations of the taints wasmlet nodes carry
+# (the RuntimeClass admission plugin adds them), and wasmlet serves its
+# handler.
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: wasmlet
+handler: wasmlet
+scheduling:
+  nodeSelector:
+    kubernetes.io/arch: wasm32-wasi
+  tolerations:
+  - {key: kubernetes.io/arch, operator: Equal, value: wasm32-wasi, effect: NoSchedule}
+  - {key: kubernetes.io/arch, operator: Equal, value: wasm32-wasi, effect: NoExecute}
 EOF
 }
 

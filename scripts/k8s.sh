@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control plane that cluster/cluster.sh runs (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) from their Go modules, as
+# kube-controller-manager, kube-scheduler, kubectl, and the one kube-proxy of
+# the machine, in nftables mode, for Services) from their Go modules, as
 # pinned in cluster/build/go.mod, and caches the binaries outside the clone,
 # keyed by go.mod and go.sum. Prints the bin directory on stdout.
 set -euo pipefail
@@ -11,7 +12,7 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 key=$(cat "$mod/go.mod" "$mod/go.sum" "$0" | sha256sum | cut -c1-16)
 kver=$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$mod/go.mod")
 bin=$cache/k8s/$kver-$key/bin
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy)
 have=1
 for t in "${tools[@]}"; do [ -x "$bin/$t" ] || have=0; done
 if [ $have = 1 ]; then echo "$bin"; exit 0; fi
@@ -29,7 +30,7 @@ for p in $vpkg $cpkg; do
   ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=$date"
 done
 cd "$mod"
-for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for t in kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy; do
   echo "  go build $t" >&2
   CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$tmp/$t" "k8s.io/kubernetes/cmd/$t" >&2
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One set-up path for a brand-new machine: installs the Debian packages
 # wasmlet builds and tests with, then builds (or reuses from the cache
-# outside the clone) the Wasmtime C API and the Kubernetes control plane.
+# outside the clone) the Wasmtime C API, the Kubernetes control plane (with
+# kube-proxy) and the WebAssembly component toolchain (scripts/tools.sh).
 # Safe to run again: every step is skipped when its result is already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,7 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
   # build
   cmake ninja-build pkg-config gcc clang lld clang-format
-  # pod networking: CNI plugins (bridge, ptp, host-local, loopback, portmap)
+  # pod networking: the CNI plugins (bridge, ptp, host-local, loopback,
+  # portmap; Debian installs them in /usr/lib/cni), portmap's iptables, and
+  # kube-proxy's nftables mode
   containernetworking-plugins iptables nftables
   # wasm32-wasi test workloads
   wasi-libc libclang-rt-14-dev-wasm32
@@ -19,7 +22,7 @@ packages=(
   libcmocka-dev valgrind openssl docker-registry python3 python3-pytest curl procps iproute2
   prometheus  # promtool checks /metrics in the end-to-end tests
   # benchmarks
-  gnuplot-nox hyperfine
+  gnuplot-nox hyperfine wrk
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -41,4 +44,7 @@ if [ "${1:-}" != "--no-cluster" ]; then
   "$root/scripts/k8s.sh" >/dev/null
 fi
 "$root/scripts/wasmtime.sh" >/dev/null
+# The component workloads' toolchain (wasm-tools, wit-bindgen, the preview-1
+# adapters, the WASI WIT): examples.cmake builds the components with it.
+"$root/scripts/tools.sh" >/dev/null
 echo "setup: done" >&2

@@ -7,7 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${WASMLET_CACHE:-$HOME/.cache/wasmlet}
 crate=$root/deps/wasmtime-capi
-key=$(cat "$crate/Cargo.toml" "$crate/Cargo.lock" "$crate/src/lib.rs" 2>/dev/null | sha256sum | cut -c1-16)
+# The key covers every file of the crate: a change to any of its sources
+# rebuilds the library.
+key=$(cat "$crate/Cargo.toml" "$crate/Cargo.lock" "$crate"/src/*.rs 2>/dev/null | sha256sum | cut -c1-16)
 version=$(sed -n 's/^version = "=\{0,1\}\(48[^"]*\)"/\1/p' "$crate/Cargo.toml" | tail -n1)
 prefix=$cache/wasmtime/$version-$key
 if [ -f "$prefix/lib/libwasmtime.a" ] && [ -f "$prefix/include/wasmtime/conf.h" ]; then

@@ -20,7 +20,11 @@
  *
  * Errors carry the registry's own words ("manifest unknown", "authentication
  * required", "dial 127.0.0.1:5999: connection refused", a digest mismatch
- * naming both digests); pod/ reports them as ErrImagePull.
+ * naming both digests); pod/ reports them as ErrImagePull. Two failures
+ * are not the registry's and have their own kubelet reasons
+ * (image_pulled_t.failure): a reference that does not parse
+ * (InvalidImageName) and an image absent with pull policy Never
+ * (ErrImageNeverPull).
  *
  * Thread safety: an image_store_t may be used from any number of threads.
  * Concurrent pulls of one reference share a single download. */
@@ -135,6 +139,16 @@ typedef enum image_format {
 int image_format_parse(const char *text, image_format_t *format);
 const char *image_format_name(image_format_t format);
 
+/* Why image_pull failed. */
+typedef enum image_pull_failure {
+    IMAGE_PULL_FAILED = 0,       /* the registry, the network, the content: ErrImagePull */
+    IMAGE_PULL_INVALID_NAME,     /* the reference does not parse: InvalidImageName */
+    IMAGE_PULL_NEVER_NOT_PRESENT /* policy Never, not in the store: ErrImageNeverPull */
+} image_pull_failure_t;
+
+/* The kubelet's waiting reason for a failure. */
+const char *image_pull_failure_reason(image_pull_failure_t f);
+
 typedef struct image_pulled {
     char *ref;         /* normalized reference pulled */
     char *repo_digest; /* "registry/repository@sha256:..." (the container's imageID) */
@@ -143,7 +157,8 @@ typedef struct image_pulled {
     char *module_path;                    /* the .wasm in the store */
     uint64_t module_size;
     image_format_t format;
-    bool from_store; /* true when no registry was asked */
+    bool from_store;              /* true when no registry was asked */
+    image_pull_failure_t failure; /* when image_pull failed */
 } image_pulled_t;
 
 void image_pulled_free(image_pulled_t *pulled);
@@ -152,7 +167,8 @@ void image_pulled_free(image_pulled_t *pulled);
  * only the store; IfNotPresent uses it when the reference is known; Always
  * asks the registry which manifest the reference names now (a HEAD when it
  * can) and downloads only what the store lacks. pod_auth holds the pod's
- * pull-secret credentials (tried before the node's); may be NULL. */
+ * pull-secret credentials (tried before the node's); may be NULL. On
+ * failure out->failure says why (and nothing else of out is set). */
 int image_pull(image_store_t *store, const char *ref, image_pull_policy_t policy,
                const image_auth_t *pod_auth, image_pulled_t *out, err_t *err);
 

@@ -495,12 +495,28 @@ static int pull_shared(image_store_t *s, const image_ref_t *ref, const char *key
     return rc;
 }
 
+const char *image_pull_failure_reason(image_pull_failure_t f)
+{
+    switch (f) {
+    case IMAGE_PULL_INVALID_NAME:
+        return "InvalidImageName";
+    case IMAGE_PULL_NEVER_NOT_PRESENT:
+        return "ErrImageNeverPull";
+    case IMAGE_PULL_FAILED:
+        break;
+    }
+    return "ErrImagePull";
+}
+
 int image_pull(image_store_t *s, const char *text, image_pull_policy_t policy,
                const image_auth_t *pod_auth, image_pulled_t *out, err_t *err)
 {
     memset(out, 0, sizeof *out);
     image_ref_t ref;
-    if (image_ref_parse(text, &ref, err) == -1) return -1;
+    if (image_ref_parse(text, &ref, err) == -1) {
+        out->failure = IMAGE_PULL_INVALID_NAME;
+        return -1;
+    }
     char *key = image_ref_string(&ref);
     int rc = 0;
     image_index_entry_t e;
@@ -509,6 +525,7 @@ int image_pull(image_store_t *s, const char *text, image_pull_policy_t policy,
          (ref.digest && image_index_get_manifest(s, ref.digest, &e) == 0))) {
         fill_result(s, &ref, key, &e, true, out);
     } else if (policy == IMAGE_PULL_NEVER) {
+        out->failure = IMAGE_PULL_NEVER_NOT_PRESENT;
         rc = err_set(err, "image \"%s\" is not present in the store and the pull policy is Never",
                      text);
     } else {

@@ -171,9 +171,12 @@ static void pax_parse(const char *buf, size_t len, char **path, char **link, uin
     size_t i = 0;
     while (i < len) {
         size_t j = i, rec = 0;
-        while (j < len && buf[j] >= '0' && buf[j] <= '9')
+        while (j < len && buf[j] >= '0' && buf[j] <= '9' && rec <= len)
             rec = rec * 10 + (size_t)(buf[j++] - '0');
-        if (j >= len || buf[j] != ' ' || rec == 0 || i + rec > len) return;
+        /* a record holds at least its length, the space and the '\n' */
+        if (j >= len || buf[j] != ' ' || rec > len - i || rec < j - i + 2 ||
+            buf[i + rec - 1] != '\n')
+            return;
         const char *kv = buf + j + 1;
         const char *end = buf + i + rec - 1; /* the '\n' */
         const char *eq = memchr(kv, '=', (size_t)(end - kv));

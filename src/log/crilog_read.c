@@ -154,7 +154,9 @@ static int parse_ts(const char *s, size_t n, int64_t *ns)
         s[19] == '.' && s[29] == 'Z' && digits(s, 4, &y) == 0 && digits(s + 5, 2, &mo) == 0 &&
         digits(s + 8, 2, &d) == 0 && digits(s + 11, 2, &h) == 0 && digits(s + 14, 2, &mi) == 0 &&
         digits(s + 17, 2, &sec) == 0 && digits(s + 20, 9, &frac) == 0) {
-        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+        if (y < 1678 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+            sec > 60)
+            return -1;
         int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
         *ns = secs * NS_PER_SEC + frac;
         return 0;

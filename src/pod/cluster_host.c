@@ -15,10 +15,22 @@
  *   pod's namespace (all of them with enableServiceLinks, else only the
  *   kubernetes service of default);
  * - event: Events through pod/events.c, about the pod and the container's
- *   fieldPath. */
+ *   fieldPath;
+ * - runtime classes (for the pod manager): the handler of a RuntimeClass
+ *   (node.k8s.io/v1; the Node authorizer lets a node get them), kept for
+ *   30 s (a class's handler cannot change); an absent class is asked
+ *   again every time.
+ * A pull that fails is classified as the kubelet does: InvalidImageName
+ * and ErrImageNeverPull with the kubelet's messages, ErrImagePull for
+ * everything the registry or the network said.
+ *
+ * Threads: every callback runs on the calling worker's (or the manager's)
+ * thread; ch->lock guards the caches only and is never held across a
+ * request. */
 #include "pod/cluster_host.h"
 #include "pod/worker.h"
 #include "util/base64.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -30,7 +42,9 @@
 #include <string.h>
 
 #define LOOKUP_TTL_NS (5 * NS_PER_SEC)
+#define CLASS_TTL_NS (30 * NS_PER_SEC)
 #define CACHE_MAX 256
+#define CLASS_CACHE_MAX 32
 
 typedef struct cached {
     char key[512];
@@ -50,14 +64,9 @@ struct cluster_host {
     cached_t lookups[CACHE_MAX];
     cached_t tokens[CACHE_MAX];
     cached_t services[CACHE_MAX];
-    size_t lookup_next, token_next, service_next;
+    cached_t classes[CLASS_CACHE_MAX];
+    size_t lookup_next, token_next, service_next, class_next;
 };
-
-static const char *jstr(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 /* --- lookup ----------------------------------------------------------------- */
 
@@ -187,7 +196,7 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
     free(path);
     if (rc == -1) return -1;
     json_t *status = json_object_get(resp, "status");
-    const char *tok = jstr(status, "token");
+    const char *tok = json_str_at(status, "token");
     if (!tok) {
         json_decref(resp);
         return err_set(err, "TokenRequest answered without a token");
@@ -195,7 +204,7 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
     /* The API server may grant a different lifetime; refresh at 80%. */
     int64_t life = seconds * NS_PER_SEC;
     int64_t exp_ns = 0;
-    const char *exp = jstr(status, "expirationTimestamp");
+    const char *exp = json_str_at(status, "expirationTimestamp");
     if (exp && time_parse_rfc3339(exp, &exp_ns) == 0) life = exp_ns - time_now_ns();
     if (life < NS_PER_SEC) life = NS_PER_SEC;
     *out = xstrdup(tok);
@@ -217,18 +226,37 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
 
 /* --- pull ---------------------------------------------------------------------- */
 
+/* A failed pull in the kubelet's words: its image manager has its own
+ * reason and message for a reference that does not parse (it fails where
+ * the default tag is applied) and for an image absent under policy Never;
+ * everything else is ErrImagePull with the registry's words. */
+static int pull_failed(const char *image, image_pull_failure_t failure, pod_pulled_t *out,
+                       err_t *err)
+{
+    out->failure_reason = failure == IMAGE_PULL_FAILED ? NULL : image_pull_failure_reason(failure);
+    if (failure == IMAGE_PULL_INVALID_NAME)
+        return err_set(err,
+                       "Failed to apply default image tag \"%s\": couldn't parse image name "
+                       "\"%s\": invalid reference format",
+                       image, image);
+    if (failure == IMAGE_PULL_NEVER_NOT_PRESENT)
+        return err_set(err, "Container image \"%s\" is not present with pull policy of Never",
+                       image);
+    return -1;
+}
+
 static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, pod_pulled_t *out,
                 err_t *err)
 {
     cluster_host_t *ch = ctx;
     image_auth_t auth = IMAGE_AUTH_INIT;
-    json_t *secrets = json_object_get(json_object_get(pod->raw, "spec"), "imagePullSecrets");
+    json_t *secrets = json_at(pod->raw, "spec", "imagePullSecrets");
     strbuf_t missing = STRBUF_INIT;
     size_t i;
     json_t *s;
     json_array_foreach(secrets, i, s)
     {
-        const char *name = jstr(s, "name");
+        const char *name = json_str_at(s, "name");
         json_t *data = NULL;
         err_t lerr;
         if (!name || lookup(ch, pod->namespace, true, name, &data, &lerr) == -1 || !data) {
@@ -258,7 +286,7 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
     memset(&pulled, 0, sizeof pulled);
     int rc = image_pull(ch->images, c->image, policy, &auth, &pulled, err);
     image_auth_free(&auth);
-    if (rc == -1) return -1;
+    if (rc == -1) return pull_failed(c->image, pulled.failure, out, err);
     out->module_path = xstrdup(pulled.module_path);
     out->image_id = xstrdup(pulled.repo_digest ? pulled.repo_digest : pulled.image_id);
     image_pulled_free(&pulled);
@@ -270,8 +298,8 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
 static void service_vars(json_t *vars, json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
-    const char *ip = jstr(spec, "clusterIP");
-    const char *name = jstr(json_object_get(svc, "metadata"), "name");
+    const char *ip = json_str_at(spec, "clusterIP");
+    const char *name = json_str_at(svc, "metadata", "name");
     if (!ip || !name || strcmp(ip, "None") == 0 || !*ip) return;
     char prefix[300];
     size_t n = 0;
@@ -287,8 +315,8 @@ static void service_vars(json_t *vars, json_t *svc)
     json_array_foreach(ports, i, port)
     {
         long long p = json_integer_value(json_object_get(port, "port"));
-        const char *proto = jstr(port, "protocol");
-        const char *pname = jstr(port, "name");
+        const char *proto = json_str_at(port, "protocol");
+        const char *pname = json_str_at(port, "name");
         char lproto[16], uproto[16];
         snprintf(uproto, sizeof uproto, "%s", proto ? proto : "TCP");
         size_t k = 0;
@@ -384,8 +412,52 @@ static json_t *service_env_fetch(cluster_host_t *ch, const char *ns, bool links)
 
 static json_t *service_env(void *ctx, const podspec_t *pod)
 {
-    json_t *links = json_object_get(json_object_get(pod->raw, "spec"), "enableServiceLinks");
+    json_t *links = json_at(pod->raw, "spec", "enableServiceLinks");
     return service_env_for(ctx, pod->namespace, !json_is_false(links));
+}
+
+/* --- runtime classes ---------------------------------------------------------- */
+
+int cluster_host_runtime_handler(cluster_host_t *ch, const char *name, char **handler, err_t *err)
+{
+    *handler = NULL;
+    int64_t now = time_mono_ns();
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < CLASS_CACHE_MAX; i++) {
+        cached_t *c = &ch->classes[i];
+        if (c->key[0] && strcmp(c->key, name) == 0 && now - c->at < CLASS_TTL_NS) {
+            *handler = xstrdup(json_string_value(c->data));
+            pthread_mutex_unlock(&ch->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&ch->lock);
+    char *path = xasprintf("/apis/node.k8s.io/v1/runtimeclasses/%s", name);
+    json_t *rc_obj = NULL;
+    kube_result_t res;
+    err_t gerr;
+    int rc = kube_get(ch->client, path, &rc_obj, &res, &gerr);
+    free(path);
+    if (rc == -1) {
+        /* As the kubelet's runtime class manager words them. */
+        if (res.status == 404)
+            return err_set(err, "runtimeclass.node.k8s.io \"%s\" not found", name);
+        return err_set(err, "failed to lookup RuntimeClass %s: %s", name, gerr.msg);
+    }
+    const char *h = json_str_at(rc_obj, "handler");
+    *handler = xstrdup(h ? h : "");
+    pthread_mutex_lock(&ch->lock);
+    cached_t *slot = NULL;
+    for (size_t i = 0; i < CLASS_CACHE_MAX && !slot; i++)
+        if (strcmp(ch->classes[i].key, name) == 0) slot = &ch->classes[i];
+    if (!slot) slot = &ch->classes[ch->class_next++ % CLASS_CACHE_MAX];
+    json_decref(slot->data);
+    snprintf(slot->key, sizeof slot->key, "%s", name);
+    slot->data = json_string(*handler);
+    slot->at = now;
+    pthread_mutex_unlock(&ch->lock);
+    json_decref(rc_obj);
+    return 0;
 }
 
 /* --- events and status ------------------------------------------------------ */
@@ -393,10 +465,10 @@ static json_t *service_env(void *ctx, const podspec_t *pod)
 void cluster_host_event_for(cluster_host_t *ch, json_t *pod, const char *field_path,
                             const char *type, const char *reason, const char *message)
 {
-    json_t *meta = json_object_get(pod, "metadata");
+    json_t *meta = json_at(pod, "metadata");
     json_t *ref = json_pack("{s:s, s:s, s:O, s:O, s:O}", "kind", "Pod", "apiVersion", "v1",
-                            "namespace", json_object_get(meta, "namespace"), "name",
-                            json_object_get(meta, "name"), "uid", json_object_get(meta, "uid"));
+                            "namespace", json_at(meta, "namespace"), "name", json_at(meta, "name"),
+                            "uid", json_at(meta, "uid"));
     if (field_path) json_object_set_new(ref, "fieldPath", json_string(field_path));
     pod_events_post(ch->events, ref, type, reason, message);
     json_decref(ref);
@@ -452,6 +524,8 @@ void cluster_host_free(cluster_host_t *ch)
         json_decref(ch->tokens[i].data);
         json_decref(ch->services[i].data);
     }
+    for (size_t i = 0; i < CLASS_CACHE_MAX; i++)
+        json_decref(ch->classes[i].data);
     pthread_mutex_destroy(&ch->lock);
     free(ch->node);
     free(ch);

@@ -18,6 +18,10 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
 /* An Event about a pod object (for pods that have no worker). */
 void cluster_host_event_for(cluster_host_t *ch, json_t *pod, const char *field_path,
                             const char *type, const char *reason, const char *message);
+/* The handler of the RuntimeClass called name (cached): 0 with *handler
+ * (free it), or -1 with err in the kubelet's words
+ * (runtimeclass.node.k8s.io "x" not found, or why the lookup failed). */
+int cluster_host_runtime_handler(cluster_host_t *ch, const char *name, char **handler, err_t *err);
 void cluster_host_free(cluster_host_t *ch);
 
 #endif

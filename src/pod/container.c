@@ -111,7 +111,8 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
         int64_t t0 = time_mono_ns();
         if (w->host.pull(w->host.ctx, spec, cs, &p->pulled, err) == -1) {
-            snprintf(reason, reason_len, "ErrImagePull");
+            snprintf(reason, reason_len, "%s",
+                     p->pulled.failure_reason ? p->pulled.failure_reason : "ErrImagePull");
             worker_event(w, c, "Warning", "Failed", "Failed to pull image \"%s\": %s", cs->image,
                          err->msg);
             return PREP_WAIT;

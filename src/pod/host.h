@@ -22,6 +22,9 @@ typedef struct pod_worker pod_worker_t;
 typedef struct pod_pulled {
     char *module_path; /* a local file holding the module */
     char *image_id;    /* what the status reports as imageID */
+    /* On failure: the kubelet's waiting reason when not ErrImagePull
+     * (ErrImageNeverPull, InvalidImageName; static), else NULL. */
+    const char *failure_reason;
 } pod_pulled_t;
 
 typedef struct pod_host {

@@ -1,13 +1,18 @@
 /* manager.h: the pods of this node, as the API server says they should be.
  *
  * The pod manager lists and watches the pods bound to this node, admits
- * each new one (or rejects it with the kubelet's OutOf<resource> reason
- * when it does not fit the node's allocatable), starts a worker for it,
+ * each new one as the kubelet does (pod/admission.h: rejected with
+ * OutOf<resource> when it does not fit the node's allocatable, NodeAffinity
+ * when its nodeSelector or required node affinity does not match the
+ * Node's labels), resolves its RuntimeClass (a handler this node does not
+ * serve leaves the pod Pending with FailedCreatePodSandBox Events,
+ * retried), starts a worker for it, hands spec updates to the worker,
  * stops the worker when the pod is deleted, and, once the containers have
  * ended and the final status is written, removes the pod from the API
  * server (gracePeriodSeconds=0 with a uid precondition). Its status writer
  * is the only writer of pod status; its state files let a restarted
- * wasmlet resume pods without running finished containers again. */
+ * wasmlet resume pods without running finished containers again.
+ * manager_priv.h describes the inside: files, threads, locks, lifecycle. */
 #ifndef WASMLET_POD_MANAGER_H
 #define WASMLET_POD_MANAGER_H
 
@@ -37,7 +42,16 @@ typedef struct pod_manager_config {
     int log_max_files;
     int64_t backoff_initial_ms; /* 0: 10 s */
     int64_t backoff_max_ms;     /* 0: 300 s */
+    /* The labels the node registers with (borrowed; NULL: none known).
+     * Admission reads the Node's labels from the API server; these are
+     * what it uses until that read succeeds. */
+    json_t *node_labels;
+    /* The RuntimeClass handler this node serves (NULL: "wasmlet"); pods
+     * without a runtimeClassName are served too. */
+    const char *runtime_handler;
 } pod_manager_config_t;
+
+#define POD_MANAGER_RUNTIME_HANDLER "wasmlet"
 
 int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_t *err);
 /* Graceful shutdown: no new pods; running ones are stopped and their

@@ -249,7 +249,10 @@ static int64_t asn1_time_ns(const ASN1_TIME *t)
 {
     struct tm tm;
     if (!t || !ASN1_TIME_to_tm(t, &tm)) return 0;
-    return (int64_t)timegm(&tm) * 1000000000;
+    int64_t s = (int64_t)timegm(&tm);
+    if (s > INT64_MAX / 1000000000) return INT64_MAX; /* past 2262: never expires */
+    if (s < INT64_MIN / 1000000000) return INT64_MIN;
+    return s * 1000000000;
 }
 
 static void name_entry(const X509_NAME *name, int nid, char *buf, size_t len)

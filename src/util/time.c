@@ -90,7 +90,9 @@ int time_parse_rfc3339(const char *text, int64_t *ns)
     }
     if (*p) return -1;
     time_t sec = timegm(&tm);
-    *ns = ((int64_t)sec - offset) * NS_PER_SEC + frac;
+    int64_t s = (int64_t)sec - offset;
+    if (s >= INT64_MAX / NS_PER_SEC || s <= INT64_MIN / NS_PER_SEC) return -1;
+    *ns = s * NS_PER_SEC + frac;
     return 0;
 }
 

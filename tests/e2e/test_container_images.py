@@ -15,9 +15,11 @@ import hashlib
 import http.server
 import io
 import json
+import re
 import secrets
 import tarfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -413,10 +415,28 @@ def test_pull_policies(cluster, node, namespace, front):
     n0 = len(front.requests)
     create_pod(cluster, namespace, "neverabsent", node.node,
                [container("app", absent, imagePullPolicy="Never")])
-    w = waiting_with(cluster, namespace, "neverabsent",
-                     ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"))
-    assert "Never" in w["message"] and absent in w["message"], w
+    # The kubelet's own reason and words, and it stays so (no pull back-off).
+    w = waiting_with(cluster, namespace, "neverabsent", "ErrImageNeverPull")
+    assert w["message"] == f'Container image "{absent}" is not present with pull policy of Never', w
+    time.sleep(2)
+    w = waiting_with(cluster, namespace, "neverabsent", "ErrImageNeverPull", timeout=5)
+    assert cluster.pod(namespace, "neverabsent")["status"]["phase"] == "Pending"
     assert not [r for r in front.requests[n0:] if "never-pushed" in r[1]]
+
+
+def test_invalid_image_name(cluster, node, namespace):
+    """A reference that does not parse is InvalidImageName (not a pull
+    failure), with the kubelet's message; no registry is asked and the pod
+    stays Pending."""
+    bad = "127.0.0.1:5000/img/app:-v1"  # a tag cannot start with "-"
+    create_pod(cluster, namespace, "badname", node.node, [container("app", bad)])
+    w = waiting_with(cluster, namespace, "badname", "InvalidImageName")
+    assert w["message"] == (f'Failed to apply default image tag "{bad}": couldn\'t parse image '
+                            f'name "{bad}": invalid reference format'), w
+    ev = wait_event(cluster, namespace, "badname", "Failed", re.escape(bad))
+    assert "ErrImagePull" not in ev["message"], ev
+    assert cluster.pod(namespace, "badname")["status"]["phase"] == "Pending"
+    assert node.node.running()
 
 
 # --- failures -------------------------------------------------------------------

@@ -299,8 +299,6 @@ def test_admission_rejects_pods_that_do_not_fit(cluster, wasmlet_nodes, namespac
     assert running(cluster.pod(namespace, "fits"))
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: kubelet admission of nodeSelector / "
-                   "node affinity (a pod bound straight to the node must match its labels)")
 def test_admission_rejects_pods_whose_node_selector_does_not_match(cluster, shared_wasmlet_node,
                                                                    namespace, wasm_images):
     """The kubelet re-checks a pod's nodeSelector against its own labels
@@ -314,7 +312,55 @@ def test_admission_rejects_pods_whose_node_selector_does_not_match(cluster, shar
                   lambda q: q["status"].get("phase") in ("Failed", "Succeeded"), 15)
     assert (p["status"]["phase"], p["status"].get("reason")) == ("Failed", "NodeAffinity"), \
         p["status"]
+    msg = "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+    assert p["status"]["message"] == "Pod was rejected: " + msg, p["status"]
     assert not node_container_log(node, namespace, "elsewhere", "app")
+    assert any(e["reason"] == "NodeAffinity" and e["message"] == msg
+               for e in cluster.events(namespace, "elsewhere"))
+
+
+def test_admission_checks_required_node_affinity(cluster, shared_wasmlet_node, namespace,
+                                                 wasm_images):
+    """The required node affinity is checked too, and against the Node's
+    labels as they are now: a label added with kubectl label counts."""
+    node = shared_wasmlet_node
+    key = "e2e.wasmlet.dev/" + unique_name("aff")
+    hello = wasm_images["hello"][0]
+
+    def affine(name, exprs=None, fields=None):
+        term = {}
+        if exprs:
+            term["matchExpressions"] = exprs
+        if fields:
+            term["matchFields"] = fields
+        pod = wasm_pod(name, [wasm_container("app", hello)], node_name=node.name)
+        pod["spec"]["affinity"] = {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+        cluster.create(pod, namespace)
+
+    def outcome(name):
+        p = pod_where(cluster, namespace, name,
+                      lambda q: q["status"].get("phase") in ("Failed", "Succeeded"), 30)
+        return p["status"]["phase"], p["status"].get("reason")
+
+    affine("missing-label", [{"key": key, "operator": "In", "values": ["yes"]}])
+    assert outcome("missing-label") == ("Failed", "NodeAffinity")
+    affine("absent-ok", [{"key": key, "operator": "DoesNotExist"}])
+    assert outcome("absent-ok")[0] == "Succeeded"
+    affine("by-name", fields=[{"key": "metadata.name", "operator": "In", "values": [node.name]}])
+    assert outcome("by-name")[0] == "Succeeded"
+    affine("other-name", fields=[{"key": "metadata.name", "operator": "In", "values": ["x"]}])
+    assert outcome("other-name") == ("Failed", "NodeAffinity")
+    cluster.kubectl(["label", "node", node.name, f"{key}=7"], json=False)
+    try:
+        affine("labelled", [{"key": key, "operator": "Gt", "values": ["5"]},
+                            {"key": "kubernetes.io/arch", "operator": "In",
+                             "values": ["wasm32-wasi"]}])
+        assert outcome("labelled")[0] == "Succeeded"
+        affine("too-small", [{"key": key, "operator": "Lt", "values": ["5"]}])
+        assert outcome("too-small") == ("Failed", "NodeAffinity")
+    finally:
+        cluster.kubectl(["label", "node", node.name, f"{key}-"], json=False)
 
 
 # -- graceful shutdown -------------------------------------------------------------

@@ -1,0 +1,132 @@
+/* sync_loop.c: the manager's sync thread.
+ *
+ * One loop, one pass a second or at once when woken: for each entry, its
+ * mirror pod (mirror.c), its status (status_writer.c), its sandbox retry
+ * (pod_start.c), its volumes (housekeeping.c), its final DELETE
+ * (status_writer.c); then the entries that are gone are freed (this is the
+ * only thread that frees one, so it keeps entry pointers across its own
+ * unlocks), the Node's labels are read again and images are collected.
+ *
+ * Locking: sync_pass runs with m->lock held and drops it around every
+ * job's network and disk work, as the take/run/done jobs are built for
+ * (manager_priv.h). */
+#include "pod/manager_priv.h"
+#include "util/diag.h"
+#include "util/fs.h"
+#include "util/sync.h"
+#include "util/xalloc.h"
+#include "volume/volume.h"
+
+#include <stdlib.h>
+
+/* Frees an entry already unlinked from the table (no lock held). */
+static void entry_free(pod_manager_t *m, entry_t *e)
+{
+    pod_worker_free(e->worker);
+    if (e->is_static) mirror_delete(m, e->ns, e->name);
+    char *dir = manager_pod_dir(m, e->uid);
+    volume_teardown(dir, NULL);
+    fs_rm_rf(dir, NULL);
+    free(dir);
+    if (m->logs_dir) {
+        char *logs = xasprintf("%s/%s_%s_%s", m->logs_dir, e->ns, e->name, e->uid);
+        fs_rm_rf(logs, NULL);
+        free(logs);
+    }
+    json_decref(e->pod);
+    json_decref(e->fixed_status);
+    free(e->last_status);
+    free(e);
+}
+
+/* One pass over the table. Called with the lock held; drops it around
+ * every job's I/O (entries stay: only this thread frees them). Returns
+ * whether work was done (another pass follows at once). */
+static bool sync_pass(pod_manager_t *m)
+{
+    int64_t now = time_mono_ns();
+    bool again = false;
+    for (entry_t *e = m->entries; e; e = e->next) {
+        if (e->is_static && !e->mirror_ok && e->state != ENTRY_GONE && e->retry_at <= now) {
+            mirror_job_t job;
+            mirror_take_locked(m, e, &job);
+            pthread_mutex_unlock(&m->lock);
+            mirror_run(m, &job);
+            pthread_mutex_lock(&m->lock);
+            mirror_done_locked(m, e, &job);
+            again = true;
+        }
+        if (e->dirty && e->retry_at <= now && e->state != ENTRY_GONE &&
+            (!e->is_static || e->mirror_ok)) {
+            status_job_t job;
+            status_take_locked(m, e, &job);
+            pthread_mutex_unlock(&m->lock);
+            status_run(m, &job);
+            pthread_mutex_lock(&m->lock);
+            status_done_locked(m, e, &job);
+            again = true;
+        }
+        if (e->state == ENTRY_WAITING && e->sandbox_retry_at <= now && !m->shutting_down)
+            start_sandbox_retry(m, e);
+        if (refresh_due_locked(m, e, now)) {
+            refresh_job_t job;
+            refresh_take_locked(m, e, &job, now);
+            pthread_mutex_unlock(&m->lock);
+            refresh_run(m, &job);
+            pthread_mutex_lock(&m->lock);
+        }
+        if (e->state == ENTRY_TERMINATING && entry_finished(e) && e->final_written && !e->dirty &&
+            e->retry_at <= now && !m->shutting_down) {
+            delete_job_t job;
+            delete_take_locked(m, e, &job);
+            pthread_mutex_unlock(&m->lock);
+            delete_run(m, &job);
+            pthread_mutex_lock(&m->lock);
+            delete_done_locked(m, e, &job);
+        }
+    }
+    /* Free the entries that are gone and whose worker ended. */
+    entry_t **pp = &m->entries;
+    while (*pp) {
+        entry_t *e = *pp;
+        if (e->state == ENTRY_GONE && entry_finished(e)) {
+            *pp = e->next;
+            pthread_mutex_unlock(&m->lock);
+            diag_info("pod %s/%s (%s): removed", e->ns, e->name, e->uid);
+            entry_free(m, e);
+            pthread_mutex_lock(&m->lock);
+            pp = &m->entries; /* the list may have changed */
+            continue;
+        }
+        pp = &e->next;
+    }
+    if (time_mono_ns() >= m->node_refresh_at) {
+        pthread_mutex_unlock(&m->lock);
+        node_labels_refresh(m);
+        pthread_mutex_lock(&m->lock);
+    }
+    if (m->cfg.images && time_mono_ns() >= m->next_gc) {
+        m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
+        json_t *keep = image_gc_keep_locked(m);
+        pthread_mutex_unlock(&m->lock);
+        image_gc_run(m, keep);
+        json_decref(keep);
+        pthread_mutex_lock(&m->lock);
+    }
+    return again;
+}
+
+void *sync_main(void *arg)
+{
+    pod_manager_t *m = arg;
+    pthread_mutex_lock(&m->lock);
+    m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
+    while (!atomic_load(&m->stop)) {
+        if (sync_pass(m)) continue;
+        cond_wait_until(&m->cond, &m->lock, deadline_after_ms(SYNC_INTERVAL_MS));
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* Called by cluster_host when a worker's status changed. */

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""make_corpus.py: writes the seed corpora of tests/fuzz/corpus/<harness>/.
+
+The seeds are committed; this script is how they were made, so they can be
+made again or extended. Every seed is small (< 64 KiB) and real: the pod
+manifests of examples/pods, manifests of the three wasm image formats,
+tar and gzip layers built here, registry challenges, CRI log lines, and PEM
+material made with openssl for these tests only (test-only keys: they sign
+nothing anyone trusts).
+
+Usage: tests/fuzz/make_corpus.py [--pem-dir DIR]   (DIR: key.pem, cert.pem,
+csr.pem, far.pem, rsa.key from openssl; omitted: openssl is run here)
+"""
+import gzip
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+HEX = "a" * 64
+HEX2 = "b" * 64
+
+
+def put(harness, name, data):
+    if isinstance(data, str):
+        data = data.encode()
+    assert len(data) < 64 * 1024, (harness, name)
+    d = os.path.join(CORPUS, harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def pod_manifests():
+    pods = os.path.join(ROOT, "examples", "pods")
+    for n in sorted(os.listdir(pods)):
+        with open(os.path.join(pods, n), "rb") as f:
+            put("pod_manifest", n, f.read())
+    put("pod_manifest", "json.json",
+        '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j","namespace":"ns"},'
+        '"spec":{"restartPolicy":"OnFailure","containers":[{"name":"c","image":"reg/x:1",'
+        '"args":["a","b"],"resources":{"limits":{"memory":"64Mi","cpu":"500m"},'
+        '"requests":{"memory":"1e6","cpu":"0.1"}},'
+        '"volumeMounts":[{"name":"v","mountPath":"/data","subPath":"s","readOnly":true}]}],'
+        '"volumes":[{"name":"v","emptyDir":{"sizeLimit":"1Gi"}}]}}')
+    put("pod_manifest", "multi.yaml", """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec:
+  initContainers:
+  - name: init
+    image: ./init.wasm
+  - name: side
+    image: ./side.wasm
+    restartPolicy: Always
+  containers:
+  - name: app
+    image: ./app.wasm
+    command: [/app.wasm]
+    env:
+    - {name: A, value: "1"}
+    - name: B
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    envFrom:
+    - configMapRef: {name: cm}
+    livenessProbe: {exec: {command: [x]}}
+    terminationMessagePolicy: FallbackToLogsOnError
+  activeDeadlineSeconds: 30
+  terminationGracePeriodSeconds: 5
+---
+# empty document
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: &n b
+  labels: {x: *n}
+spec:
+  containers: [{name: c, image: "x.wasm"}]
+  volumes:
+  - name: h
+    hostPath: {path: /tmp, type: Directory}
+  - name: cm
+    configMap: {name: cm, items: [{key: k, path: p}]}
+""")
+
+
+def quantities():
+    for i, q in enumerate(["128Mi", "500m", "1.5G", "2e3", "1Ki", "0.1", "-1", "+3E",
+                           "9223372036854775807", "1.23456789e-3", "100n", "7u", "12Pi",
+                           "0", ".5", "5.", "1E+18", "8Ei"]):
+        put("quantity", f"q{i:02d}", q)
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+current-context: {ctx}
+clusters:
+- name: c1
+  cluster:
+    server: https://127.0.0.1:6443/
+    {ca}
+- name: c2
+  cluster:
+    server: "https://[::1]:6443"
+    insecure-skip-tls-verify: true
+users:
+- name: u1
+  user:
+    {cred}
+- name: u2
+  user:
+    token: abc.def
+contexts:
+- name: one
+  context: {{cluster: c1, user: u1, namespace: kube-system}}
+- name: two
+  context: {{cluster: c2, user: u2}}
+"""
+
+
+def kubeconfigs(pem):
+    import base64
+    b64 = base64.b64encode(pem["cert.pem"]).decode()
+    kb64 = base64.b64encode(pem["key.pem"]).decode()
+    put("kubeconfig", "files", b"\0" + KUBECONFIG.format(
+        ctx="one", ca="certificate-authority: ca.crt",
+        cred="client-certificate: client.crt\n    client-key: client.key").encode())
+    put("kubeconfig", "data", b"\0" + KUBECONFIG.format(
+        ctx="one", ca=f"certificate-authority-data: {b64}",
+        cred=f"client-certificate-data: {b64}\n    client-key-data: {kb64}").encode())
+    put("kubeconfig", "tokenfile", b"\0" + KUBECONFIG.format(
+        ctx="one", ca="certificate-authority: ./ca.crt", cred="tokenFile: token").encode())
+    put("kubeconfig", "context", b"\1two\n" + KUBECONFIG.format(
+        ctx="one", ca="", cred="exec: {command: aws}").encode())
+    put("kubeconfig", "exec", b"\0" + KUBECONFIG.format(
+        ctx="one", ca="", cred="exec: {command: aws}").encode())
+
+
+def oci():
+    def desc(mt, dg, size, platform=None):
+        s = f'{{"mediaType":"{mt}","digest":"sha256:{dg}","size":{size}'
+        if platform:
+            s += f',"platform":{{"os":"{platform[0]}","architecture":"{platform[1]}"}}'
+        return s + "}"
+    # byte 0 picks the Content-Type (see fuzz_oci_manifest.c): 0 none, 2 json,
+    # 5 OCI manifest, 6 OCI index, 7 Docker manifest, 8 Docker list
+    wasm = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+            '"config":' + desc("application/vnd.wasm.config.v0+json", HEX, 2) +
+            ',"layers":[' + desc("application/wasm", HEX2, 1234) + "]}")
+    put("oci_manifest", "wasm_oci", b"\5" + wasm.encode())
+    w2o = ('{"schemaVersion":2,"config":' + desc("application/vnd.wasm.config.v1+json", HEX, 2) +
+           ',"layers":[' + desc("application/vnd.wasm.content.layer.v1+wasm", HEX2, 99) + "]}")
+    put("oci_manifest", "wasm_to_oci", b"\2" + w2o.encode())
+    img = ('{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+           '"config":' + desc("application/vnd.docker.container.image.v1+json", HEX, 700) +
+           ',"layers":[' + desc("application/vnd.docker.image.rootfs.diff.tar.gzip", HEX2, 10) +
+           "," + desc("application/vnd.oci.image.layer.v1.tar", HEX, 20) + "]}")
+    put("oci_manifest", "oci_image", b"\7" + img.encode())
+    idx = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[' +
+           desc("application/vnd.oci.image.manifest.v1+json", HEX, 10, ("linux", "amd64")) + "," +
+           desc("application/vnd.oci.image.manifest.v1+json", HEX2, 12, ("wasip1", "wasm")) + "," +
+           desc("application/vnd.oci.image.manifest.v1+json", HEX2, 12, ("unknown", "unknown")) +
+           "]}")
+    put("oci_manifest", "index", b"\0" + idx.encode())
+    lst = ('{"schemaVersion":2,"manifests":[' +
+           desc("application/vnd.docker.distribution.manifest.v2+json", HEX, 10, ("wasi", "wasm32")) +
+           "]}")
+    put("oci_manifest", "docker_list", b"\x08" + lst.encode())
+    put("oci_manifest", "v1", b"\x0b" + b'{"schemaVersion":1,"name":"x","fsLayers":[]}')
+
+
+def tar_bytes(entries, fmt=tarfile.USTAR_FORMAT):
+    bio = io.BytesIO()
+    with tarfile.open(fileobj=bio, mode="w", format=fmt) as t:
+        for e in entries:
+            ti = tarfile.TarInfo(e[0])
+            ti.mtime = 1700000000
+            kind = e[1]
+            if kind == "file":
+                ti.size = len(e[2])
+                t.addfile(ti, io.BytesIO(e[2]))
+            elif kind == "dir":
+                ti.type = tarfile.DIRTYPE
+                t.addfile(ti)
+            elif kind == "sym":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = e[2]
+                t.addfile(ti)
+            elif kind == "hard":
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = e[2]
+                t.addfile(ti)
+    return bio.getvalue()
+
+
+def gz(data):
+    return gzip.compress(data, mtime=0)
+
+
+def tars():
+    wasm = b"\0asm\1\0\0\0"
+    long = "d/" + "x" * 120 + "/app.wasm"
+    simple = tar_bytes([("app", "dir"), ("app/app.wasm", "file", wasm)])
+    gnu = tar_bytes([(long, "file", wasm), ("l" * 110, "sym", long)], tarfile.GNU_FORMAT)
+    pax = tar_bytes([(long, "file", wasm), ("big", "file", b"z" * 600),
+                     ("p/link", "sym", "../" + long)], tarfile.PAX_FORMAT)
+    links = tar_bytes([("bin", "sym", "usr/bin"), ("usr/bin/app.wasm", "file", wasm),
+                       ("hard.wasm", "hard", "usr/bin/app.wasm"), ("./a/./b//c", "file", b"c")])
+    wh = tar_bytes([("usr/bin/.wh.old.wasm", "file", b""), ("etc/.wh..wh..opq", "file", b"")])
+    # stream mode: byte 0 even, byte 1 the read chunk
+    put("image_tar", "s_simple", b"\0\x05" + simple)
+    put("image_tar", "s_gnu", b"\0\xff" + gnu)
+    put("image_tar", "s_pax", b"\0\x01" + pax)
+    put("image_tar", "s_links", b"\0\x40" + links)
+    # extract mode: byte 0 odd, path '\n', layers split by "\n--layer--\n"
+    sep = b"\n--layer--\n"
+    put("image_tar", "x_simple", b"\1/app/app.wasm\n" + simple)
+    put("image_tar", "x_gzip", b"\1app/app.wasm\n" + gz(simple))
+    put("image_tar", "x_links", b"\1/bin/app.wasm\n" + gz(links) + sep + wh)
+    put("image_tar", "x_hard", b"\1hard.wasm\n" + links)
+    put("image_tar", "x_whiteout", b"\1usr/bin/old.wasm\n" +
+        tar_bytes([("usr/bin/old.wasm", "file", wasm)]) + sep + wh)
+    put("image_tar", "x_long", b"\1" + long.encode() + b"\n" + gnu + sep + gz(pax))
+
+
+def challenges():
+    for i, h in enumerate([
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:library/hello:pull"',
+        'Basic realm="Registry Realm"',
+        'Basic realm="x", Bearer realm="http://127.0.0.1:5000/token",service=reg',
+        'bearer REALM=https://r/t , scope="a\\"b"',
+        'Negotiate, NTLM',
+        'Bearer service="no realm"',
+        'Bearer realm="unterminated',
+        '',
+    ]):
+        put("www_authenticate", f"c{i}", h)
+
+
+def crilogs():
+    sep = "\n--rotate--\n"
+    t = "2026-11-26T14:21:1"
+    base = (f"{t}1.123456789Z stdout F hello\n"
+            f"{t}2.000000000Z stderr P par\n"
+            f"{t}2.500000000Z stdout F mid\n"
+            f"{t}3.000000000Z stderr F tial\n"
+            f"{t}4.000000000Z stdout F last")
+    put("crilog", "plain", b"\0" + base.encode())
+    put("crilog", "tail_ts", b"\x09\x02" + base.encode())
+    put("crilog", "limit_stdout", b"\x12\x00\x07" + base.encode())
+    # since 2026-11-26T14:21:12Z = 1795616472
+    put("crilog", "since_stderr", b"\x24" + (1795616472).to_bytes(4, "big") + base.encode())
+    put("crilog", "rotated", b"\x0b\x03" + (f"{t}0.000000000Z stdout F one\n" + sep +
+                                          f"{t}0.500000000Z stdout P a" + sep + base + "\n").encode())
+    put("crilog", "malformed", b"\0" + (f"{t}1Z stdout F short time\n"
+                                        f"{t}1.000000000Z stdin F bad stream\n"
+                                        f"{t}1.000000000Z stdout FP bad tag\n"
+                                        f"{t}1.000000000Z stdout F\n"
+                                        "garbage\n\n").encode())
+
+
+def pkis(pem):
+    put("pki", "info_cert", b"\0" + pem["cert.pem"])
+    put("pki", "select_chain", b"\1" + pem["cert.pem"] + pem["key.pem"] + pem["csr.pem"] +
+        pem["cert.pem"])
+    put("pki", "match", b"\2" + pem["cert.pem"] + b"\n--key--\n" + pem["key.pem"])
+    put("pki", "key_ec", b"\3" + pem["key.pem"])
+    put("pki", "key_rsa", b"\3" + pem["rsa.key"])
+    put("pki", "names", b"\4cn=system:node:n1\no=system:nodes\ndns=n1\ndns=n1.local\n"
+        b"ip=127.0.0.1\nip=::1\n")
+    put("pki", "csr", b"\0" + pem["csr.pem"])
+
+
+def main():
+    pem_dir = None
+    if len(sys.argv) == 3 and sys.argv[1] == "--pem-dir":
+        pem_dir = sys.argv[2]
+    tmp = None
+    if not pem_dir:
+        tmp = tempfile.TemporaryDirectory()
+        pem_dir = tmp.name
+        def ossl(*a):
+            subprocess.run(["openssl", *a], cwd=pem_dir, check=True, capture_output=True)
+        ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "key.pem")
+        ossl("req", "-new", "-key", "key.pem", "-subj", "/O=system:nodes/CN=system:node:fuzz",
+             "-out", "csr.pem")
+        ossl("req", "-x509", "-key", "key.pem", "-subj", "/CN=fuzz-ca", "-days", "30",
+             "-out", "cert.pem")
+        ossl("genrsa", "-out", "rsa.key", "1024")
+    pem = {n: open(os.path.join(pem_dir, n), "rb").read()
+           for n in ("key.pem", "cert.pem", "csr.pem", "rsa.key")}
+    pod_manifests()
+    quantities()
+    kubeconfigs(pem)
+    oci()
+    tars()
+    challenges()
+    crilogs()
+    pkis(pem)
+
+
+if __name__ == "__main__":
+    main()
