@@ -121,6 +121,12 @@ static void pods_counters(void *ctx, server_pod_counters_t *out)
     };
 }
 
+static int pods_dial_tcp(void *ctx, const char *ns, const char *name, const char *uid, int port,
+                         int timeout_ms, err_t *err)
+{
+    return pod_manager_dial_tcp(ctx, ns, name, uid, port, timeout_ms, err);
+}
+
 static server_pods_t pods_provider(pod_manager_t *m)
 {
     return (server_pods_t){
@@ -129,6 +135,7 @@ static server_pods_t pods_provider(pod_manager_t *m)
         .container_logs = pods_container_logs,
         .pod_samples = pods_samples,
         .counters = pods_counters,
+        .dial_tcp = pods_dial_tcp,
     };
 }
 

@@ -82,4 +82,12 @@ typedef struct pod_manager_stats {
 } pod_manager_stats_t;
 void pod_manager_stats(pod_manager_t *m, pod_manager_stats_t *out);
 
+/* A TCP connection to port of pod ns/name (and uid, when not NULL or
+ * empty) on this node, where its containers listen, connected within
+ * timeout_ms: the socket (the caller closes it), or -1 with err filled
+ * (the pod is not here or has ended, or the connect failed). For
+ * port-forward (server/pods.h's dial_tcp); dial.c. */
+int pod_manager_dial_tcp(pod_manager_t *m, const char *ns, const char *name, const char *uid,
+                         int port, int timeout_ms, err_t *err);
+
 #endif

@@ -52,6 +52,26 @@
  * a request's mu, loop_done and worker_done, the drain rule), and each half
  * is only checkable next to the other.
  *
+ * Upgraded connections (101 Switching Protocols, for port-forward's
+ * SPDY). libevent 2.1's evhttp has no hand-over of a connection: neither
+ * evhttp_request_own (which only keeps the request object alive) nor a way
+ * to detach the bufferevent from its evhttp_connection. Taking the fd
+ * itself is not possible under TLS (the SSL state and any bytes already
+ * decrypted live in the bufferevent_openssl). So the connection stays
+ * evhttp's, with its request never answered, and we take its bufferevent's
+ * callbacks: the loop writes the 101 head straight into the bufferevent,
+ * replaces evhttp's read/write/event callbacks with raw_on_*, clears its
+ * timeouts, and from then on moves bytes between the socket and the
+ * request's two buffers (in, bounded; out) exactly as it does for streams.
+ * The handler thread waits on an eventfd (input, drain, EOF, stop) rather
+ * than a condition variable, so it can poll the pod's sockets in the same
+ * call. To end, the loop frees the connection with evhttp_connection_free
+ * (which frees the request with it, closes the socket and leaves evhttp's
+ * list of connections consistent); at http_stop evhttp_free does that for
+ * us and on_close marks the request gone, as for any other request. The
+ * alternative, a raw listener of our own beside evhttp, would have meant a
+ * second TLS accept path and a second HTTP parser for the upgrade request.
+ *
  * Certificates. New connections take the current SSL_CTX under tls_mu;
  * http_set_cert builds a new one and swaps it, so a rotation never
  * disturbs a connection in progress. */
@@ -81,10 +101,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define STREAM_HIGH_WATER (1024 * 1024)
+#define RAW_IN_HIGH_WATER (256 * 1024) /* received bytes the handler has not read */
+#define RAW_SOCKET_CHUNK (64 * 1024)   /* read from the socket at a time */
+#define RAW_CLOSE_TIMEOUT_S 10         /* to flush the last bytes of an upgraded one */
 #define SHUTDOWN_FLUSH_MS 200
 
 struct http_server {
@@ -138,6 +164,14 @@ struct http_req {
     bool loop_done, worker_done;
     bool wake_pending;
     size_t inflight; /* handed to evhttp, not yet written to the socket */
+    /* an upgraded connection (http_req_upgrade): the 101 and the raw bytes */
+    char *raw_head;   /* the 101 response, until the loop sends it; under mu */
+    bool raw_wanted;  /* the handler asked for the upgrade; under mu */
+    bool raw;         /* loop thread: the connection's callbacks are ours */
+    bool read_paused; /* loop thread: reading stopped, in is full */
+    strbuf_t in;      /* received, not yet read by the handler; under mu */
+    bool in_eof;      /* the client ended its side; under mu */
+    int evfd;         /* eventfd the handler polls: input, drain, end; -1 */
     struct http_req *next;
 };
 
@@ -267,6 +301,114 @@ bool http_req_gone(http_req_t *r)
     return gone || http_stopping(r->s);
 }
 
+/* --- an upgraded connection, from the handler thread ------------------------ */
+
+/* Wakes the handler's poll on the request's eventfd (any thread; the caller
+ * holds r->mu or owns r alone). */
+static void raw_signal(http_req_t *r)
+{
+    if (r->evfd < 0) return;
+    uint64_t one = 1;
+    ssize_t w = write(r->evfd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already non-zero, which is all we need */
+}
+
+bool http_req_header_has(const http_req_t *r, const char *name, const char *token)
+{
+    size_t tl = strlen(token);
+    const struct evkeyval *h;
+    TAILQ_FOREACH(h, &r->headers, next)
+    {
+        if (strcasecmp(h->key, name) != 0) continue;
+        for (const char *p = h->value; *p;) {
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            const char *e = p;
+            while (*e && *e != ',')
+                e++;
+            const char *t = e;
+            while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+                t--;
+            if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0) return true;
+            p = e;
+        }
+    }
+    return false;
+}
+
+int http_req_upgrade(http_req_t *r, const char *protocol, const char *extra_headers, err_t *err)
+{
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd == -1) return err_errno(err, "eventfd");
+    pthread_mutex_lock(&r->mu);
+    if (r->reply_ready || r->gone) {
+        pthread_mutex_unlock(&r->mu);
+        close(fd);
+        return err_set(err, "the request is answered or its client gone");
+    }
+    strbuf_t head = STRBUF_INIT;
+    strbuf_printf(
+        &head, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n",
+        protocol, extra_headers ? extra_headers : "");
+    r->raw_head = strbuf_take(&head);
+    r->evfd = fd;
+    r->status = 101;
+    r->reply_ready = true;
+    r->raw_wanted = true;
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+int http_req_raw_fd(const http_req_t *r)
+{
+    return r->evfd;
+}
+
+long http_req_raw_read(http_req_t *r, void *buf, size_t cap)
+{
+    uint64_t count;
+    ssize_t rd = read(r->evfd, &count, sizeof count); /* rearm before looking */
+    (void)rd;
+    pthread_mutex_lock(&r->mu);
+    long n = 0;
+    if (r->gone || http_stopping(r->s) || (r->in.len == 0 && r->in_eof)) {
+        n = -1;
+    } else if (cap > 0 && r->in.len > 0) {
+        size_t take = r->in.len < cap ? r->in.len : cap;
+        bool was_full = r->in.len >= RAW_IN_HIGH_WATER;
+        memcpy(buf, r->in.data, take);
+        memmove(r->in.data, r->in.data + take, r->in.len - take);
+        r->in.len -= take;
+        r->in.data[r->in.len] = '\0';
+        if (was_full) wake_locked(r); /* the loop reads the socket again */
+        n = (long)take;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int http_req_raw_write(http_req_t *r, const void *data, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->gone || http_stopping(r->s) || !r->raw_wanted || r->ended) {
+        pthread_mutex_unlock(&r->mu);
+        return -1;
+    }
+    strbuf_append(&r->out, data, len);
+    wake_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+size_t http_req_raw_pending(http_req_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->out.len + r->inflight;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 /* --- the loop side of a request ------------------------------------------- */
 
 static void req_free(http_req_t *r)
@@ -287,6 +429,9 @@ static void req_free(http_req_t *r)
     free(r->peer_user);
     strvec_free(&r->peer_groups);
     strbuf_free(&r->out);
+    strbuf_free(&r->in);
+    free(r->raw_head);
+    if (r->evfd >= 0) close(r->evfd);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -315,6 +460,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     r->gone = true;
     r->loop_done = true;
     pthread_cond_broadcast(&r->cv);
+    raw_signal(r);
     /* The handler may have finished already; let on_wake free it. */
     wake_locked(r);
     pthread_mutex_unlock(&r->mu);
@@ -355,6 +501,127 @@ static void on_drained(struct evhttp_connection *evcon, void *arg)
         bool free_it = r->worker_done;
         pthread_mutex_unlock(&r->mu);
         if (free_it) req_free(r);
+    }
+}
+
+/* --- the loop side of an upgraded connection -------------------------------- */
+
+static void raw_on_read(struct bufferevent *bev, void *arg)
+{
+    http_req_t *r = arg;
+    struct evbuffer *input = bufferevent_get_input(bev);
+    char chunk[16384];
+    pthread_mutex_lock(&r->mu);
+    while (r->in.len < RAW_IN_HIGH_WATER && evbuffer_get_length(input) > 0) {
+        size_t room = RAW_IN_HIGH_WATER - r->in.len;
+        int got = evbuffer_remove(input, chunk, room < sizeof chunk ? room : sizeof chunk);
+        if (got <= 0) break;
+        strbuf_append(&r->in, chunk, (size_t)got);
+    }
+    bool full = r->in.len >= RAW_IN_HIGH_WATER;
+    raw_signal(r);
+    pthread_mutex_unlock(&r->mu);
+    if (full && !r->read_paused) {
+        bufferevent_disable(bev, EV_READ);
+        r->read_paused = true;
+    }
+}
+
+/* The connection is done with: evhttp frees it with its request. */
+static void raw_finish(http_req_t *r)
+{
+    struct evhttp_connection *evcon = r->evcon;
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    r->req = NULL;
+    r->end_pending = false;
+    evhttp_connection_free(evcon);
+    pthread_mutex_lock(&r->mu);
+    r->gone = true;
+    r->loop_done = true;
+    bool free_it = r->worker_done;
+    pthread_mutex_unlock(&r->mu);
+    if (free_it) req_free(r);
+}
+
+static void raw_on_write(struct bufferevent *bev, void *arg)
+{
+    http_req_t *r = arg;
+    /* A drain report may be stale (see the top of the file): look. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
+    pthread_mutex_lock(&r->mu);
+    r->inflight = 0;
+    raw_signal(r);
+    pthread_mutex_unlock(&r->mu);
+    if (r->end_pending) raw_finish(r);
+}
+
+static void raw_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    http_req_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    if (what & BEV_EVENT_EOF)
+        r->in_eof = true;
+    else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        r->gone = true;
+    raw_signal(r);
+    pthread_mutex_unlock(&r->mu);
+    if (r->end_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) raw_finish(r);
+}
+
+/* Sends the 101 and takes the connection's callbacks from evhttp: from here
+ * on evhttp only frees the connection (ours with raw_finish, or its own at
+ * http_stop, which calls on_close). */
+static void raw_take_over(http_req_t *r, const char *head)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    record(r, 101);
+    evbuffer_add(bufferevent_get_output(bev), head, strlen(head));
+    bufferevent_setcb(bev, raw_on_read, raw_on_write, raw_on_event, r);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_setwatermark(bev, EV_READ, 0, RAW_SOCKET_CHUNK);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    r->raw = true;
+    raw_on_read(bev, r); /* what evhttp read past the request's head */
+}
+
+/* on_wake for an upgraded request: the 101 first, then the handler's
+ * bytes to the socket, reading resumed once the handler made room, and the
+ * close once the handler ended and everything is written. */
+static void raw_pump(http_req_t *r)
+{
+    if (!r->req) return; /* closed; on_close set loop_done */
+    pthread_mutex_lock(&r->mu);
+    char *head = r->raw_head;
+    r->raw_head = NULL;
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, r->out.data ? r->out.data : "", r->out.len);
+    r->inflight += r->out.len;
+    strbuf_reset(&r->out);
+    bool room = r->in.len < RAW_IN_HIGH_WATER;
+    bool ended = r->ended, gone = r->gone;
+    pthread_mutex_unlock(&r->mu);
+    if (head) raw_take_over(r, head);
+    free(head);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    if (!gone && evbuffer_get_length(buf) > 0) bufferevent_write_buffer(bev, buf);
+    evbuffer_free(buf);
+    if (r->read_paused && room && !gone) {
+        r->read_paused = false;
+        bufferevent_enable(bev, EV_READ);
+        raw_on_read(bev, r);
+    }
+    if (ended && !r->end_pending) {
+        if (gone || evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            raw_finish(r);
+        } else {
+            /* The last bytes go out first, within a bound. */
+            struct timeval wt = {RAW_CLOSE_TIMEOUT_S, 0};
+            bufferevent_set_timeouts(bev, NULL, &wt);
+            bufferevent_disable(bev, EV_READ);
+            r->end_pending = true;
+        }
     }
 }
 
@@ -404,6 +671,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         bool free_it = r->worker_done;
         pthread_mutex_unlock(&r->mu);
         if (free_it) req_free(r);
+        return;
+    }
+    if (r->raw_wanted) {
+        pthread_mutex_unlock(&r->mu);
+        raw_pump(r);
         return;
     }
     if (!r->reply_ready || r->end_pending) {
@@ -575,6 +847,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     r->s = s;
     r->req = req;
     r->evcon = evhttp_request_get_connection(req);
+    r->evfd = -1;
     r->path = xstrdup(path);
     free(path);
     r->t0 = time_mono_ns();
@@ -733,6 +1006,7 @@ void http_stop(http_server_t *s)
         for (http_req_t *r = s->reqs; r; r = r->next) {
             pthread_mutex_lock(&r->mu);
             pthread_cond_broadcast(&r->cv);
+            raw_signal(r);
             pthread_mutex_unlock(&r->mu);
         }
         while (s->njobs > 0)

@@ -87,4 +87,34 @@ void http_req_stream_end(http_req_t *r);
 /* The client went away or the server is stopping. */
 bool http_req_gone(http_req_t *r);
 
+/* Whether a header of that name (any of its occurrences) lists token among
+ * its comma-separated elements, without regard to case. */
+bool http_req_header_has(const http_req_t *r, const char *name, const char *token);
+
+/* --- an upgraded connection (101 Switching Protocols) --------------------
+ * Instead of an answer, the handler may take the connection over:
+ * http_req_upgrade queues "101 Switching Protocols" with Connection:
+ * Upgrade, Upgrade: protocol and extra_headers (each "Name: value\r\n"),
+ * after which the connection carries the handler's bytes both ways until
+ * the handler returns (then what it wrote is flushed, within a bound, and
+ * the connection closed). The loop still does every read and write; the
+ * handler polls http_req_raw_fd and exchanges bytes through buffers:
+ * received bytes are held up to a bound (the socket is not read while the
+ * handler lags), written ones are queued without bound, so the handler
+ * keeps http_req_raw_pending in check itself. -1 when the request is
+ * already answered. */
+int http_req_upgrade(http_req_t *r, const char *protocol, const char *extra_headers, err_t *err);
+/* An fd that polls readable when bytes arrived, the output drained, the
+ * client ended or went away, or the server stops. */
+int http_req_raw_fd(const http_req_t *r);
+/* Takes up to cap received bytes (rearming the fd first): > 0 the count,
+ * 0 none now, -1 none left ever (the client ended or is gone, or the
+ * server stops). Never blocks. */
+long http_req_raw_read(http_req_t *r, void *buf, size_t cap);
+/* Queues bytes for the client; -1 once the client is gone or the server
+ * stops. Never blocks. */
+int http_req_raw_write(http_req_t *r, const void *data, size_t len);
+/* Bytes written by the handler and not yet on the socket. */
+size_t http_req_raw_pending(http_req_t *r);
+
 #endif

@@ -62,6 +62,13 @@ typedef struct server_pods {
     int (*pod_samples)(void *ctx, server_pod_samples_t *out);
     /* Pod counters for /metrics. */
     void (*counters)(void *ctx, server_pod_counters_t *out);
+    /* A TCP connection to port of a pod of this node (uid: NULL or "" for
+     * any), opened where the pod's containers listen, within timeout_ms:
+     * the connected socket (the caller closes it), or -1 with err filled
+     * ("pod ... is not on this node", "connect 127.0.0.1:80: Connection
+     * refused"). Blocks the calling request thread only. */
+    int (*dial_tcp)(void *ctx, const char *ns, const char *name, const char *uid, int port,
+                    int timeout_ms, err_t *err);
 } server_pods_t;
 
 #endif

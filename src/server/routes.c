@@ -8,13 +8,15 @@
  * server_path_subresources); 403 names the user, verb and subresources, as
  * the kubelet's message does, so an operator knows which role is missing.
  *
- * exec, attach, portForward and run are answered, after authorization, with
- * a 400 that says why: a WASI preview 1 module has no second process to
- * start, no terminal to attach to and no sockets to forward. A 404 would
- * read as a wrong URL, and an upgrade that hangs as a broken node. */
+ * exec, attach and run are answered, after authorization, with a 400 that
+ * says why: a WebAssembly module has no second process to start and no
+ * terminal to attach to. A 404 would read as a wrong URL, and an upgrade
+ * that hangs as a broken node. portForward is served (portforward.c):
+ * authorized like the kubelet, as nodes/proxy. */
 #include "server/routes.h"
 #include "server/auth.h"
 #include "server/endpoints.h"
+#include "server/portforward.h"
 #include "server/state.h"
 #include "util/diag.h"
 #include "util/xalloc.h"
@@ -72,6 +74,19 @@ static void handle_logs(server_t *s, http_req_t *r)
         free(seg[i]);
 }
 
+static void handle_port_forward(server_t *s, http_req_t *r)
+{
+    char *seg[3] = {NULL};
+    int n = segments(http_req_path(r), "/portForward", seg, 3);
+    if (n == 2 || n == 3) {
+        server_handle_port_forward(s, r, seg[0], seg[1], n == 3 ? seg[2] : NULL);
+    } else {
+        http_req_error(r, 400, "expected /portForward/{namespace}/{pod}[/{uid}]");
+    }
+    for (int i = 0; i < n; i++)
+        free(seg[i]);
+}
+
 static void refuse_interactive(server_t *s, http_req_t *r, const char *what)
 {
     const char *path = http_req_path(r);
@@ -90,12 +105,6 @@ static void refuse_interactive(server_t *s, http_req_t *r, const char *what)
                        "attach is not supported for pod %s/%s on node %s: a WebAssembly module "
                        "(WASI preview 1) runs without a terminal or standard input to attach to; "
                        "its output is in kubectl logs -f",
-                       ns, pod, s->node_name);
-    } else {
-        http_req_error(r, 400,
-                       "port-forward is not supported for pod %s/%s on node %s: WebAssembly "
-                       "modules under WASI preview 1 have no sockets, so nothing in the pod "
-                       "listens on a port",
                        ns, pod, s->node_name);
     }
     for (int i = 0; i < n; i++)
@@ -135,7 +144,7 @@ static void route(server_t *s, http_req_t *r)
     } else if (under(path, "/attach")) {
         refuse_interactive(s, r, "/attach");
     } else if (under(path, "/portForward")) {
-        refuse_interactive(s, r, "/portForward");
+        handle_port_forward(s, r);
     } else if (under(path, "/logs")) {
         http_req_error(r, 404,
                        "wasmlet keeps no node log files to serve under /logs; container logs are "
