@@ -280,6 +280,83 @@ def pkis(pem):
     put("pki", "csr", b"\0" + pem["csr.pem"])
 
 
+SPDY_WORDS = [
+    "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
+    "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
+    "cache-control", "connection", "content-base", "content-encoding", "content-language",
+    "content-length", "content-location", "content-md5", "content-range", "content-type",
+    "date", "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since",
+    "if-none-match", "if-range", "if-unmodified-since", "last-modified", "location",
+    "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
+    "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
+    "vary", "via", "warning", "www-authenticate", "method", "get", "status", "200 OK",
+    "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin"]
+SPDY_TAIL = (
+    "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
+    "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request401 "
+    "Unauthorized403 Forbidden404 Not Found500 Internal Server Error501 Not Implemented503 "
+    "Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 Mon, Tue, "
+    "Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,image/jpg,image/gif,application/"
+    "xml,application/xhtml+xml,text/plain,text/javascript,publicprivatemax-age=gzip,deflate,"
+    "sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.")
+
+
+def spdy():
+    """Connections of SPDY/3 frames as kubectl port-forward sends them (a
+    leading byte picks the read size in fuzz_spdy.c)."""
+    import struct
+    import zlib
+    dictionary = b"".join(struct.pack(">I", len(w)) + w.encode() for w in SPDY_WORDS)
+    dictionary += SPDY_TAIL.encode()
+    assert len(dictionary) == 1423
+
+    def conn():
+        z = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+
+        def block(headers):
+            raw = struct.pack(">I", len(headers))
+            for k, v in headers:
+                raw += struct.pack(">I", len(k)) + k + struct.pack(">I", len(v)) + v
+            return z.compress(raw) + z.flush(zlib.Z_SYNC_FLUSH)
+        return block
+
+    def control(kind, flags, body):
+        return struct.pack(">HHI", 0x8003, kind, flags << 24 | len(body)) + body
+
+    def syn(block, sid, headers, flags=0):
+        return control(1, flags, struct.pack(">IIBB", sid, 0, 0, 0) + block(headers))
+
+    def data(sid, payload, flags=0):
+        return struct.pack(">II", sid, flags << 24 | len(payload)) + payload
+
+    def pair(block, rid, sid, port=b"8080"):
+        return (syn(block, sid, [(b"port", port), (b"requestid", rid), (b"streamtype", b"error")])
+                + data(sid, b"", 1)
+                + syn(block, sid + 2, [(b"port", port), (b"requestid", rid),
+                                       (b"streamtype", b"data")]))
+
+    b = conn()
+    put("spdy", "pair", b"\x00" + pair(b, b"0", 1))
+    b = conn()
+    put("spdy", "request", b"\x10" + pair(b, b"0", 1)
+        + data(3, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") + data(3, b"", 1))
+    b = conn()
+    put("spdy", "two_pairs", b"\x03" + pair(b, b"0", 1) + pair(b, b"1", 5, b"9")
+        + control(3, 0, struct.pack(">II", 5, 5)))
+    b = conn()
+    put("spdy", "legacy", b"\x01" + syn(b, 1, [(b"port", b"80"), (b"streamtype", b"error")])
+        + syn(b, 3, [(b"port", b"80"), (b"streamtype", b"data")]))
+    put("spdy", "control", b"\x02" + control(6, 0, struct.pack(">I", 1))
+        + control(4, 0, struct.pack(">IBBHI", 1, 1, 0, 7, 65536))
+        + control(9, 0, struct.pack(">II", 0, 65536))
+        + control(7, 0, struct.pack(">II", 3, 0)))
+    b = conn()
+    put("spdy", "headers", b"\x05" + syn(b, 1, [(b"port", b"1"), (b"streamtype", b"data"),
+                                                 (b"x", b"a\x00b")])
+        + control(8, 1, struct.pack(">I", 1) + b([(b"trailer", b"")]))
+        + control(2, 0, struct.pack(">I", 1) + b([])))
+
+
 def main():
     pem_dir = None
     if len(sys.argv) == 3 and sys.argv[1] == "--pem-dir":
@@ -306,6 +383,7 @@ def main():
     challenges()
     crilogs()
     pkis(pem)
+    spdy()
 
 
 if __name__ == "__main__":
