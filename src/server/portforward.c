@@ -442,6 +442,16 @@ static int npairs(const pf_session_t *ss)
     return n;
 }
 
+static bool pair_live(const pf_session_t *ss, const pf_pair_t *p)
+{
+    for (int k = 0; k < PF_MAX_PAIRS; k++)
+        if (ss->pairs[k] == p) return true;
+    return false;
+}
+
+/* One loop: do all the work there is (client bytes in, frames, bytes to
+ * the pods, timers), then poll. The work phase runs every turn whatever
+ * woke the poll, so no input is left waiting on a wake-up already taken. */
 static void session_run(pf_session_t *ss)
 {
     struct pollfd pfd[1 + PF_MAX_PAIRS];
@@ -449,12 +459,26 @@ static void session_run(pf_session_t *ss)
     ss->last_activity_ms = now_ms();
     while (!ss->ending) {
         if (http_req_gone(ss->r)) break;
-        bool accept_input = !ss->client_eof && !input_blocked(ss) && ss->in.len < PF_IN_CAP;
+        if (!ss->client_eof && !input_blocked(ss) && ss->in.len < PF_IN_CAP) read_client(ss);
+        parse_input(ss);
+        for (int i = 0; i < PF_MAX_PAIRS && !ss->ending; i++)
+            if (ss->pairs[i] && ss->pairs[i]->fd >= 0) pod_flush(ss, ss->pairs[i]);
+        int64_t now = now_ms();
+        for (int i = 0; i < PF_MAX_PAIRS && !ss->ending; i++)
+            if (ss->pairs[i]) pair_tick(ss, ss->pairs[i], now);
+        if (ss->ending) break;
+        if (ss->client_eof && !input_blocked(ss)) break; /* what is left is no whole frame */
+        if (ss->goaway_seen && npairs(ss) == 0) break;
+        if (npairs(ss) == 0 && now - ss->last_activity_ms > PF_IDLE_TIMEOUT_MS) {
+            send_goaway(ss, SPDY_GOAWAY_OK);
+            break;
+        }
+
         bool to_client_ok = http_req_raw_pending(ss->r) < PF_TO_CLIENT_HIGH;
         int n = 0;
         pfd[n] = (struct pollfd){.fd = http_req_raw_fd(ss->r), .events = POLLIN};
         at[n++] = NULL;
-        int64_t now = now_ms(), wake = now + 1000;
+        int64_t wake = now + 1000;
         for (int i = 0; i < PF_MAX_PAIRS; i++) {
             pf_pair_t *p = ss->pairs[i];
             if (!p) continue;
@@ -472,44 +496,15 @@ static void session_run(pf_session_t *ss)
         }
         int timeout = wake > now ? (int)(wake - now) : 0;
         if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) break;
-
-        if (pfd[0].revents) {
-            if (accept_input)
-                read_client(ss);
-            else if (http_req_raw_read(ss->r, NULL, 0) < 0)
-                ss->client_eof = true;
-        }
-        parse_input(ss);
+        /* Rearm the connection's fd; its bytes are read at the top. */
+        if ((pfd[0].revents & POLLIN) && http_req_raw_read(ss->r, NULL, 0) < 0)
+            ss->client_eof = true;
         for (int i = 1; i < n && !ss->ending; i++) {
             pf_pair_t *p = at[i];
-            /* a frame above may have closed it */
-            bool live = false;
-            for (int k = 0; k < PF_MAX_PAIRS && !live; k++)
-                live = ss->pairs[k] == p;
-            if (!live || p->fd < 0) continue;
+            if (!pair_live(ss, p) || p->fd < 0) continue;
             if (pfd[i].revents & (POLLOUT | POLLERR | POLLHUP)) pod_flush(ss, p);
-            live = false;
-            for (int k = 0; k < PF_MAX_PAIRS && !live; k++)
-                live = ss->pairs[k] == p;
-            if (live && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) && !p->pod_eof)
+            if (pair_live(ss, p) && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) && !p->pod_eof)
                 pod_read(ss, p);
-        }
-        /* Data that arrived with the frames goes out without waiting a turn. */
-        for (int i = 0; i < PF_MAX_PAIRS && !ss->ending; i++)
-            if (ss->pairs[i] && ss->pairs[i]->fd >= 0) pod_flush(ss, ss->pairs[i]);
-        now = now_ms();
-        for (int i = 0; i < PF_MAX_PAIRS && !ss->ending; i++)
-            if (ss->pairs[i]) pair_tick(ss, ss->pairs[i], now);
-        if (ss->client_eof && ss->in_off == ss->in.len) break;
-        if (ss->client_eof && !input_blocked(ss)) {
-            /* the rest of the input is an incomplete frame: nothing more comes */
-            parse_input(ss);
-            break;
-        }
-        if (ss->goaway_seen && npairs(ss) == 0) break;
-        if (npairs(ss) == 0 && now - ss->last_activity_ms > PF_IDLE_TIMEOUT_MS) {
-            send_goaway(ss, SPDY_GOAWAY_OK);
-            break;
         }
     }
     for (int i = 0; i < PF_MAX_PAIRS; i++)

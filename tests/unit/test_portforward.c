@@ -362,7 +362,10 @@ static void collect(cli_t *c, pair_rx_t *p)
 {
     spdy_frame_t f;
     while (!(p->data_fin && p->error_fin) && !p->reset) {
-        if (!cli_next(c, &f)) fail_msg("connection ended before the pair finished");
+        if (!cli_next(c, &f))
+            fail_msg("connection ended before the pair %u/%u finished: %zu data bytes, fin %d/%d, "
+                     "eof %d",
+                     p->error_id, p->data_id, p->data.len, p->data_fin, p->error_fin, c->eof);
         if (f.type == SPDY_SYN_REPLY) {
             if (f.stream_id == p->data_id) p->data_reply = true;
             if (f.stream_id == p->error_id) p->error_reply = true;
