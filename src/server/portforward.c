@@ -14,7 +14,9 @@
  * other direction gets PF_HALF_CLOSE_GRACE_MS to end too, as the CRI
  * runtimes do, then both streams are finished (FIN) and the socket closed.
  * An error (the dial, a socket error) goes on the error stream as text
- * before the FINs. A RST_STREAM from the client drops its pair at once.
+ * before the FINs. A RST_STREAM from the client ends its pair at once (the
+ * other stream still gets its FIN: kubectl resets the data stream once it
+ * has the pod's end, then reads the error stream to its end).
  *
  * Protocol errors of the connection (a frame spdy.c refuses, stream ids
  * that do not increase or are even) end the session with GOAWAY
@@ -83,6 +85,8 @@ static int64_t now_ms(void)
 static void send_frame(pf_session_t *ss, const spdy_frame_t *f)
 {
     err_t err = {""};
+    diag_debug("port-forward %s/%s: sent type %d stream %u flags %u length %zu", ss->ns, ss->pod,
+               (int)f->type, f->stream_id, f->flags, f->len);
     strbuf_reset(&ss->out);
     if (spdy_encode(ss->codec, f, &ss->out, &err) == -1) {
         diag_warn("port-forward %s/%s: %s", ss->ns, ss->pod, err.msg);
@@ -136,16 +140,17 @@ static void pair_free(pf_session_t *ss, pf_pair_t *p)
 }
 
 /* Ends a pair as the kubelet does: the message (if any) on the error
- * stream, then FIN on both streams; the socket is closed. quiet: the
- * client reset a stream, so nothing more is sent. */
-static void pair_close(pf_session_t *ss, pf_pair_t *p, const char *msg, bool quiet)
+ * stream, then FIN on both streams; the socket is closed. reset_id: a
+ * stream the client reset (0: none), on which nothing more is sent; the
+ * other one is still finished, since kubectl reads the error stream to its
+ * end after resetting the data stream. */
+static void pair_close(pf_session_t *ss, pf_pair_t *p, const char *msg, uint32_t reset_id)
 {
-    if (!quiet) {
-        if (p->data_id && !p->data_fin) send_data(ss, p->data_id, NULL, 0, true);
-        if (p->error_id) {
-            if (msg && *msg) send_data(ss, p->error_id, msg, strlen(msg), false);
-            send_data(ss, p->error_id, NULL, 0, true);
-        }
+    if (p->data_id && p->data_id != reset_id && !p->data_fin)
+        send_data(ss, p->data_id, NULL, 0, true);
+    if (p->error_id && p->error_id != reset_id) {
+        if (msg && *msg) send_data(ss, p->error_id, msg, strlen(msg), false);
+        send_data(ss, p->error_id, NULL, 0, true);
     }
     if (msg && *msg) diag_info("port-forward %s/%s: %s", ss->ns, ss->pod, msg);
     pair_free(ss, p);
@@ -156,7 +161,7 @@ static void pair_fail(pf_session_t *ss, pf_pair_t *p, const char *why)
     char msg[ERR_MSG_MAX + 256];
     snprintf(msg, sizeof msg, "error forwarding port %d to pod %s/%s, uid %s: %s", p->port, ss->ns,
              ss->pod, ss->uid, why);
-    pair_close(ss, p, msg, false);
+    pair_close(ss, p, msg, 0);
 }
 
 static void pair_dial(pf_session_t *ss, pf_pair_t *p)
@@ -278,6 +283,8 @@ static void on_data(pf_session_t *ss, const spdy_frame_t *f)
 static void on_frame(pf_session_t *ss, const spdy_frame_t *f)
 {
     ss->last_activity_ms = now_ms();
+    diag_debug("port-forward %s/%s: received type %d stream %u flags %u length %zu", ss->ns,
+               ss->pod, (int)f->type, f->stream_id, f->flags, f->len);
     switch ((int)f->type) {
     case SPDY_SYN_STREAM:
         on_syn_stream(ss, f);
@@ -287,7 +294,7 @@ static void on_frame(pf_session_t *ss, const spdy_frame_t *f)
         break;
     case SPDY_RST_STREAM: {
         pf_pair_t *p = pair_by_stream(ss, f->stream_id);
-        if (p) pair_close(ss, p, NULL, true);
+        if (p) pair_close(ss, p, NULL, f->stream_id);
         break;
     }
     case SPDY_PING:
@@ -413,7 +420,7 @@ static bool pair_tick(pf_session_t *ss, pf_pair_t *p, int64_t now)
         if (now - p->created_ms >= PF_STREAM_PAIR_TIMEOUT_MS) {
             char msg[128];
             snprintf(msg, sizeof msg, "(request=%s) timed out waiting for streams", p->request_id);
-            pair_close(ss, p, msg, false);
+            pair_close(ss, p, msg, 0);
             return false;
         }
         return true;
@@ -426,7 +433,7 @@ static bool pair_tick(pf_session_t *ss, pf_pair_t *p, int64_t now)
     bool one_done = p->shut_wr || p->pod_eof;
     if (one_done && p->grace_until_ms == 0) p->grace_until_ms = now + PF_HALF_CLOSE_GRACE_MS;
     if ((p->shut_wr && p->pod_eof) || (p->grace_until_ms && now >= p->grace_until_ms)) {
-        pair_close(ss, p, NULL, false);
+        pair_close(ss, p, NULL, 0);
         return false;
     }
     return true;
@@ -575,9 +582,9 @@ void server_handle_port_forward(server_t *s, http_req_t *r, const char *ns, cons
             http_req_error(r, 500, "port-forward: cannot set up zlib");
         } else if (http_req_upgrade(r, "SPDY/3.1", "X-Stream-Protocol-Version: " PF_PROTOCOL "\r\n",
                                     &err) == 0) {
-            diag_debug("port-forward %s/%s: session open", ns, pod);
+            diag_info("port-forward %s/%s: session open", ns, pod);
             session_run(&ss);
-            diag_debug("port-forward %s/%s: session closed", ns, pod);
+            diag_info("port-forward %s/%s: session closed", ns, pod);
         }
         spdy_codec_free(ss.codec);
         strbuf_free(&ss.in);

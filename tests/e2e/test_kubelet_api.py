@@ -1,5 +1,5 @@
 """The kubelet HTTPS API of a wasmlet node, through the real API server
-(`kubectl logs` and its options, exec/attach/port-forward) and directly on
+(`kubectl logs` and its options, exec/attach) and directly on
 the node's port (authentication and authorization of every endpoint,
 /metrics through promtool, /stats/summary), plus container log rotation
 under a flood of output.
@@ -240,10 +240,10 @@ def test_logs_follow_of_a_flood(cluster, node, namespace, images):
     assert numbers == sorted(set(numbers))
 
 
-# --- exec, attach, port-forward ------------------------------------------------
+# --- exec, attach (port-forward: test_port_forward.py) ---------------------
 
 
-def test_exec_attach_portforward_say_why(cluster, node, namespace, images):
+def test_exec_attach_say_why(cluster, node, namespace, images):
     create_pod(cluster, namespace, "svc", node.node,
                [container("app", images["ticker"], args=["1000", "0"])])
     cluster.wait_pod_phase(namespace, "svc", "Running", 60)
@@ -251,7 +251,6 @@ def test_exec_attach_portforward_say_why(cluster, node, namespace, images):
         (["exec", "-n", namespace, "svc", "--", "ls"], "exec is not supported"),
         (["exec", "-n", namespace, "svc", "-i", "--", "sh"], "exec is not supported"),
         (["attach", "-n", namespace, "svc"], "attach is not supported"),
-        (["port-forward", "-n", namespace, "pod/svc", "18080:80"], "port-forward is not supported"),
     ]
     for args, want in cases:
         t0 = time.monotonic()

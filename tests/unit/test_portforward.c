@@ -466,6 +466,41 @@ static void large_both_ways(void **state)
     srv_stop(&t);
 }
 
+/* kubectl resets the data stream once it has the pod's end, then reads
+ * the error stream to its end: the reset ends the pair, the error stream
+ * still gets its FIN, and the pod's socket is closed. */
+static void reset_data_stream(void **state)
+{
+    (void)state;
+    srv_t t;
+    srv_start(&t);
+    lis_t l = {0};
+    lis_start(&l, L_SINK, 1);
+    cli_t c;
+    cli_connect(&c, t.port);
+    cli_upgrade(&c, "/portForward/default/web");
+    cli_open(&c, 1, "error", l.port, "0");
+    cli_open(&c, 3, "data", l.port, "0");
+    cli_data(&c, 3, "abc", 3, false);
+    spdy_frame_t rst = {.type = SPDY_RST_STREAM, .stream_id = 3, .status = SPDY_RST_CANCEL}, f;
+    bool error_fin = false;
+    int replies = 0;
+    while (!error_fin) {
+        if (!cli_next(&c, &f)) fail_msg("connection ended");
+        if (f.type == SPDY_SYN_REPLY && ++replies == 2) cli_send(&c, &rst);
+        if (f.type == SPDY_DATA && f.stream_id == 3) fail_msg("data after the reset");
+        if (f.type == SPDY_DATA && f.stream_id == 1) {
+            assert_int_equal(f.len, 0);
+            error_fin = f.flags & SPDY_FLAG_FIN;
+        }
+        spdy_frame_clear(&f);
+    }
+    lis_join(&l); /* the sink saw EOF: the socket was closed */
+    assert_true(atomic_load(&l.sunk) <= 3); /* what was not yet written is dropped */
+    cli_close(&c);
+    srv_stop(&t);
+}
+
 /* A port nobody listens on: the kubelet's error text on the error stream,
  * then both streams finished; the session stays usable. */
 static void refused_port(void **state)
@@ -678,6 +713,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_and_answer),
         cmocka_unit_test(large_both_ways),
+        cmocka_unit_test(reset_data_stream),
         cmocka_unit_test(refused_port),
         cmocka_unit_test(streams_checked_and_paired),
         cmocka_unit_test(protocol_errors_end_the_session),
