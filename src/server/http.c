@@ -47,10 +47,11 @@
  * always on its own thread, when both are done, so the wake event is never
  * freed while a handler might still activate it.
  *
- * Size. This file is over 700 lines on purpose: the loop side and the
+ * Size. This file is over 1,000 lines on purpose: the loop side and the
  * handler side of a request share one ownership protocol (the fields under
- * a request's mu, loop_done and worker_done, the drain rule), and each half
- * is only checkable next to the other.
+ * a request's mu, loop_done and worker_done, the drain rule), upgraded
+ * connections included, and each half is only checkable next to the
+ * other.
  *
  * Upgraded connections (101 Switching Protocols, for port-forward's
  * SPDY). libevent 2.1's evhttp has no hand-over of a connection: neither

@@ -7,7 +7,8 @@
  *   GET /stats/summary                          node and pod CPU, memory, disk
  *   GET /metrics                                Prometheus text format
  *   GET /metrics/resource                       the resource metrics pipeline's input
- *   /exec, /attach, /portForward, /run          a clear refusal: WASI modules have none
+ *   /portForward/{ns}/{pod}[/{uid}]             kubectl port-forward (SPDY/3.1, portforward.c)
+ *   /exec, /attach, /run                        a clear refusal: a module has no process to enter
  *
  * Every request is authenticated (a client certificate verified against the
  * client CA, or a bearer token checked with a TokenReview; anonymous only
@@ -18,16 +19,19 @@
  * Files. The transport (http.c: the event loop, TLS, requests, replies,
  * streams) knows nothing of kubelets; the kubelet endpoints sit on it:
  * routes.c (authentication, authorization, dispatch), auth.c, logs.c,
- * stats.c, metrics.c, fed by sampler.c, and server.c, which owns the state
- * they share (state.h). The endpoints reach the pods only through
- * server_pods_t (pods.h), so server/ depends on no pod/ header.
+ * stats.c, metrics.c, fed by sampler.c, portforward.c over spdy.c, and
+ * server.c, which owns the state they share (state.h). The endpoints reach
+ * the pods only through server_pods_t (pods.h), so server/ depends on no
+ * pod/ header.
  *
  * Threads. One thread runs the event loop and does all network I/O and
  * nothing else; each request is handled on a thread of its own
  * (authentication and authorization may wait for the API server, a log
  * follow lasts as long as the client wants), which hands its answer back to
- * the loop. A sampler thread reads the pods' CPU every few seconds for
- * rates (sampler.h). */
+ * the loop (a port-forward session keeps its request's thread for as long
+ * as kubectl forwards, polling the connection and the pod sockets). A
+ * sampler thread reads the pods' CPU every few seconds for rates
+ * (sampler.h). */
 #ifndef WASMLET_SERVER_SERVER_H
 #define WASMLET_SERVER_SERVER_H
 
