@@ -313,13 +313,21 @@ static void on_frame(pf_session_t *ss, const spdy_frame_t *f)
 
 /* Whether a pod socket holds so much of the client's data that reading
  * more frames must wait. */
-static bool input_blocked(const pf_session_t *ss)
+static bool pods_blocked(const pf_session_t *ss)
 {
     for (int i = 0; i < PF_MAX_PAIRS; i++) {
         const pf_pair_t *p = ss->pairs[i];
         if (p && p->to_pod.len - p->to_pod_off > PF_TO_POD_HIGH) return true;
     }
     return false;
+}
+
+/* Whether frames must wait: for a pod socket, or for the client to read
+ * what we sent (frames it sends make answers: a client that pings and
+ * never reads must not grow our output without bound). */
+static bool input_blocked(const pf_session_t *ss)
+{
+    return pods_blocked(ss) || http_req_raw_pending(ss->r) >= PF_TO_CLIENT_HIGH;
 }
 
 static void parse_input(pf_session_t *ss)
@@ -340,10 +348,12 @@ static void parse_input(pf_session_t *ss)
         spdy_frame_clear(&f);
         ss->in_off += (size_t)n;
     }
+    /* What is left goes to the front, so a frame as large as allowed
+     * always fits in PF_IN_CAP. */
     if (ss->in_off > 0 && ss->in_off == ss->in.len) {
         strbuf_reset(&ss->in);
         ss->in_off = 0;
-    } else if (ss->in_off > PF_IN_CAP / 2) {
+    } else if (ss->in_off > 0) {
         size_t rest = ss->in.len - ss->in_off;
         memmove(ss->in.data, ss->in.data + ss->in_off, rest);
         ss->in.len = rest;
@@ -474,7 +484,9 @@ static void session_run(pf_session_t *ss)
         for (int i = 0; i < PF_MAX_PAIRS && !ss->ending; i++)
             if (ss->pairs[i]) pair_tick(ss, ss->pairs[i], now);
         if (ss->ending) break;
-        if (ss->client_eof && !input_blocked(ss)) break; /* what is left is no whole frame */
+        /* The client ended: what is left is no whole frame, or waits for
+         * a client that will not read it. */
+        if (ss->client_eof && !pods_blocked(ss)) break;
         if (ss->goaway_seen && npairs(ss) == 0) break;
         if (npairs(ss) == 0 && now - ss->last_activity_ms > PF_IDLE_TIMEOUT_MS) {
             send_goaway(ss, SPDY_GOAWAY_OK);

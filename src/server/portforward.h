@@ -17,9 +17,12 @@
  * Bounded: PF_MAX_PAIRS stream pairs at once, SPDY's frame bounds
  * (spdy.h), PF_TO_POD_HIGH bytes waiting for a pod socket before the
  * session stops reading the client, PF_TO_CLIENT_HIGH bytes waiting for
- * the client before it stops reading pod sockets. A connect is made on the
- * session thread with PF_DIAL_TIMEOUT_MS, so it holds up that session's
- * other streams for at most that long. */
+ * the client before it stops reading pod sockets and the client's own
+ * frames (which make answers: PING, SYN_REPLY, RST_STREAM). The session
+ * ends when the client goes, at http_stop, or after PF_IDLE_TIMEOUT_MS
+ * without a pair or a frame. A connect is made on the session thread with
+ * PF_DIAL_TIMEOUT_MS, so it holds up that session's other streams for at
+ * most that long. */
 #ifndef WASMLET_SERVER_PORTFORWARD_H
 #define WASMLET_SERVER_PORTFORWARD_H
 

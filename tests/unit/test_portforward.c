@@ -495,7 +495,7 @@ static void reset_data_stream(void **state)
         }
         spdy_frame_clear(&f);
     }
-    lis_join(&l); /* the sink saw EOF: the socket was closed */
+    lis_join(&l);                           /* the sink saw EOF: the socket was closed */
     assert_true(atomic_load(&l.sunk) <= 3); /* what was not yet written is dropped */
     cli_close(&c);
     srv_stop(&t);
@@ -598,6 +598,39 @@ static void streams_checked_and_paired(void **state)
     strbuf_free(&p1.error);
     strbuf_free(&p2.data);
     strbuf_free(&p2.error);
+    cli_close(&c);
+    srv_stop(&t);
+}
+
+/* A client that sends PINGs and never reads the answers: the session
+ * stops reading it once its answers are queued up to PF_TO_CLIENT_HIGH, so
+ * the client's writes stall well before it has sent 64 MiB (socket
+ * buffers on both sides hold some megabytes). */
+static void ping_flood_is_bounded(void **state)
+{
+    (void)state;
+    srv_t t;
+    srv_start(&t);
+    cli_t c;
+    cli_connect(&c, t.port);
+    cli_upgrade(&c, "/portForward/default/web");
+    struct timeval tv = {2, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    enum { BATCH = 5000 };
+    uint8_t *buf = xmalloc(BATCH * 12);
+    for (int i = 0; i < BATCH; i++) {
+        uint8_t *p = buf + 12 * i;
+        memcpy(p, "\x80\x03\x00\x06\x00\x00\x00\x04", 8);
+        memcpy(p + 8, "\x00\x00\x00\x01", 4);
+    }
+    size_t sent = 0;
+    while (sent < 64u * 1024 * 1024) {
+        int n = SSL_write(c.ssl, buf, BATCH * 12);
+        if (n <= 0) break;
+        sent += (size_t)n;
+    }
+    if (sent >= 64u * 1024 * 1024) fail_msg("the server took %zu bytes of PINGs unanswered", sent);
+    free(buf);
     cli_close(&c);
     srv_stop(&t);
 }
@@ -717,6 +750,7 @@ int main(void)
         cmocka_unit_test(refused_port),
         cmocka_unit_test(streams_checked_and_paired),
         cmocka_unit_test(protocol_errors_end_the_session),
+        cmocka_unit_test(ping_flood_is_bounded),
         cmocka_unit_test(handshake_refusals),
         cmocka_unit_test(stop_with_session_open),
     };
