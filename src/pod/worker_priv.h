@@ -9,6 +9,7 @@
  *   pod_status.c   Pod.status and the phase, read from this struct
  *   state.c        the resume format (pods/<uid>/state.json)
  *   termination.c  the termination message (file or log tail)
+ *   probes.c       a run's probes and lifecycle hooks (on the probe queue)
  *
  * Locking: w->lock guards every field marked "lock" below, of the worker
  * and of its containers; it is never held while a module runs, an image is
