@@ -91,6 +91,211 @@ static int resource(json_t *res, const char *which, const char *name, bool cpu, 
     return 0;
 }
 
+/* --- probes and lifecycle hooks ------------------------------------------------ */
+
+/* A port given as an IntOrString: a number, or the name of one of the
+ * container's ports (a string of digits is taken as a number too). */
+static int parse_port(json_t *c, json_t *port, const char *field, podspec_action_t *a, err_t *err)
+{
+    if (json_is_integer(port)) {
+        json_int_t v = json_integer_value(port);
+        if (v < 1 || v > 65535)
+            return err_set(err, "%s.port: %lld is not between 1 and 65535", field, (long long)v);
+        a->port = (int)v;
+        return 0;
+    }
+    const char *name = json_string_value(port);
+    if (!name || !*name) return err_set(err, "%s.port: required", field);
+    char *end;
+    long v = strtol(name, &end, 10);
+    if (!*end && end != name) {
+        if (v < 1 || v > 65535)
+            return err_set(err, "%s.port: \"%s\" is not between 1 and 65535", field, name);
+        a->port = (int)v;
+        return 0;
+    }
+    a->port_name = name;
+    a->port = -1;
+    json_t *ports = json_object_get(c, "ports");
+    for (size_t i = 0; json_is_array(ports) && i < json_array_size(ports); i++) {
+        json_t *p = json_array_get(ports, i);
+        const char *pn = json_str_at(p, "name");
+        if (pn && strcmp(pn, name) == 0) a->port = (int)json_int_at(p, -1, "containerPort");
+    }
+    return 0;
+}
+
+const char *podspec_action_name(podspec_action_kind_t kind)
+{
+    switch (kind) {
+    case ACTION_HTTP_GET:
+        return "httpGet";
+    case ACTION_TCP_SOCKET:
+        return "tcpSocket";
+    case ACTION_GRPC:
+        return "grpc";
+    case ACTION_EXEC:
+        return "exec";
+    case ACTION_SLEEP:
+        return "sleep";
+    }
+    return "?";
+}
+
+/* One handler of a probe (hook = false) or a lifecycle hook: exactly one
+ * action among those allowed there. */
+static int parse_action(json_t *c, json_t *h, const char *field, bool hook, podspec_action_t *a,
+                        err_t *err)
+{
+    memset(a, 0, sizeof *a);
+    static const char *const keys[] = {"httpGet", "tcpSocket", "grpc", "exec", "sleep"};
+    int found = -1;
+    for (int k = 0; k < 5; k++) {
+        json_t *v = json_object_get(h, keys[k]);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_object(v)) return err_set(err, "%s.%s: must be an object", field, keys[k]);
+        if ((k == 2 && hook) || (k == 4 && !hook))
+            return err_set(err, "%s.%s: not allowed in a %s", field, keys[k],
+                           hook ? "lifecycle hook" : "probe");
+        if (found >= 0)
+            return err_set(err, "%s: may not specify more than 1 handler type (%s and %s)", field,
+                           keys[found], keys[k]);
+        found = k;
+    }
+    if (found < 0) return err_set(err, "%s: must specify a handler type", field);
+    a->kind = (podspec_action_kind_t)found;
+    json_t *v = json_object_get(h, keys[found]);
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s.%s", field, keys[found]);
+    switch (a->kind) {
+    case ACTION_HTTP_GET: {
+        if (parse_port(c, json_object_get(v, "port"), sub, a, err) == -1) return -1;
+        a->host = json_str_at(v, "host");
+        if (a->host && !*a->host) a->host = NULL;
+        a->path = json_str_at(v, "path");
+        if (!a->path || !*a->path) a->path = "/";
+        const char *scheme = json_str_at(v, "scheme");
+        if (scheme && strcmp(scheme, "HTTP") && strcmp(scheme, "HTTPS"))
+            return err_set(err, "%s.scheme: \"%s\" is not HTTP or HTTPS", sub, scheme);
+        a->https = scheme && strcmp(scheme, "HTTPS") == 0;
+        json_t *hs = json_object_get(v, "httpHeaders");
+        if (hs && !json_is_null(hs) && !json_is_array(hs))
+            return err_set(err, "%s.httpHeaders: must be a list", sub);
+        size_t n = json_array_size(hs);
+        if (n) a->headers = xcalloc(n, sizeof *a->headers);
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(hs, i);
+            const char *name = json_str_at(e, "name"), *value = json_str_at(e, "value");
+            if (!name || !*name || strpbrk(name, ": \r\n"))
+                return err_set(err, "%s.httpHeaders[%zu].name: must be a header name", sub, i);
+            if (value && strpbrk(value, "\r\n"))
+                return err_set(err, "%s.httpHeaders[%zu].value: must be one line", sub, i);
+            a->headers[a->nheaders++] = (podspec_http_header_t){name, value ? value : ""};
+        }
+        break;
+    }
+    case ACTION_TCP_SOCKET:
+        if (parse_port(c, json_object_get(v, "port"), sub, a, err) == -1) return -1;
+        a->host = json_str_at(v, "host");
+        if (a->host && !*a->host) a->host = NULL;
+        break;
+    case ACTION_GRPC: {
+        json_t *port = json_object_get(v, "port");
+        if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+            json_integer_value(port) > 65535)
+            return err_set(err, "%s.port: must be a number between 1 and 65535", sub);
+        a->port = (int)json_integer_value(port);
+        a->grpc_service = json_str_at(v, "service");
+        break;
+    }
+    case ACTION_EXEC:
+        break;
+    case ACTION_SLEEP:
+        a->sleep_seconds = json_int_at(v, -1, "seconds");
+        if (a->sleep_seconds < 0)
+            return err_set(err, "%s.seconds: must be a non-negative integer", sub);
+        break;
+    }
+    return 0;
+}
+
+static void free_action(podspec_action_t *a)
+{
+    if (a) free(a->headers);
+    free(a);
+}
+
+static void free_probe(podspec_probe_t *p)
+{
+    if (p) free(p->action.headers);
+    free(p);
+}
+
+/* A probe field: an integer >= min, or dflt when absent or 0 (the API
+ * server's defaulting turns 0 into the default). */
+static int probe_int(json_t *p, const char *key, int64_t dflt, int64_t min, const char *field,
+                     int64_t *out, err_t *err)
+{
+    json_t *v = json_object_get(p, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return err_set(err, "%s.%s: must be an integer of at least %lld", field, key,
+                       (long long)min);
+    *out = json_integer_value(v) == 0 ? dflt : json_integer_value(v);
+    return 0;
+}
+
+static int parse_probe(json_t *c, const char *key, const char *field, podspec_probe_t **out,
+                       err_t *err)
+{
+    *out = NULL;
+    json_t *p = json_object_get(c, key);
+    if (!p || json_is_null(p)) return 0;
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s.%s", field, key);
+    if (!json_is_object(p)) return err_set(err, "%s: must be an object", sub);
+    podspec_probe_t *pr = xcalloc(1, sizeof *pr);
+    *out = pr;
+    if (parse_action(c, p, sub, false, &pr->action, err) == -1) return -1;
+    if (probe_int(p, "initialDelaySeconds", 0, 0, sub, &pr->initial_delay_seconds, err) == -1 ||
+        probe_int(p, "timeoutSeconds", 1, 0, sub, &pr->timeout_seconds, err) == -1 ||
+        probe_int(p, "periodSeconds", 10, 0, sub, &pr->period_seconds, err) == -1 ||
+        probe_int(p, "successThreshold", 1, 0, sub, &pr->success_threshold, err) == -1 ||
+        probe_int(p, "failureThreshold", 3, 0, sub, &pr->failure_threshold, err) == -1)
+        return -1;
+    bool readiness = strcmp(key, "readinessProbe") == 0;
+    if (!readiness && pr->success_threshold != 1)
+        return err_set(err, "%s.successThreshold: must be 1", sub);
+    json_t *tg = json_object_get(p, "terminationGracePeriodSeconds");
+    pr->termination_grace = -1;
+    if (tg && !json_is_null(tg)) {
+        if (readiness)
+            return err_set(
+                err, "%s.terminationGracePeriodSeconds: not allowed on a readiness probe", sub);
+        if (!json_is_integer(tg) || json_integer_value(tg) < 1)
+            return err_set(err, "%s.terminationGracePeriodSeconds: must be a positive integer",
+                           sub);
+        pr->termination_grace = json_integer_value(tg);
+    }
+    return 0;
+}
+
+static int parse_hook(json_t *c, const char *key, const char *field, podspec_action_t **out,
+                      err_t *err)
+{
+    *out = NULL;
+    json_t *h = json_at(c, "lifecycle", key);
+    if (!h || json_is_null(h)) return 0;
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s.lifecycle.%s", field, key);
+    if (!json_is_object(h)) return err_set(err, "%s: must be an object", sub);
+    *out = xcalloc(1, sizeof **out);
+    return parse_action(c, h, sub, true, *out, err);
+}
+
 static int parse_container(json_t *c, const char *field, bool init, podspec_container_t *out,
                            err_t *err)
 {
@@ -168,9 +373,12 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
                            field);
         out->sidecar = true;
     }
-    out->liveness_probe = json_is_object(json_object_get(c, "livenessProbe"));
-    out->readiness_probe = json_is_object(json_object_get(c, "readinessProbe"));
-    out->startup_probe = json_is_object(json_object_get(c, "startupProbe"));
+    if (parse_probe(c, "livenessProbe", field, &out->liveness_probe, err) == -1 ||
+        parse_probe(c, "readinessProbe", field, &out->readiness_probe, err) == -1 ||
+        parse_probe(c, "startupProbe", field, &out->startup_probe, err) == -1 ||
+        parse_hook(c, "postStart", field, &out->post_start, err) == -1 ||
+        parse_hook(c, "preStop", field, &out->pre_stop, err) == -1)
+        return -1;
     out->termination_message_path = json_str_at(c, "terminationMessagePath");
     if (!out->termination_message_path || !*out->termination_message_path)
         out->termination_message_path = "/dev/termination-log"; /* the API server's default */
@@ -193,6 +401,11 @@ static void free_containers(podspec_container_t *cs, size_t n)
         free((void *)cs[i].command);
         free((void *)cs[i].args);
         free(cs[i].mounts);
+        free_probe(cs[i].liveness_probe);
+        free_probe(cs[i].readiness_probe);
+        free_probe(cs[i].startup_probe);
+        free_action(cs[i].post_start);
+        free_action(cs[i].pre_stop);
     }
     free(cs);
 }

@@ -35,6 +35,48 @@ typedef enum podspec_term_policy {
     TERM_MSG_FALLBACK_TO_LOGS_ON_ERROR /* ... or, if nothing and it failed, its log's tail */
 } podspec_term_policy_t;
 
+/* What a probe or a lifecycle hook does (core/v1 ProbeHandler and
+ * LifecycleHandler): exactly one action. */
+typedef enum podspec_action_kind {
+    ACTION_HTTP_GET,
+    ACTION_TCP_SOCKET,
+    ACTION_GRPC,
+    ACTION_EXEC,
+    ACTION_SLEEP /* lifecycle hooks only */
+} podspec_action_kind_t;
+
+typedef struct podspec_http_header {
+    const char *name;
+    const char *value;
+} podspec_http_header_t;
+
+typedef struct podspec_action {
+    podspec_action_kind_t kind;
+    /* httpGet, tcpSocket, grpc: the port, resolved from the container's
+     * ports when given by name; -1 when that name is not among them (the
+     * attempt fails saying so, as the kubelet's does). */
+    int port;
+    const char *port_name;          /* the name it was given by, or NULL */
+    const char *host;               /* httpGet, tcpSocket; NULL: the pod's IP */
+    const char *path;               /* httpGet; defaulted to "/" */
+    bool https;                     /* httpGet scheme HTTPS (default HTTP) */
+    podspec_http_header_t *headers; /* httpGet httpHeaders */
+    size_t nheaders;
+    const char *grpc_service; /* NULL: "" */
+    int64_t sleep_seconds;    /* sleep */
+} podspec_action_t;
+
+/* A probe, with the API server's defaults applied. */
+typedef struct podspec_probe {
+    podspec_action_t action;
+    int64_t initial_delay_seconds; /* 0 */
+    int64_t timeout_seconds;       /* 1 */
+    int64_t period_seconds;        /* 10 */
+    int64_t success_threshold;     /* 1 (must be 1 for liveness and startup) */
+    int64_t failure_threshold;     /* 3 */
+    int64_t termination_grace;     /* probe-level terminationGracePeriodSeconds; -1: the pod's */
+} podspec_probe_t;
+
 typedef struct podspec_container {
     const char *name;
     const char *image;
@@ -52,8 +94,9 @@ typedef struct podspec_container {
     int64_t cpu_limit;      /* millicores, 0 = none */
     int64_t cpu_request;    /* millicores, 0 = none */
     bool sidecar;           /* an init container with restartPolicy: Always */
-    /* Probes a WASI module cannot answer are reported, not ignored. */
-    bool liveness_probe, readiness_probe, startup_probe;
+    /* Probes and lifecycle hooks; NULL when absent. */
+    podspec_probe_t *liveness_probe, *readiness_probe, *startup_probe;
+    podspec_action_t *post_start, *pre_stop;
     const char *termination_message_path; /* defaulted to /dev/termination-log */
     podspec_term_policy_t termination_message_policy;
     json_t *raw; /* the Container object (borrowed from raw) */
@@ -89,5 +132,7 @@ void podspec_free(podspec_t *spec);
 
 const podspec_volume_t *podspec_volume(const podspec_t *spec, const char *name);
 const char *podspec_restart_name(podspec_restart_t policy);
+/* "httpGet", "tcpSocket", "grpc", "exec", "sleep". */
+const char *podspec_action_name(podspec_action_kind_t kind);
 
 #endif

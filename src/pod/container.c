@@ -18,7 +18,12 @@
  * then host.backoff_initial_ms (10 s), doubling up to backoff_max_ms
  * (5 min); a container that ran for backoff_reset_ms (10 min) before
  * ending starts from the beginning again. While it waits, its state is
- * waiting/CrashLoopBackOff. */
+ * waiting/CrashLoopBackOff.
+ *
+ * A run's probes and hooks (probes.c) start with it and are stopped when
+ * its module ends; a run that wasmlet ended itself (a failed liveness or
+ * startup probe, a failed postStart hook) exited with 137 and restarts as
+ * the policy and back-off say, like a crash. */
 #include "log/crilog.h"
 #include "pod/env.h"
 #include "pod/worker_priv.h"
@@ -188,6 +193,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         free(tail);
         return false;
     }
+    crun_run_begin_locked(w, c);
     cstate_set(&c->state, CSTATE_RUNNING, NULL, NULL);
     c->state.started_at = time_now_ns();
     c->state.finished_at = 0;
@@ -232,6 +238,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     wasmrt_run(w->host.rt, p->module, &rs, c->stop, &res);
     metrics_container_end(spec->uid, c->name, res.cpu_ns, res.memory_bytes);
     output_finish(&out);
+    bool probe_killed = crun_run_end(w, c); /* its Killing event is sent */
 
     char *msg = xmalloc(CSTATE_MESSAGE_MAX);
     termination_message(&before, file, root, tail, res.exit_code, res.message, msg,
@@ -254,7 +261,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         worker_event(w, c, "Warning", "OOMKilled", "Container %s ended: %s", c->name, res.message);
     else if (res.outcome == WASMRT_TRAPPED)
         worker_event(w, c, "Warning", "Failed", "Container %s trapped: %s", c->name, res.message);
-    else if (res.outcome == WASMRT_STOPPED && !for_restart) /* a restart's Killing is sent */
+    else if (res.outcome == WASMRT_STOPPED && !for_restart && !probe_killed)
         worker_event(w, c, "Normal", "Killing", "Stopped container %s", c->name);
     return true;
 }

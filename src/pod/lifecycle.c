@@ -64,15 +64,16 @@ void cstate_set(cstate_t *s, cstate_kind_t kind, const char *reason, const char 
     snprintf(s->message, sizeof s->message, "%s", message ? message : "");
 }
 
-/* Ready and ContainersReady: the app containers and the sidecars all run
- * in a pod that has initialized and not finished. Called after every
+/* Ready and ContainersReady: the app containers are all ready (running,
+ * started, passing their readiness probes) and the sidecars all run, in a
+ * pod that has initialized and not finished. Called after every
  * transition, so the time is the transition's. */
-static void ready_refresh_locked(pod_worker_t *w)
+void pod_ready_refresh_locked(pod_worker_t *w)
 {
     lock_assert_held(&w->lock);
     bool all = w->t_initialized != 0 && w->lc != PLC_FINISHED;
     for (size_t i = 0; i < w->napps; i++)
-        all &= w->apps[i].state.kind == CSTATE_RUNNING;
+        all &= crun_ready(&w->apps[i]);
     for (size_t i = 0; i < w->ninit; i++)
         if (w->inits[i].spec->sidecar) all &= w->inits[i].state.kind == CSTATE_RUNNING;
     if (all != w->ready) {
@@ -95,7 +96,7 @@ bool pod_transition_locked(pod_worker_t *w, pod_lc_t to)
     w->lc = to;
     if (to == PLC_INITIALIZING) w->t_ready_to_start = time_now_ns();
     if (to == PLC_RUNNING) w->t_initialized = time_now_ns();
-    ready_refresh_locked(w);
+    pod_ready_refresh_locked(w);
     pthread_cond_broadcast(&w->cond);
     return true;
 }
@@ -112,7 +113,7 @@ bool crun_transition_locked(pod_worker_t *w, crun_t *c, container_lc_t to)
     diag_info("pod %s/%s container %s: %s -> %s", s->namespace, s->name, c->name,
               pod_lifecycle_container_name(c->lc), pod_lifecycle_container_name(to));
     c->lc = to;
-    ready_refresh_locked(w);
+    pod_ready_refresh_locked(w);
     pthread_cond_broadcast(&w->cond);
     return true;
 }

@@ -9,7 +9,8 @@
  *   - phase: the kubelet's getPhase over the app containers, with the
  *     worker's own verdict (init failure, deadline, mount, shutdown) first;
  *   - conditions PodReadyToStartContainers (volumes ready), Initialized,
- *     Ready and ContainersReady (every app container and sidecar running),
+ *     Ready and ContainersReady (every app container ready: running,
+ *     started and passing its readiness probe; every sidecar running),
  *     PodScheduled, and DisruptionTarget after a graceful node shutdown;
  *   - podIP is the node's: a pod has no network of its own yet. */
 #include "pod/worker_priv.h"
@@ -80,10 +81,12 @@ static json_t *state_json(const cstate_t *s)
 static json_t *container_status_json(const crun_t *c)
 {
     bool running = c->state.kind == CSTATE_RUNNING;
-    json_t *cs =
-        json_pack("{s:s, s:o, s:b, s:i, s:s, s:s, s:b}", "name", c->spec->name, "state",
-                  state_json(&c->state), "ready", running, "restartCount", c->restart_count,
-                  "image", c->spec->image, "imageID", c->image_id, "started", running);
+    /* ready and started follow the probes (probes.c); without probes a
+     * running container is both. */
+    json_t *cs = json_pack("{s:s, s:o, s:b, s:i, s:s, s:s, s:b}", "name", c->spec->name, "state",
+                           state_json(&c->state), "ready", crun_ready(c), "restartCount",
+                           c->restart_count, "image", c->spec->image, "imageID", c->image_id,
+                           "started", running && c->started);
     json_object_set_new(cs, "lastState", state_json(&c->last));
     const char *cid = c->state.container_id[0]            ? c->state.container_id
                       : c->last.kind == CSTATE_TERMINATED ? c->last.container_id

@@ -64,8 +64,11 @@ static void stop_all_locked(pod_worker_t *w)
     if (w->lc < PLC_STOPPING) pod_transition_locked(w, PLC_STOPPING);
     for (size_t i = 0; i < w->ninit; i++)
         wasmrt_stop_request(w->inits[i].stop);
+    /* A running app container gets its preStop hook first (probes.c). */
+    int64_t grace =
+        w->deletion_grace >= 0 ? w->deletion_grace : worker_spec_now(w)->termination_grace_period;
     for (size_t i = 0; i < w->napps; i++)
-        wasmrt_stop_request(w->apps[i].stop);
+        crun_stop_locked(w, &w->apps[i], grace);
     pthread_cond_broadcast(&w->cond);
 }
 
@@ -305,6 +308,7 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
     pthread_mutex_init(&w->lock, NULL);
     cond_init_monotonic(&w->cond);
     w->lc = PLC_STARTING;
+    w->deletion_grace = -1;
     /* A resumed pod keeps its start time (and so its deadline). */
     int64_t start = json_int_at(resume, 0, "startTime");
     int64_t now = time_now_ns();
@@ -319,15 +323,6 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
         init_crun(w, &w->inits[i], &spec->init_containers[i], true, (int)i);
     for (size_t i = 0; i < w->napps; i++)
         init_crun(w, &w->apps[i], &spec->containers[i], false, (int)i);
-    for (size_t i = 0; i < w->napps; i++) {
-        const podspec_container_t *c = &spec->containers[i];
-        if (c->liveness_probe || c->readiness_probe || c->startup_probe)
-            worker_event(w, &w->apps[i], "Warning", "ProbeUnsupported",
-                         "container %s: liveness, readiness and startup probes need a process "
-                         "to exec or a port to reach, which a WASI preview 1 module has not; "
-                         "the probes are not run and the container is ready while it runs",
-                         c->name);
-    }
     pthread_mutex_lock(&w->lock);
     if (pod_worker_thread_create(&w->thread, NULL, pod_main, w) == 0) {
         w->joinable = true;
@@ -432,6 +427,10 @@ void pod_worker_update(pod_worker_t *w, podspec_t *spec)
     if (!spec) return;
     pthread_mutex_lock(&w->lock);
     podspec_t *old = worker_spec_now(w);
+    /* A deletion's grace period is the preStop hooks' time (probes.c). */
+    json_t *dg = json_at(spec->raw, "metadata", "deletionGracePeriodSeconds");
+    if (json_is_integer(dg) && json_integer_value(dg) >= 0)
+        w->deletion_grace = json_integer_value(dg);
     if (same_version(old, spec) || !same_containers(old, spec)) {
         if (!same_containers(old, spec))
             diag_warn("pod %s/%s: an update changed its containers; ignored", old->namespace,
@@ -493,6 +492,8 @@ void pod_worker_free(pod_worker_t *w)
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     json_decref(w->resume);
+    const podspec_t *last = worker_spec_now(w);
+    probe_metrics_forget(last->uid[0] ? last->uid : last->name);
     podspec_free(worker_spec_now(w));
     for (size_t i = 0; i < w->nretired; i++)
         podspec_free(w->retired[i]);

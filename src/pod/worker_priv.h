@@ -9,6 +9,7 @@
  *   pod_status.c   Pod.status and the phase, read from this struct
  *   state.c        the resume format (pods/<uid>/state.json)
  *   termination.c  the termination message (file or log tail)
+ *   probes.c       a run's probes and lifecycle hooks (on the probe queue)
  *
  * Locking: w->lock guards every field marked "lock" below, of the worker
  * and of its containers; it is never held while a module runs, an image is
@@ -23,6 +24,7 @@
 #include "pod/lifecycle.h"
 #include "pod/termination.h"
 #include "pod/worker.h"
+#include "probe/probe.h"
 #include "wasm/wasmrt.h"
 
 #include <pthread.h>
@@ -99,6 +101,17 @@ typedef struct crun {
     int64_t backoff_ms; /* own: the container thread */
     int64_t run_ns;     /* lock */
     char field_path[96];
+    /* Probes and lifecycle hooks of the current run (probes.c). All lock.
+     * run_live: a run is in progress and its probes and hooks may act on
+     * it; cleared when its module ended, before they are stopped. */
+    bool run_live;
+    bool started;     /* the startup probe passed (or there is none) */
+    bool probe_ready; /* the readiness probe passes (or there is none) */
+    /* why this run is being ended by wasmlet itself ("liveness",
+     * "startup", "FailedPostStartHook"), NULL: it is not */
+    const char *kill_reason;
+    probe_set_t *probes;
+    probe_hook_t *post_start, *pre_stop;
 } crun_t;
 
 /* The pod.
@@ -147,6 +160,9 @@ struct pod_worker {
      * transition (a cache of a derived value, so that its time is the
      * transition's and not a reader's) */
     bool ready;
+    /* lock: metadata.deletionGracePeriodSeconds of a pod being deleted,
+     * the preStop hooks' time; -1: the spec's terminationGracePeriodSeconds */
+    int64_t deletion_grace;
     /* lock: activeDeadlineSeconds as a monotonic instant, 0 = none;
      * written by start and pod_worker_update, acted on only by the pod
      * thread (pod_wait_locked), which is the one place it fires. */
@@ -170,6 +186,28 @@ bool pod_transition_locked(pod_worker_t *w, pod_lc_t to);
 bool crun_transition_locked(pod_worker_t *w, crun_t *c, container_lc_t to);
 /* Sets what a container's status shows (no lifecycle change). */
 void cstate_set(cstate_t *s, cstate_kind_t kind, const char *reason, const char *message);
+
+/* Whether a container counts as ready: running, started (its startup
+ * probe passed) and passing its readiness probe. */
+static inline bool crun_ready(const crun_t *c)
+{
+    return c->state.kind == CSTATE_RUNNING && c->started && c->probe_ready;
+}
+/* lifecycle.c: recomputes the Ready / ContainersReady conditions (after a
+ * transition, or a probe result). */
+void pod_ready_refresh_locked(pod_worker_t *w);
+
+/* probes.c: a run's probes and hooks. begin: the run is about to start
+ * (state RUNNING set); starts postStart, else the probes. end: the module
+ * ended; stops them (without the lock) and returns whether wasmlet ended
+ * the run itself (a failed liveness or startup probe, a failed postStart)
+ * while the pod goes on; the container then has a fresh stop and restarts
+ * as its policy says. stop: ends a running app container politely: its
+ * preStop hook within grace_s seconds, then the stop; anything else at
+ * once. */
+void crun_run_begin_locked(pod_worker_t *w, crun_t *c);
+bool crun_run_end(pod_worker_t *w, crun_t *c);
+void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s);
 
 /* worker.c */
 void worker_publish(pod_worker_t *w);

@@ -8,12 +8,14 @@
  * family has HELP and TYPE, counters end in _total, and units are base
  * units, so `promtool check metrics` passes. The text is built fresh for
  * each scrape from snapshots: the pod provider's counters, the registry
- * (metrics/registry.h, which renders its own families), the API client's
+ * (metrics/registry.h, which renders its own families), the prober's
+ * prober_probe_total (probe/probe.h), the API client's
  * request counters, the image store and the runtime; the process figures
  * come from util/proc.h. */
 #include "kube/client.h"
 #include "metrics/prom.h"
 #include "metrics/registry.h"
+#include "probe/probe.h"
 #include "server/endpoints.h"
 #include "util/proc.h"
 #include "util/time.h"
@@ -130,6 +132,7 @@ void server_handle_metrics(server_t *s, http_req_t *r)
     api_section(&sb, s);
     metrics_render_http(&sb);
     metrics_render_certs(&sb, &m, time_now_ns());
+    probe_metrics_render(&sb);
     process_section(&sb);
     http_req_reply(r, 200, PROM_CONTENT_TYPE, strbuf_str(&sb), sb.len);
     strbuf_free(&sb);

@@ -402,21 +402,6 @@ def test_kube_api_access_volume(cluster, shared_wasmlet_node, namespace, wasm_im
         assert "\n".join(log("ca")).strip() == f.read().strip()
 
 
-def test_probes_are_reported_unsupported(cluster, shared_wasmlet_node, namespace, wasm_images):
-    node = shared_wasmlet_node
-    c = wasm_container("app", wasm_images["ticker"][0], ["1000"],
-                       readinessProbe={"exec": {"command": ["true"]}, "periodSeconds": 5},
-                       livenessProbe={"httpGet": {"path": "/", "port": 8080}})
-    cluster.create(wasm_pod("probed", [c], node=node.name, restart_policy="Always"), namespace)
-    pod = pod_where(cluster, namespace, "probed",
-                    lambda p: (condition(p, "Ready") or {}).get("status") == "True", 60)
-    assert cstatus(pod)["ready"] is True
-    events = wait_events(cluster, namespace, "probed", {"ProbeUnsupported"})
-    ev = [e for e in events if e["reason"] == "ProbeUnsupported"][0]
-    assert ev["type"] == "Warning"
-    assert ev["involvedObject"].get("fieldPath") == "spec.containers{app}"
-
-
 # -- list + watch ---------------------------------------------------------------
 
 

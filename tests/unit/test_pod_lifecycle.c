@@ -100,6 +100,8 @@ static void fake_init(fake_t *f)
     f->app.w = &f->w;
     f->app.name = "app";
     f->app.spec = &f->spec->containers[0];
+    /* No probes: started and ready once running (probes.c sets these). */
+    f->app.started = f->app.probe_ready = true;
     cstate_set(&f->app.state, CSTATE_WAITING, "ContainerCreating", NULL);
 }
 

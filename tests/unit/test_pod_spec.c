@@ -158,9 +158,10 @@ static void valid_pod(void **state)
     assert_true(app->memory_request == 64 * 1024 * 1024);
     assert_int_equal(app->cpu_limit, 500);
     assert_int_equal(app->cpu_request, 250);
-    assert_true(app->liveness_probe);
-    assert_false(app->readiness_probe);
-    assert_false(app->startup_probe);
+    assert_non_null(app->liveness_probe);
+    assert_int_equal(app->liveness_probe->action.kind, ACTION_EXEC);
+    assert_null(app->readiness_probe);
+    assert_null(app->startup_probe);
     assert_false(app->sidecar);
 
     const podspec_container_t *latest = &s->containers[1];
