@@ -178,9 +178,7 @@ static int not_wasm(const image_manifest_t *m, const char *why, err_t *err)
     return -1;
 }
 
-/* The .wasm an image config's Entrypoint (or Cmd) names, as an absolute
- * path, or NULL with err set. */
-static char *entrypoint_of(const image_manifest_t *m, const char *config, size_t len, err_t *err)
+char *image_config_entrypoint(const image_manifest_t *m, const char *config, size_t len, err_t *err)
 {
     json_t *root = json_loadb(config, len, 0, NULL);
     if (!json_is_object(root)) {
@@ -235,7 +233,7 @@ static int module_from_layers(image_store_t *s, image_registry_t *r, const image
     char *config = NULL;
     size_t config_len = 0;
     if (fetch_small_blob(r, &m->config, &config, &config_len, err) == -1) return -1;
-    char *path = entrypoint_of(m, config, config_len, err);
+    char *path = image_config_entrypoint(m, config, config_len, err);
     free(config);
     if (!path) return -1;
 

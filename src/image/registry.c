@@ -538,6 +538,27 @@ static char *basic_header(const image_cred_t *cred)
     return h;
 }
 
+int image_registry_token_parse(const char *body, size_t len, char **token, err_t *err)
+{
+    *token = NULL;
+    json_t *root = json_loadb(body, len, 0, NULL); /* no JSON_ALLOW_NUL: "\u0000" fails */
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return err_set(err, "the response is not a JSON object");
+    }
+    const char *tok = json_string_value(json_object_get(root, "token"));
+    if (!tok || !*tok) tok = json_string_value(json_object_get(root, "access_token"));
+    int rc = 0;
+    if (!tok || !*tok)
+        rc = err_set(err, "the response has no token");
+    else if (strpbrk(tok, "\r\n"))
+        rc = err_set(err, "the response's token holds a line break");
+    else
+        *token = xstrdup(tok);
+    json_decref(root);
+    return rc;
+}
+
 /* Fetches a Bearer token for the challenge: GET realm?service&scope with
  * Basic credentials (or none), or, with an identity token, the OAuth2
  * refresh-token POST. */
@@ -580,17 +601,14 @@ static int fetch_token(image_registry_t *r, const image_registry_challenge_t *ch
         err_prefix(err, "token from %s", ch->realm);
         goto out;
     }
-    json_t *root = json_loadb(strbuf_str(&resp.body), resp.body.len, 0, NULL);
-    const char *tok = json_string_value(json_object_get(root, "token"));
-    if (!tok || !*tok) tok = json_string_value(json_object_get(root, "access_token"));
-    if (!tok || !*tok) {
-        json_decref(root);
-        err_set(err, "token from %s: the response has no token", ch->realm);
+    char *tok = NULL;
+    if (image_registry_token_parse(strbuf_str(&resp.body), resp.body.len, &tok, err) == -1) {
+        err_prefix(err, "token from %s", ch->realm);
         goto out;
     }
     free(r->auth_header);
     r->auth_header = xasprintf("Authorization: Bearer %s", tok);
-    json_decref(root);
+    free(tok);
     rc = 0;
 out:
     resp_free(&resp);
