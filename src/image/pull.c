@@ -205,7 +205,11 @@ char *image_config_entrypoint(const image_manifest_t *m, const char *config, siz
     } else if (prog[0] == '/') {
         out = xstrdup(prog);
     } else {
-        out = xasprintf("%s/%s", wd && *wd ? wd : "/", prog);
+        /* A relative WorkingDir is taken from the root, as a runtime
+         * would: the result is always an absolute path. */
+        bool wd_abs = wd && wd[0] == '/';
+        out = xasprintf("%s%s%s%s", wd_abs ? "" : "/", wd ? wd : "",
+                        wd && *wd && wd[strlen(wd) - 1] != '/' ? "/" : "", prog);
     }
     json_decref(root);
     return out;

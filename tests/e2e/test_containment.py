@@ -269,9 +269,9 @@ def test_disk_pressure_on_a_small_data_dir(cluster, tmpfs_dir, namespace, reques
                    [container("app", ticker, args=["200"])], restart="Always")
         cluster.wait_pod_phase(namespace, "steady", ["Running"], timeout=60)
         assert (condition(cluster, node.name, "DiskPressure") or {}).get("status") == "False"
-        # 48 MiB of a 96 MiB file system: under 40% available.
+        # 64 MiB of a 96 MiB file system: under 40% (38.4 MiB) available.
         create_pod(cluster, namespace, "filler", node,
-                   [container("app", diskfill, args=["/scratch/fill", "48", "1024", "20"],
+                   [container("app", diskfill, args=["/scratch/fill", "64", "1024", "20"],
                               volumeMounts=[mount("scratch", "/scratch")])],
                    restart="Always", volumes=[{"name": "scratch", "emptyDir": {}}])
         wait_for(lambda: (condition(cluster, node.name, "DiskPressure") or {}).get(

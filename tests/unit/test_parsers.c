@@ -137,6 +137,16 @@ static void config_entrypoint(void **state)
     p = image_config_entrypoint(&m, rel, strlen(rel), &err);
     assert_string_equal(p, "/srv/bin/x.wasm");
     free(p);
+    /* A relative WorkingDir counts from the root: always an absolute path
+     * (found by fuzzing: "-srv" gave "-srv/bin/x.wasm"). */
+    const char *wdrel = "{\"config\":{\"Cmd\":[\"x.wasm\"],\"WorkingDir\":\"-srv\"}}";
+    p = image_config_entrypoint(&m, wdrel, strlen(wdrel), &err);
+    assert_string_equal(p, "/-srv/x.wasm");
+    free(p);
+    const char *wdslash = "{\"config\":{\"Cmd\":[\"x.wasm\"],\"WorkingDir\":\"/\"}}";
+    p = image_config_entrypoint(&m, wdslash, strlen(wdslash), &err);
+    assert_string_equal(p, "/x.wasm");
+    free(p);
     const char *sh = "{\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/bin/sh\"]}}";
     assert_null(image_config_entrypoint(&m, sh, strlen(sh), &err));
     assert_non_null(strstr(err.msg, "is not a .wasm file"));
