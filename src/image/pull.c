@@ -109,6 +109,11 @@ static int download_blob(image_store_t *s, image_registry_t *r, const image_desc
                          char **tmp_out, err_t *err)
 {
     image_blob_writer_t w;
+    if (d->size > IMAGE_BLOB_MAX)
+        return err_set(err,
+                       "blob %s: its descriptor declares %lld bytes, more than the %d MiB a "
+                       "module or layer may have",
+                       d->digest, (long long)d->size, (int)(IMAGE_BLOB_MAX >> 20));
     if (image_blob_begin(s, d->digest, d->size, &w, err) == -1) return -1;
     int rc = image_registry_get_blob(r, d->digest, writer_sink, &w, err);
     if (rc == 0) rc = image_blob_finish(&w, err);
