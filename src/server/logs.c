@@ -119,6 +119,7 @@ int server_logs_query(server_query_fn get, void *ctx, int64_t now_ns, crilog_rea
     }
     if (since_t && time_parse_rfc3339(since_t, &opts->since_ns) == -1)
         BAD("sinceTime: %s is not an RFC 3339 time", since_t);
+    if (opts->since_ns < 0) opts->since_ns = 0; /* before the epoch: everything */
     if ((v = get(ctx, "stream"))) {
         if (strcmp(v, "Stdout") == 0)
             opts->streams = 1u << CRILOG_STDOUT;

@@ -74,6 +74,14 @@ static void logs_query(void **state)
         0);
     assert_true(o2.since_ns == 0);
 
+    /* A sinceTime before the epoch is everything (found by fuzzing). */
+    crilog_read_opts_t o4 = CRILOG_READ_OPTS_INIT;
+    const char *early[] = {"sinceTime", "1722-12-06T10:00:00Z", NULL};
+    assert_int_equal(
+        server_logs_query(query_get, (void *)early, now, &o4, &follow, &previous, why, sizeof why),
+        0);
+    assert_true(o4.since_ns == 0);
+
     const char *bad[][3] = {{"tailLines", "-1", NULL},        {"limitBytes", "0", NULL},
                             {"follow", "yes", NULL},          {"sinceSeconds", "0", NULL},
                             {"sinceTime", "yesterday", NULL}, {"stream", "stdout", NULL},
