@@ -82,8 +82,11 @@ int time_parse_rfc3339(const char *text, int64_t *ns)
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p == '-' ? -1 : 1;
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
+        /* exactly hh:mm (a short offset must not move p past the end) */
+        for (int i = 1; i <= 5; i++)
+            if (i == 3 ? p[i] != ':' : (p[i] < '0' || p[i] > '9')) return -1;
+        int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+        if (hh > 23 || mm > 59) return -1;
         offset = sign * (int64_t)(hh * 3600 + mm * 60);
         p += 6;
     } else {
