@@ -8,7 +8,11 @@
 #                                       SECONDS; prints executions, new corpus
 #                                       entries and crashes per harness; crash
 #                                       inputs go to tests/fuzz/crashes/<h>/
-#   scripts/fuzz.sh ci                  replay, then run 15 s each
+#   scripts/fuzz.sh ci                  replay, then run FUZZ_SECONDS (default
+#                                       15) each, FUZZ_JOBS (default 2) at once
+#   scripts/fuzz.sh long SECONDS        run each harness SECONDS in turn under
+#                                       nice -n 19, one at a time, and print a
+#                                       table (the long runs of the README)
 #
 # Harness h is build-fuzz/tests/fuzz/fuzz_<h>; its seeds are
 # tests/fuzz/corpus/<h>/ (never written by a run: new inputs go to a scratch
@@ -152,6 +156,7 @@ run() {
 case ${1:-} in
 replay) replay ;;
 run) shift; run "$@" ;;
-ci) replay; FUZZ_JOBS=${FUZZ_JOBS:-2} run 15 ;;
-*) die "usage: fuzz.sh replay | run SECONDS [harness...] | ci" ;;
+ci) replay; FUZZ_JOBS=${FUZZ_JOBS:-2} run "${FUZZ_SECONDS:-15}" ;;
+long) shift; secs=${1:-600}; shift || true; FUZZ_JOBS=1 nice -n 19 "$0" run "$secs" "$@" ;;
+*) die "usage: fuzz.sh replay | run SECONDS [harness...] | ci | long SECONDS [harness...]" ;;
 esac

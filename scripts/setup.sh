@@ -10,6 +10,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
   # build
   cmake ninja-build pkg-config gcc clang lld clang-format
+  # the fuzz stage: libFuzzer and the ASan/UBSan runtimes of clang 14
+  # (clang -fsanitize=fuzzer,address,undefined links them; libFuzzer is C++,
+  # so it also needs libstdc++'s development files)
+  libclang-rt-14-dev libstdc++-12-dev
   # pod networking: the CNI plugins (bridge, ptp, host-local, loopback,
   # portmap; Debian installs them in /usr/lib/cni), portmap's iptables, and
   # kube-proxy's nftables mode

@@ -7,16 +7,20 @@
 #   3. the same unit tests in an ASan + UBSan build;
 #   4. a clang build (warnings are errors), the clang-format check and the
 #      include-layering check (scripts/check-layering.sh);
+#   4b. fuzz: every libFuzzer harness of tests/fuzz built with clang
+#      -fsanitize=fuzzer,address,undefined, its seed corpus and regressions
+#      replayed, then each fuzzed for a short fixed time (scripts/fuzz.sh ci;
+#      FUZZ_SECONDS per harness, default 8, two at a time);
 #   5. `wasmlet run` integration tests (pytest, tests/run), also against the
 #      sanitizer build's binary;
 #   6. the local control plane: its smoke test (tests/cluster) and the
 #      end-to-end tests of wasmlet nodes (tests/e2e), against the real
 #      kube-apiserver, controllers, scheduler and registry.
-# Stages can be picked: scripts/test.sh unit asan clang run e2e (default: all).
+# Stages can be picked: scripts/test.sh unit asan clang fuzz run e2e (default: all).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stages=${*:-setup unit asan clang run e2e}
+stages=${*:-setup unit asan clang fuzz run e2e}
 jobs=${WASMLET_JOBS:-2}
 failed=()
 passed=()
@@ -69,6 +73,12 @@ if has clang; then
   # The house stays as drawn: no include against the folder order, no cycle.
   if [ $rc -eq 0 ]; then scripts/check-layering.sh; rc=$?; fi
   record clang $rc
+fi
+
+if has fuzz; then
+  stage "fuzz: build, replay corpora and regressions, short runs"
+  FUZZ_JOBS=$jobs FUZZ_SECONDS=${FUZZ_SECONDS:-8} scripts/fuzz.sh ci
+  record fuzz $?
 fi
 
 if has run; then

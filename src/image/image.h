@@ -163,6 +163,13 @@ typedef struct image_pulled {
 
 void image_pulled_free(image_pulled_t *pulled);
 
+/* The largest blob (a module, or a layer holding one) a pull downloads:
+ * 256 MiB. A descriptor declaring more is refused before any byte is
+ * fetched, and a registry sending more than a descriptor declares is cut
+ * off at the declared size, so a hostile or broken registry cannot fill
+ * the data dir. */
+#define IMAGE_BLOB_MAX (INT64_C(256) << 20)
+
 /* Makes the module of ref present in the store, as policy says: Never uses
  * only the store; IfNotPresent uses it when the reference is known; Always
  * asks the registry which manifest the reference names now (a HEAD when it

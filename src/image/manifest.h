@@ -56,4 +56,11 @@ void image_manifest_free(image_manifest_t *m);
  * or wasm32, else the only entry that is not an attestation. */
 int image_manifest_select(const image_manifest_t *index, const image_desc_t **out, err_t *err);
 
+/* The .wasm an ordinary image's config (OCI or Docker image config JSON)
+ * names by its Entrypoint, else its Cmd, as an absolute path (WorkingDir
+ * when relative); NULL with err set ("... is not a wasm module: ...", m
+ * names the manifest) when it names no .wasm file. The caller frees. */
+char *image_config_entrypoint(const image_manifest_t *m, const char *config, size_t len,
+                              err_t *err);
+
 #endif

@@ -109,6 +109,11 @@ static int download_blob(image_store_t *s, image_registry_t *r, const image_desc
                          char **tmp_out, err_t *err)
 {
     image_blob_writer_t w;
+    if (d->size > IMAGE_BLOB_MAX)
+        return err_set(err,
+                       "blob %s: its descriptor declares %lld bytes, more than the %d MiB a "
+                       "module or layer may have",
+                       d->digest, (long long)d->size, (int)(IMAGE_BLOB_MAX >> 20));
     if (image_blob_begin(s, d->digest, d->size, &w, err) == -1) return -1;
     int rc = image_registry_get_blob(r, d->digest, writer_sink, &w, err);
     if (rc == 0) rc = image_blob_finish(&w, err);
@@ -178,9 +183,7 @@ static int not_wasm(const image_manifest_t *m, const char *why, err_t *err)
     return -1;
 }
 
-/* The .wasm an image config's Entrypoint (or Cmd) names, as an absolute
- * path, or NULL with err set. */
-static char *entrypoint_of(const image_manifest_t *m, const char *config, size_t len, err_t *err)
+char *image_config_entrypoint(const image_manifest_t *m, const char *config, size_t len, err_t *err)
 {
     json_t *root = json_loadb(config, len, 0, NULL);
     if (!json_is_object(root)) {
@@ -207,7 +210,11 @@ static char *entrypoint_of(const image_manifest_t *m, const char *config, size_t
     } else if (prog[0] == '/') {
         out = xstrdup(prog);
     } else {
-        out = xasprintf("%s/%s", wd && *wd ? wd : "/", prog);
+        /* A relative WorkingDir is taken from the root, as a runtime
+         * would: the result is always an absolute path. */
+        bool wd_abs = wd && wd[0] == '/';
+        out = xasprintf("%s%s%s%s", wd_abs ? "" : "/", wd ? wd : "",
+                        wd && *wd && wd[strlen(wd) - 1] != '/' ? "/" : "", prog);
     }
     json_decref(root);
     return out;
@@ -235,7 +242,7 @@ static int module_from_layers(image_store_t *s, image_registry_t *r, const image
     char *config = NULL;
     size_t config_len = 0;
     if (fetch_small_blob(r, &m->config, &config, &config_len, err) == -1) return -1;
-    char *path = entrypoint_of(m, config, config_len, err);
+    char *path = image_config_entrypoint(m, config, config_len, err);
     free(config);
     if (!path) return -1;
 

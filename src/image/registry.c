@@ -23,6 +23,7 @@
 #include "util/httpc.h"
 #include "util/json.h"
 #include "util/strbuf.h"
+#include "util/time.h"
 #include "util/xalloc.h"
 
 #include <ctype.h>
@@ -36,6 +37,8 @@
 #define MANIFEST_MAX (4u << 20) /* registries cap manifests at 4 MiB too */
 #define ERROR_BODY_MAX (64u << 10)
 #define TOKEN_BODY_MAX (1u << 20)
+#define BUSY_RETRIES 3
+#define BUSY_WAIT_MAX_MS 20000
 
 #define ACCEPT_MANIFESTS                                                                           \
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "        \
@@ -277,8 +280,9 @@ typedef struct http_resp {
     char *content_type;
     char *digest;
     char *location;
-    strbuf_t challenges; /* WWW-Authenticate values joined by ", " */
-    httpc_sink_t capped; /* resp.body up to req->max_body */
+    strbuf_t challenges;    /* WWW-Authenticate values joined by ", " */
+    int64_t retry_after_ms; /* Retry-After, -1 when absent */
+    httpc_sink_t capped;    /* resp.body up to req->max_body */
     bool sink_failed;
     err_t sink_err;
     const http_req_t *req;
@@ -294,6 +298,7 @@ static void resp_reset(http_resp_t *resp)
     free(resp->location);
     resp->content_type = resp->digest = resp->location = NULL;
     resp->status = 0;
+    resp->retry_after_ms = -1;
 }
 
 static void resp_free(http_resp_t *resp)
@@ -339,6 +344,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     } else if ((v = header_value(data, len, "Location"))) {
         free(resp->location);
         resp->location = v;
+    } else if ((v = header_value(data, len, "Retry-After"))) {
+        /* delay-seconds; an HTTP-date counts as a second (the clocks of
+         * the registry and the node need not agree) */
+        char *end;
+        long long secs = strtoll(v, &end, 10);
+        resp->retry_after_ms = (end != v && !*end && secs >= 0) ? secs * 1000 : 1000;
+        free(v);
     } else if ((v = header_value(data, len, "WWW-Authenticate"))) {
         if (resp->challenges.len) strbuf_puts(&resp->challenges, ", ");
         strbuf_puts(&resp->challenges, v);
@@ -538,6 +550,27 @@ static char *basic_header(const image_cred_t *cred)
     return h;
 }
 
+int image_registry_token_parse(const char *body, size_t len, char **token, err_t *err)
+{
+    *token = NULL;
+    json_t *root = json_loadb(body, len, 0, NULL); /* no JSON_ALLOW_NUL: "\u0000" fails */
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return err_set(err, "the response is not a JSON object");
+    }
+    const char *tok = json_string_value(json_object_get(root, "token"));
+    if (!tok || !*tok) tok = json_string_value(json_object_get(root, "access_token"));
+    int rc = 0;
+    if (!tok || !*tok)
+        rc = err_set(err, "the response has no token");
+    else if (strpbrk(tok, "\r\n"))
+        rc = err_set(err, "the response's token holds a line break");
+    else
+        *token = xstrdup(tok);
+    json_decref(root);
+    return rc;
+}
+
 /* Fetches a Bearer token for the challenge: GET realm?service&scope with
  * Basic credentials (or none), or, with an identity token, the OAuth2
  * refresh-token POST. */
@@ -580,17 +613,14 @@ static int fetch_token(image_registry_t *r, const image_registry_challenge_t *ch
         err_prefix(err, "token from %s", ch->realm);
         goto out;
     }
-    json_t *root = json_loadb(strbuf_str(&resp.body), resp.body.len, 0, NULL);
-    const char *tok = json_string_value(json_object_get(root, "token"));
-    if (!tok || !*tok) tok = json_string_value(json_object_get(root, "access_token"));
-    if (!tok || !*tok) {
-        json_decref(root);
-        err_set(err, "token from %s: the response has no token", ch->realm);
+    char *tok = NULL;
+    if (image_registry_token_parse(strbuf_str(&resp.body), resp.body.len, &tok, err) == -1) {
+        err_prefix(err, "token from %s", ch->realm);
         goto out;
     }
     free(r->auth_header);
     r->auth_header = xasprintf("Authorization: Bearer %s", tok);
-    json_decref(root);
+    free(tok);
     rc = 0;
 out:
     resp_free(&resp);
@@ -610,9 +640,25 @@ static int image_registry_request(image_registry_t *r, const http_req_t *req, ht
                                   err_t *err)
 {
     bool answered = false;
+    int busy = 0;
+    int64_t waited_ms = 0;
     for (;;) {
+        resp->retry_after_ms = -1;
         if (perform(r, req, resp, err) == -1) return -1;
         r->last_status = resp->status;
+        /* 429 and 503 say "later": wait as Retry-After asks (or 1, 2, 4 s),
+         * up to BUSY_RETRIES times and BUSY_WAIT_MAX_MS in all; after that
+         * the status is the pull's error and the pod's back-off takes
+         * over. A 2xx body reached the sink only for a 2xx, so nothing was
+         * written for these. */
+        if ((resp->status == 429 || resp->status == 503) && busy < BUSY_RETRIES) {
+            int64_t ms = resp->retry_after_ms >= 0 ? resp->retry_after_ms : 1000LL << busy;
+            if (waited_ms + ms > BUSY_WAIT_MAX_MS) return 0;
+            busy++;
+            waited_ms += ms;
+            time_sleep_ms(ms);
+            continue;
+        }
         if (resp->status != 401 || answered || req->no_auth) return 0;
         image_registry_challenge_t ch;
         err_t cerr;

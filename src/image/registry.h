@@ -27,6 +27,12 @@ typedef struct image_registry_challenge {
 int image_registry_challenge_parse(const char *header, image_registry_challenge_t *out, err_t *err);
 void image_registry_challenge_free(image_registry_challenge_t *c);
 
+/* Reads a token endpoint's JSON answer: "token", else "access_token"
+ * (OAuth2). *token gets a copy (the caller frees). Refuses a body that is
+ * not a JSON object, one without a non-empty token, and a token holding a
+ * NUL or a line break (it becomes an HTTP header line). */
+int image_registry_token_parse(const char *body, size_t len, char **token, err_t *err);
+
 /* True when host[:port] is reached over plain HTTP: loopback hosts always,
  * others when listed in insecure (entries "host" or "host:port"). */
 bool image_registry_is_insecure(const char *endpoint, const char *const *insecure);

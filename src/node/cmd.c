@@ -25,6 +25,7 @@
 #include "util/cli.h"
 #include "util/diag.h"
 #include "util/fs.h"
+#include "util/proc.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 #include "wasm/wasmrt.h"
@@ -73,6 +74,12 @@ static void usage(FILE *f)
           "  --anonymous-auth             allow unauthenticated requests to the HTTPS API\n"
           "  --backoff-initial MS         first CrashLoopBackOff delay (10000)\n"
           "  --pod-manifest-path DIR      run the Pods of DIR's manifests as static pods\n"
+          "  --eviction-hard LIST         hard eviction thresholds (memory.available<100Mi,\n"
+          "                               nodefs.available<10%,nodefs.inodesFree<5%)\n"
+          "  --eviction-soft LIST         soft thresholds, each with a grace period\n"
+          "  --eviction-soft-grace-period LIST  e.g. memory.available=1m30s\n"
+          "  --eviction-pressure-transition-period D  how long a pressure condition\n"
+          "                               outlasts its signal (5m0s)\n"
           "  -v                           more logging\n",
           f);
 }
@@ -194,6 +201,10 @@ int node_main(int argc, char **argv)
         O_ANON,
         O_BACKOFF,
         O_STATIC,
+        O_EVHARD,
+        O_EVSOFT,
+        O_EVGRACE,
+        O_EVTRANS,
     };
     static const struct option opts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -219,6 +230,10 @@ int node_main(int argc, char **argv)
         {"anonymous-auth", no_argument, NULL, O_ANON},
         {"backoff-initial", required_argument, NULL, O_BACKOFF},
         {"pod-manifest-path", required_argument, NULL, O_STATIC},
+        {"eviction-hard", required_argument, NULL, O_EVHARD},
+        {"eviction-soft", required_argument, NULL, O_EVSOFT},
+        {"eviction-soft-grace-period", required_argument, NULL, O_EVGRACE},
+        {"eviction-pressure-transition-period", required_argument, NULL, O_EVTRANS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -233,6 +248,9 @@ int node_main(int argc, char **argv)
         .port = 10250, .max_pods = 110, .taint_no_schedule = true, .taint_no_execute = true};
     int64_t log_max_bytes = 10 * 1024 * 1024, backoff_initial = 0;
     int log_max_files = 5;
+    eviction_config_t evcfg;
+    eviction_config_default(&evcfg);
+    err_t everr;
     const char *insecure[17] = {NULL};
     size_t ninsecure = 0;
     int opt;
@@ -310,6 +328,30 @@ int node_main(int argc, char **argv)
         case O_STATIC:
             static_dir = optarg;
             break;
+        case O_EVHARD:
+        case O_EVSOFT:
+            if (eviction_parse_thresholds(optarg, opt == O_EVHARD ? evcfg.hard : evcfg.soft,
+                                          &everr) == -1) {
+                fprintf(stderr, "wasmlet node: --%s: %s\n",
+                        opt == O_EVHARD ? "eviction-hard" : "eviction-soft", everr.msg);
+                goto bad;
+            }
+            break;
+        case O_EVGRACE:
+            if (eviction_parse_grace(optarg, evcfg.soft, &everr) == -1) {
+                fprintf(stderr, "wasmlet node: --eviction-soft-grace-period: %s\n", everr.msg);
+                goto bad;
+            }
+            break;
+        case O_EVTRANS:
+            if (time_parse_duration(optarg, &evcfg.transition_ns) == -1) {
+                fprintf(stderr,
+                        "wasmlet node: --eviction-pressure-transition-period: \"%s\" is not a "
+                        "duration (5m0s)\n",
+                        optarg);
+                goto bad;
+            }
+            break;
         case O_BACKOFF:
             if (cli_parse_int("node", "backoff-initial", optarg, 0, INT64_C(86400000),
                               &backoff_initial) == -1)
@@ -328,6 +370,10 @@ int node_main(int argc, char **argv)
     }
     if ((!kubeconfig && !bootstrap) || optind != argc) {
         usage(stderr);
+        goto bad;
+    }
+    if (eviction_config_check(&evcfg, &everr) == -1) {
+        fprintf(stderr, "wasmlet node: %s\n", everr.msg);
         goto bad;
     }
     ncfg.name = node_name ? node_name : hostname;
@@ -350,6 +396,13 @@ int node_main(int argc, char **argv)
     char *modules = xasprintf("%s/modules", data_dir);
     char *compiled = xasprintf("%s/modules/compiled", data_dir);
     char *logs = xasprintf("%s/logs", data_dir);
+    pod_eviction_t *eviction = pod_eviction_new(&evcfg);
+    ncfg.eviction = eviction;
+    /* Descriptors: the hard limit for the process, a headroom of it kept
+     * for the node's own work (util/proc.h). */
+    uint64_t nofile = proc_raise_nofile();
+    diag_info("file descriptors: limit %llu, %llu kept for wasmlet itself",
+              (unsigned long long)nofile, (unsigned long long)proc_nofile_headroom(nofile));
 
     if (fs_mkdir_p(data_dir, 0750, &err) == -1) goto out;
     if (bootstrap_client(kubeconfig, bootstrap, data_dir, ncfg.name, &client, &boot, &err) == -1)
@@ -380,6 +433,7 @@ int node_main(int argc, char **argv)
         .log_max_bytes = log_max_bytes,
         .log_max_files = log_max_files,
         .backoff_initial_ms = backoff_initial,
+        .eviction = eviction,
     };
     if (pod_manager_start(&pcfg, &pods, &err) == -1) goto out;
     if (static_dir) statics = static_pods_start(pods, static_dir, ncfg.name);
@@ -465,6 +519,7 @@ out:
     static_pods_stop(statics);
     pod_manager_free(pods);
     node_heartbeat_stop(hb);
+    pod_eviction_free(eviction);
     wasmrt_close(rt);
     image_store_close(images);
     image_auth_free(&node_auth);

@@ -3,13 +3,18 @@
  * Capacity is read from the host (util/proc.h): cpu from the online
  * processors, memory from /proc/meminfo, ephemeral-storage from the file
  * system of the data dir, pods from --max-pods. Allocatable is capacity less the
- * reservations and the kubelet's default hard-eviction thresholds (memory
- * 100Mi, ephemeral-storage 10%), as a kubelet computes it.
+ * reservations and the hard-eviction thresholds of memory.available and
+ * nodefs.available (--eviction-hard; the kubelet's 100Mi and 10% by
+ * default), as a kubelet computes it.
  *
  * Conditions are computed from the host at every status update, not set to
- * constants: MemoryPressure when MemAvailable falls under 100Mi,
- * DiskPressure when the data dir's file system has under 10% free,
- * PIDPressure when the processes in use pass 90% of pid_max. Ready is True
+ * constants: MemoryPressure and DiskPressure as the eviction manager
+ * (pod/eviction.h) last decided them from --eviction-hard/--eviction-soft
+ * (memory.available = MemAvailable, nodefs = the data dir's file system);
+ * PIDPressure when the processes in use pass 90% of pid_max. The node
+ * lifecycle controller turns the two into the node.kubernetes.io/
+ * memory-pressure and disk-pressure NoSchedule taints (NodeRestriction
+ * does not let a node change its own taints). Ready is True
  * while wasmlet runs and posts status (the node lifecycle controller turns
  * it Unknown when the Lease stops being renewed). Each condition keeps its
  * lastTransitionTime until its status changes. */
@@ -27,7 +32,21 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#define EVICTION_MEMORY (100LL * 1024 * 1024)
+static eviction_config_t default_eviction;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_eviction_init(void)
+{
+    eviction_config_default(&default_eviction);
+}
+
+/* The thresholds: --eviction-hard and friends, or the kubelet's defaults. */
+static const eviction_config_t *eviction_cfg(const node_config_t *cfg)
+{
+    if (cfg->eviction) return pod_eviction_config(cfg->eviction);
+    pthread_once(&default_once, default_eviction_init);
+    return &default_eviction;
+}
 
 void node_info_capacity(const node_config_t *cfg, node_capacity_t *cap, node_capacity_t *alloc)
 {
@@ -40,8 +59,14 @@ void node_info_capacity(const node_config_t *cfg, node_capacity_t *cap, node_cap
     cap->ephemeral_bytes = (int64_t)fs.capacity;
     cap->pods = cfg->max_pods;
     alloc->cpu_milli = cap->cpu_milli - cfg->reserved_cpu;
-    alloc->memory_bytes = cap->memory_bytes - cfg->reserved_memory - EVICTION_MEMORY;
-    alloc->ephemeral_bytes = cap->ephemeral_bytes - cap->ephemeral_bytes / 10;
+    const eviction_config_t *ev = eviction_cfg(cfg);
+    alloc->memory_bytes =
+        cap->memory_bytes - cfg->reserved_memory -
+        eviction_threshold_amount(&ev->hard[EVICT_MEMORY_AVAILABLE], cap->memory_bytes);
+    alloc->ephemeral_bytes =
+        cap->ephemeral_bytes -
+        eviction_threshold_amount(&ev->hard[EVICT_NODEFS_AVAILABLE], cap->ephemeral_bytes);
+    if (alloc->ephemeral_bytes < 0) alloc->ephemeral_bytes = 0;
     alloc->pods = cap->pods;
     if (alloc->cpu_milli < 0) alloc->cpu_milli = 0;
     if (alloc->memory_bytes < 0) alloc->memory_bytes = 0;
@@ -120,15 +145,27 @@ void node_info_ready_lost(void)
 
 static json_t *conditions(const node_config_t *cfg)
 {
-    proc_meminfo_t m;
-    proc_meminfo(&m);
-    int64_t mem_avail = (int64_t)m.available;
-    proc_fs_t fs;
-    proc_fs_stat(cfg->data_dir, &fs);
-    int64_t total = (int64_t)fs.capacity, avail = (int64_t)fs.available;
+    bool mem_pressure, disk_pressure;
+    if (cfg->eviction) {
+        /* What the eviction manager decided (soft thresholds, transition
+         * period included). */
+        pod_eviction_pressure(cfg->eviction, &mem_pressure, &disk_pressure);
+    } else {
+        eviction_observation_t o;
+        eviction_observe(cfg->data_dir, &o);
+        const eviction_config_t *ev = eviction_cfg(cfg);
+        mem_pressure = false;
+        disk_pressure = false;
+        for (int s = 0; s < EVICT_SIGNALS; s++) {
+            bool met = ev->hard[s].set && o.known[s] &&
+                       o.available[s] < eviction_threshold_amount(&ev->hard[s], o.capacity[s]);
+            if (s == EVICT_MEMORY_AVAILABLE)
+                mem_pressure |= met;
+            else
+                disk_pressure |= met;
+        }
+    }
     int64_t procs = proc_task_count(), pid_max = proc_pid_max();
-    bool mem_pressure = mem_avail > 0 && mem_avail < EVICTION_MEMORY;
-    bool disk_pressure = total > 0 && avail < total / 10;
     bool pid_pressure = pid_max > 0 && procs > pid_max * 9 / 10;
     json_t *arr = json_array();
     json_array_append_new(

@@ -10,6 +10,7 @@
 #define WASMLET_NODE_NODE_H
 
 #include "kube/client.h"
+#include "pod/eviction.h"
 #include "util/err.h"
 
 #include <jansson.h>
@@ -29,6 +30,10 @@ typedef struct node_config {
     json_t *extra_labels;    /* --node-labels, an object */
     bool taint_no_schedule;  /* kubernetes.io/arch=wasm32-wasi:NoSchedule */
     bool taint_no_execute;   /* ... and :NoExecute */
+    /* Eviction thresholds and the pressure the pod manager observed
+     * (borrowed). NULL: the kubelet's default thresholds, evaluated at
+     * each status update. */
+    pod_eviction_t *eviction;
 } node_config_t;
 
 typedef struct node_capacity {

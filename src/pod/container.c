@@ -223,7 +223,10 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .envc = p->env.len,
         .mounts = p->mounts,
         .nmounts = p->nmounts,
-        .memory_limit = (uint64_t)c->spec->memory_limit,
+        /* Without limits.memory a container may use what the node can
+         * give (allocatable), as a cgroup under the node's would. */
+        .memory_limit = (uint64_t)(c->spec->memory_limit > 0 ? c->spec->memory_limit
+                                                             : w->host.node_allocatable_memory),
         .cpu_millicores = (uint32_t)c->spec->cpu_limit,
         .output = on_output,
         .output_ctx = &out,

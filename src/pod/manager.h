@@ -49,6 +49,9 @@ typedef struct pod_manager_config {
     /* The RuntimeClass handler this node serves (NULL: "wasmlet"); pods
      * without a runtimeClassName are served too. */
     const char *runtime_handler;
+    /* Node-pressure eviction (pod/eviction.h; borrowed, outlives the
+     * manager). NULL: no node-pressure eviction. */
+    struct pod_eviction *eviction;
 } pod_manager_config_t;
 
 #define POD_MANAGER_RUNTIME_HANDLER "wasmlet"

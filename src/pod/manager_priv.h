@@ -10,8 +10,10 @@
  *   status_writer.c  the only writer of pod status, the resume state file
  *                    and the final DELETE of a pod that ended
  *   mirror.c         the mirror pods of static pods
- *   housekeeping.c   volume refresh and sizeLimit eviction, image GC, the
- *                    Node's labels (for admission)
+ *   housekeeping.c   volume refresh and local storage eviction (emptyDir
+ *                    sizeLimit, limits.ephemeral-storage), node-pressure
+ *                    eviction (eviction.h), image GC, the Node's labels
+ *                    (for admission)
  *
  * Threads:
  *   reflector  lists and watches the pods of this node (on_list, on_event)
@@ -52,6 +54,7 @@
 #define NODE_REFRESH_INTERVAL_NS (10 * NS_PER_SEC)
 #define IMAGE_GC_INTERVAL_NS (300 * NS_PER_SEC)
 #define IMAGE_GC_GRACE_NS (600 * NS_PER_SEC)
+#define EVICTION_INTERVAL_NS (10 * NS_PER_SEC) /* the kubelet's eviction monitoring period */
 
 /* A pod's life in the table. Every change goes through
  * entry_transition_locked, which logs it once.
@@ -107,6 +110,8 @@ typedef struct entry {
     bool mirror_ok; /* the mirror pod exists */
     /* housekeeping.c */
     int64_t refresh_at; /* mono ns: next volume refresh */
+    bool evicted;       /* stopped by eviction: its volumes go once it ended ... */
+    bool reclaimed;     /* ... and are gone */
     /* WAITING: the next sandbox attempt (mono ns) */
     int64_t sandbox_retry_at;
     struct entry *next;
@@ -130,6 +135,7 @@ struct pod_manager {
     json_t *node_labels;    /* the Node's labels as last read (lock) */
     int64_t node_labels_at; /* mono ns of that read; 0: never read */
     int64_t node_refresh_at;
+    int64_t next_eviction; /* mono ns of the next node-pressure pass */
     pod_manager_stats_t stats;
 };
 
@@ -257,5 +263,17 @@ void image_gc_run(pod_manager_t *m, json_t *keep);
 /* Reads the Node's labels from the API server (no lock held); keeps the
  * previous ones when that fails. */
 void node_labels_refresh(pod_manager_t *m);
+
+/* Node pressure (pod/eviction.h), every EVICTION_INTERVAL_NS: observes
+ * the signals, and when a threshold evicts, reclaims unused images (disk)
+ * and evicts the first pod in the kubelet's ranking. Called with m->lock
+ * held; drops it around the work and returns with it held. */
+void eviction_pass(pod_manager_t *m);
+
+/* Marks the pod of uid evicted (its volumes are reclaimed once it ends, as
+ * the kubelet waits for an evicted pod's resources to be reclaimed). */
+void eviction_mark_locked(pod_manager_t *m, const char *uid);
+/* Removes the volumes of an evicted pod that ended (no lock held). */
+void eviction_reclaim(pod_manager_t *m, const char *uid);
 
 #endif

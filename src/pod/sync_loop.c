@@ -18,6 +18,7 @@
 #include "volume/volume.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Frees an entry already unlinked from the table (no lock held). */
 static void entry_free(pod_manager_t *m, entry_t *e)
@@ -75,6 +76,14 @@ static bool sync_pass(pod_manager_t *m)
             refresh_run(m, &job);
             pthread_mutex_lock(&m->lock);
         }
+        if (e->evicted && !e->reclaimed && e->worker && entry_finished(e)) {
+            e->reclaimed = true;
+            char uid[sizeof e->uid];
+            memcpy(uid, e->uid, sizeof uid);
+            pthread_mutex_unlock(&m->lock);
+            eviction_reclaim(m, uid);
+            pthread_mutex_lock(&m->lock);
+        }
         if (e->state == ENTRY_TERMINATING && entry_finished(e) && e->final_written && !e->dirty &&
             e->retry_at <= now && !m->shutting_down) {
             delete_job_t job;
@@ -105,6 +114,7 @@ static bool sync_pass(pod_manager_t *m)
         node_labels_refresh(m);
         pthread_mutex_lock(&m->lock);
     }
+    eviction_pass(m);
     if (m->cfg.images && time_mono_ns() >= m->next_gc) {
         m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
         json_t *keep = image_gc_keep_locked(m);

@@ -20,6 +20,7 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,39 +87,40 @@ static enum crilog_follow should_stop(void *ctx)
     return fc->last;
 }
 
-/* Reads the query into opts; answers 400 and returns -1 on a bad one. */
-static int parse_opts(http_req_t *r, crilog_read_opts_t *opts, bool *follow, bool *previous)
+int server_logs_query(server_query_fn get, void *ctx, int64_t now_ns, crilog_read_opts_t *opts,
+                      bool *follow, bool *previous, char *why, size_t why_len)
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        http_req_error(r, 400, __VA_ARGS__);                                                       \
+        snprintf(why, why_len, __VA_ARGS__);                                                       \
         return -1;                                                                                 \
     } while (0)
     const char *v;
-    if ((v = http_req_query(r, "follow")) && parse_bool(v, follow) == -1)
+    if ((v = get(ctx, "follow")) && parse_bool(v, follow) == -1)
         BAD("follow: %s is not a boolean", v);
-    if ((v = http_req_query(r, "previous")) && parse_bool(v, previous) == -1)
+    if ((v = get(ctx, "previous")) && parse_bool(v, previous) == -1)
         BAD("previous: %s is not a boolean", v);
-    if ((v = http_req_query(r, "timestamps")) && parse_bool(v, &opts->timestamps) == -1)
+    if ((v = get(ctx, "timestamps")) && parse_bool(v, &opts->timestamps) == -1)
         BAD("timestamps: %s is not a boolean", v);
-    if ((v = http_req_query(r, "tailLines")) &&
+    if ((v = get(ctx, "tailLines")) &&
         (parse_int(v, &opts->tail_lines) == -1 || opts->tail_lines < 0))
         BAD("tailLines: %s is not a count of lines", v);
-    if ((v = http_req_query(r, "limitBytes")) &&
+    if ((v = get(ctx, "limitBytes")) &&
         (parse_int(v, &opts->limit_bytes) == -1 || opts->limit_bytes < 1))
         BAD("limitBytes: %s is not a positive number of bytes", v);
-    const char *since_s = http_req_query(r, "sinceSeconds"),
-               *since_t = http_req_query(r, "sinceTime");
+    const char *since_s = get(ctx, "sinceSeconds"), *since_t = get(ctx, "sinceTime");
     if (since_s && since_t) BAD("at most one of sinceSeconds or sinceTime may be given");
     if (since_s) {
         int64_t secs;
         if (parse_int(since_s, &secs) == -1 || secs < 1)
             BAD("sinceSeconds: %s is not a positive number", since_s);
-        opts->since_ns = time_now_ns() - secs * NS_PER_SEC;
+        /* Further back than the clock goes is everything (no overflow). */
+        opts->since_ns = secs >= now_ns / NS_PER_SEC ? 0 : now_ns - secs * NS_PER_SEC;
     }
     if (since_t && time_parse_rfc3339(since_t, &opts->since_ns) == -1)
         BAD("sinceTime: %s is not an RFC 3339 time", since_t);
-    if ((v = http_req_query(r, "stream"))) {
+    if (opts->since_ns < 0) opts->since_ns = 0; /* before the epoch: everything */
+    if ((v = get(ctx, "stream"))) {
         if (strcmp(v, "Stdout") == 0)
             opts->streams = 1u << CRILOG_STDOUT;
         else if (strcmp(v, "Stderr") == 0)
@@ -130,13 +132,23 @@ static int parse_opts(http_req_t *r, crilog_read_opts_t *opts, bool *follow, boo
 #undef BAD
 }
 
+static const char *req_query(void *ctx, const char *key)
+{
+    return http_req_query(ctx, key);
+}
+
 void server_handle_logs(server_t *s, http_req_t *r, const char *ns, const char *pod,
                         const char *container)
 {
     const server_pods_t *pods = &s->pods;
     crilog_read_opts_t opts = CRILOG_READ_OPTS_INIT;
     bool follow = false, previous = false;
-    if (parse_opts(r, &opts, &follow, &previous) == -1) return;
+    char why[512];
+    if (server_logs_query(req_query, r, time_now_ns(), &opts, &follow, &previous, why,
+                          sizeof why) == -1) {
+        http_req_error(r, 400, "%s", why);
+        return;
+    }
     if (!pods->container_logs) {
         http_req_error(r, 404, "pod %s/%s is not on this node", ns, pod);
         return;

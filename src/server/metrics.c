@@ -115,6 +115,13 @@ static void process_section(strbuf_t *sb)
                   (unsigned long long)proc_self_rss_bytes());
     prom_family(sb, "process_open_fds", "gauge", "Number of open file descriptors.");
     strbuf_printf(sb, "process_open_fds %zu\n", proc_self_open_fds());
+    uint64_t soft, hard;
+    proc_nofile_limits(&soft, &hard);
+    prom_family(sb, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    strbuf_printf(sb, "process_max_fds %llu\n", (unsigned long long)soft);
+    prom_family(sb, "wasmlet_fd_headroom", "gauge",
+                "File descriptors wasmlet keeps for itself out of process_max_fds.");
+    strbuf_printf(sb, "wasmlet_fd_headroom %llu\n", (unsigned long long)proc_nofile_headroom(soft));
 }
 
 void server_handle_metrics(server_t *s, http_req_t *r)

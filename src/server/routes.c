@@ -36,11 +36,11 @@ static bool is_read(http_req_t *r)
     return strcmp(http_req_method(r), "GET") == 0 || strcmp(http_req_method(r), "HEAD") == 0;
 }
 
-/* Splits path (after prefix) into up to max segments; returns the count,
- * or -1 when there are more or one is empty. */
-static int segments(const char *path, const char *prefix, char **out, int max)
+int server_path_segments(const char *path, const char *prefix, char **out, int max)
 {
-    const char *p = path + strlen(prefix);
+    size_t plen = strlen(prefix);
+    if (strncmp(path, prefix, plen) != 0) return -1;
+    const char *p = path + plen;
     if (*p == '/') p++;
     int n = 0;
     while (*p) {
@@ -61,7 +61,7 @@ static int segments(const char *path, const char *prefix, char **out, int max)
 static void handle_logs(server_t *s, http_req_t *r)
 {
     char *seg[3] = {NULL};
-    int n = segments(http_req_path(r), "/containerLogs", seg, 3);
+    int n = server_path_segments(http_req_path(r), "/containerLogs", seg, 3);
     if (n != 3) {
         if (n > 0)
             for (int i = 0; i < n; i++)
@@ -91,7 +91,7 @@ static void refuse_interactive(server_t *s, http_req_t *r, const char *what)
 {
     const char *path = http_req_path(r);
     char *seg[4] = {NULL};
-    int n = segments(path, what, seg, 4);
+    int n = server_path_segments(path, what, seg, 4);
     const char *pod = n >= 2 ? seg[1] : "?";
     const char *ns = n >= 1 ? seg[0] : "?";
     if (strcmp(what, "/exec") == 0 || strcmp(what, "/run") == 0) {
@@ -157,7 +157,7 @@ not_allowed:
     http_req_error(r, 405, "method %s is not allowed on %s", http_req_method(r), path);
 }
 
-static const char *path_class(const char *path)
+const char *server_path_class(const char *path)
 {
     static const char *const classes[] = {"/containerLogs", "/healthz", "/pods",   "/stats",
                                           "/metrics",       "/exec",    "/attach", "/portForward",
@@ -244,7 +244,7 @@ static int authorize(server_t *s, http_req_t *r, const server_user_t *user)
 void server_route(void *ctx, http_req_t *r)
 {
     server_t *s = ctx;
-    http_req_set_class(r, path_class(http_req_path(r)));
+    http_req_set_class(r, server_path_class(http_req_path(r)));
     server_user_t user = {0};
     if (authenticate(s, r, &user) == 0 && authorize(s, r, &user) == 0) route(s, r);
     server_user_free(&user);

@@ -3,6 +3,7 @@
 #include "util/time.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,4 +163,34 @@ size_t proc_self_open_fds(void)
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return n > 0 ? n - 1 : 0; /* the directory itself */
+}
+
+void proc_nofile_limits(uint64_t *soft, uint64_t *hard)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        *soft = *hard = 0;
+        return;
+    }
+    *soft = (uint64_t)rl.rlim_cur;
+    *hard = (uint64_t)rl.rlim_max;
+}
+
+uint64_t proc_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+    }
+    return (uint64_t)rl.rlim_cur;
+}
+
+uint64_t proc_nofile_headroom(uint64_t soft_limit)
+{
+    uint64_t h = soft_limit / 8;
+    if (h < 256) h = 256;
+    if (h > soft_limit / 2) h = soft_limit / 2;
+    return h;
 }

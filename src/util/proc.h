@@ -54,4 +54,20 @@ uint64_t proc_self_rss_bytes(void);
 int64_t proc_self_start_ns(void);
 size_t proc_self_open_fds(void);
 
+/* RLIMIT_NOFILE of this process (soft, hard); 0s when unknown. */
+void proc_nofile_limits(uint64_t *soft, uint64_t *hard);
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (as the kubelet's
+ * container runtimes and Go programs do at start: select() is not used
+ * here, so a high limit costs nothing). Returns the soft limit now in
+ * force. */
+uint64_t proc_raise_nofile(void);
+
+/* Descriptors wasmlet keeps for itself out of a soft limit: a full node
+ * must still serve its API, renew its Lease, write status and start pods.
+ * max(256, limit / 8), never more than half the limit. What containers may
+ * hold together is the limit less this (the per-container caps of the
+ * runtime draw from that budget). */
+uint64_t proc_nofile_headroom(uint64_t soft_limit);
+
 #endif

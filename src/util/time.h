@@ -22,6 +22,12 @@ char *time_format_rfc3339(char *buf, size_t len, int64_t ns);
  * nanoseconds; returns 0, or -1 when the text is not a timestamp. */
 int time_parse_rfc3339(const char *text, int64_t *ns);
 
+/* Parses a Go duration ("1m30s", "90s", "1.5h", "250ms", "0"), as the
+ * kubelet's flags take them, into nanoseconds: one or more decimal numbers
+ * (a fraction allowed), each with a unit of ns, us, ms, s, m or h; no sign.
+ * Returns 0, or -1 when the text is not one or it overflows. */
+int time_parse_duration(const char *text, int64_t *ns);
+
 /* Sleeps for ms milliseconds (restarting after signals). */
 void time_sleep_ms(int64_t ms);
 

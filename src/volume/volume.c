@@ -171,6 +171,37 @@ static uint64_t dir_usage(int dirfd, dev_t dev, seen_inodes_t *seen, int depth)
     return total;
 }
 
+/* du of one emptyDir's directory; 0 when it is not there. */
+static uint64_t empty_dir_usage(const char *pod_dir, const char *name)
+{
+    char *dir = volume_dir(pod_dir, name);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(dir);
+    struct stat st;
+    if (fd == -1) return 0;
+    if (fstat(fd, &st) == -1) {
+        close(fd);
+        return 0;
+    }
+    seen_inodes_t seen = {0};
+    uint64_t used = dir_usage(fd, st.st_dev, &seen, 0); /* closes fd */
+    free(seen.items);
+    return used;
+}
+
+uint64_t volume_emptydir_usage(const podspec_t *pod, const char *pod_dir)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        if (strcmp(v->type, "emptyDir") != 0) continue;
+        const char *medium = json_str_at(v->source, "medium");
+        if (medium && strcmp(medium, "Memory") == 0) continue;
+        total += empty_dir_usage(pod_dir, v->name);
+    }
+    return total;
+}
+
 int volume_check_limits(const podspec_t *pod, const char *pod_dir, err_t *err)
 {
     for (size_t i = 0; i < pod->nvolumes; i++) {

@@ -55,6 +55,10 @@ int volume_refresh(const volume_host_t *host, const podspec_t *pod, const char *
  * volume \"cache\" exceeds the limit \"1Mi\".") when one is over, else 0.
  * The caller evicts the pod (reason Evicted, that message). */
 int volume_check_limits(const podspec_t *pod, const char *pod_dir, err_t *err);
+/* Disk used by all the pod's emptyDirs on disk (medium Memory excluded),
+ * as volume_check_limits measures one: the pod's ephemeral storage in
+ * volumes, for limits.ephemeral-storage. */
+uint64_t volume_emptydir_usage(const podspec_t *pod, const char *pod_dir);
 /* Removes the pod's volume directories (never what a hostPath points at). */
 int volume_teardown(const char *pod_dir, err_t *err);
 

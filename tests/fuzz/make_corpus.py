@@ -357,6 +357,78 @@ def spdy():
         + control(2, 0, struct.pack(">I", 1) + b([])))
 
 
+def kubelet_paths():
+    # first byte: the method (0 GET, 2 POST, 5 DELETE); then the target
+    for name, m, t in [
+        ("logs", 0, "/containerLogs/default/web/app"),
+        ("logs_follow", 0, "/containerLogs/ns/p/c?follow=true&timestamps=1&tailLines=10"),
+        ("logs_since", 0, "/containerLogs/ns/p/c?sinceSeconds=30&limitBytes=4096&stream=Stderr"),
+        ("logs_since_time", 0, "/containerLogs/ns/p/c?sinceTime=2026-12-06T10%3A00%3A00Z&previous=true"),
+        ("logs_escaped", 0, "/containerLogs/ns%2Fx/p%20q/c?stream=All&follow=false"),
+        ("logs_bad", 0, "/containerLogs//p/c?tailLines=-1&sinceSeconds=1&sinceTime=x"),
+        ("pods", 0, "/pods/"),
+        ("stats", 0, "/stats/summary?only_cpu_and_memory=true"),
+        ("metrics", 0, "/metrics/resource"),
+        ("exec", 2, "/exec/ns/p/c?command=sh&stdin=1&stdout=1&tty=1"),
+        ("portforward", 2, "/portForward/ns/p?port=8080"),
+        ("healthz", 5, "/healthz"),
+        ("abs", 0, "http://node:10250/containerLogs/a/b/c?x=%zz&&=&follow"),
+    ]:
+        put("kubelet_path", name, bytes([m]) + t.encode())
+
+
+def registry_tokens():
+    put("registry_token", "token", '{"token":"abc.def.ghi","expires_in":300,"issued_at":"2026-12-06T10:00:00Z"}')
+    put("registry_token", "access_token", '{"access_token":"eyJhbGciOi","token_type":"Bearer","expires_in":60,"refresh_token":"r"}')
+    put("registry_token", "both", '{"token":"","access_token":"x"}')
+    put("registry_token", "crlf", '{"token":"a\\r\\nX-Injected: 1"}')
+    put("registry_token", "nul", '{"token":"a\\u0000b"}')
+    put("registry_token", "array", '[{"token":"t"}]')
+    put("registry_token", "number", '{"token":5}')
+
+
+def image_configs():
+    cfg = ('{"architecture":"wasm","os":"wasip1","config":{"Entrypoint":["/app.wasm"],'
+           '"Env":["PATH=/"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' % HEX)
+    put("image_config", "oci_entrypoint", b"\0" + cfg.encode())
+    put("image_config", "docker_cmd", b"\1" + b'{"architecture":"amd64","os":"linux","config":{"Cmd":["bin/hello.wasm","x"],"WorkingDir":"/srv"}}')
+    put("image_config", "no_entry", b"\0" + b'{"os":"linux","config":{}}')
+    put("image_config", "not_wasm", b"\0" + b'{"config":{"Entrypoint":["/bin/sh"],"Cmd":["a.wasm"]}}')
+    put("image_config", "wasm_config", b"\2" + b'{"created":"2026-01-01T00:00:00Z","author":"x","architecture":"wasm","os":"wasip1","layerDigests":["sha256:%s"],"component":{"exports":[],"imports":[],"target":null}}' % HEX.encode())
+    put("image_config", "short", b"\3" + b'{"config":{"Entrypoint":[".wasm"]}}')
+
+
+def pod_specs():
+    # JSON Pods as the API server sends them (the watch's objects)
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default", "uid": "1234-5678",
+                     "labels": {"app": "web"}, "annotations": {"a": "b"}},
+        "spec": {
+            "nodeName": "wasm-1", "priority": 1000, "priorityClassName": "high",
+            "restartPolicy": "Always", "activeDeadlineSeconds": 60,
+            "containers": [{
+                "name": "app", "image": "127.0.0.1:5000/hello:1",
+                "args": ["a", "b"], "env": [{"name": "X", "value": "1"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "1Mi"},
+                              "limits": {"cpu": "1", "memory": "128Mi", "ephemeral-storage": "10Mi"}},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+            "initContainers": [{"name": "init", "image": "i", "resources": {"requests": {"memory": "1Gi"}}}],
+            "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "5Mi"}}],
+        },
+        "status": {"phase": "Pending", "qosClass": "Burstable"},
+    }
+    import json
+    put("pod_spec", "burstable", json.dumps(pod))
+    pod["spec"]["containers"][0]["resources"] = {}
+    del pod["spec"]["priority"]
+    put("pod_spec", "besteffort", json.dumps(pod))
+    pod["spec"]["containers"].append({"name": "side", "image": "s", "resources": {"limits": {"ephemeral-storage": "1e3", "memory": "1.5Gi"}}})
+    pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp"}}]
+    put("pod_spec", "two", json.dumps(pod))
+    put("pod_spec", "minimal", '{"metadata":{"name":"m","namespace":"n","uid":"u"},"spec":{"containers":[{"name":"c","image":"i"}]}}')
+
+
 def main():
     pem_dir = None
     if len(sys.argv) == 3 and sys.argv[1] == "--pem-dir":
@@ -384,6 +456,10 @@ def main():
     crilogs()
     pkis(pem)
     spdy()
+    kubelet_paths()
+    registry_tokens()
+    image_configs()
+    pod_specs()
 
 
 if __name__ == "__main__":

@@ -1019,6 +1019,177 @@ static void runs_and_usage(void **state)
     free(missing);
 }
 
+/* --- containment: one enormous line, one flooding pod ---------------------- */
+
+static size_t dir_bytes(const char *dir, size_t *files)
+{
+    char names[32][256];
+    size_t n = list_files(dir, names, 32), sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *p = fs_join(dir, names[i]);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        sum += (size_t)st.st_size;
+        free(p);
+    }
+    if (files) *files = n;
+    return sum;
+}
+
+/* A single line of 24 MiB (no newline until the very end, in writes of
+ * 1 MiB as a module's stdout brings them) is cut into P records and
+ * rotated between them: no file passes max_bytes, the files together stay
+ * within max_files * max_bytes, and the reader joins what is left of the
+ * line into one line that ends with the line's last bytes. */
+static void huge_line_rotates(void **state)
+{
+    fixture_t *f = *state;
+    err_t err;
+    const int64_t max = 1024 * 1024;
+    crilog_writer_t *w = crilog_open(f->path, max, 3, &err);
+    assert_non_null(w);
+    size_t chunk = 1024 * 1024;
+    char *buf = xmalloc(chunk);
+    for (size_t i = 0; i < chunk; i++)
+        buf[i] = (char)('a' + i % 26);
+    for (int i = 0; i < 24; i++) {
+        assert_int_equal(crilog_write(w, CRILOG_STDOUT, buf, chunk, &err), 0);
+        size_t nfiles, total = dir_bytes(f->dir, &nfiles);
+        assert_true(nfiles <= 3);
+        assert_true(total <= 3 * (size_t)max);
+    }
+    write_str(w, CRILOG_STDOUT, "END\n");
+    write_str(w, CRILOG_STDOUT, "next line\n");
+    assert_int_equal(crilog_close(w, &err), 0);
+    size_t nfiles, total = dir_bytes(f->dir, &nfiles);
+    assert_int_equal(nfiles, 3);
+    assert_true(total <= 3 * (size_t)max);
+    char names[16][256];
+    size_t n = list_files(f->dir, names, 16);
+    for (size_t i = 0; i < n; i++) {
+        char *p = fs_join(f->dir, names[i]);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        assert_true(st.st_size <= max);
+        free(p);
+    }
+
+    crilog_read_opts_t o = CRILOG_READ_OPTS_INIT;
+    char *got = read_logs(f->path, &o);
+    size_t len = strlen(got);
+    /* Two lines: the kept tail of the long one, then "next line". */
+    char *nl = strchr(got, '\n');
+    assert_non_null(nl);
+    assert_string_equal(nl + 1, "next line\n");
+    size_t first = (size_t)(nl - got);
+    assert_true(first > 2 * 1024 * 1024 - 64 * 1024 && first < 3 * 1024 * 1024);
+    assert_memory_equal(nl - 3, "END", 3);
+    /* The kept part is the line's last bytes, in order, without record
+     * headers: byte k of the line was 'a' + (k % chunk) % 26. */
+    size_t line_len = 24 * chunk;
+    for (char *p = got; p < nl - 3; p++) {
+        size_t k = line_len - (size_t)(nl - 3 - p);
+        if (*p != (char)('a' + (k % chunk) % 26))
+            fail_msg("byte %zu of the kept line is %c", (size_t)(p - got), *p);
+    }
+    assert_true(len == first + 1 + strlen("next line\n"));
+    free(got);
+    free(buf);
+}
+
+/* A 40000-byte line whose P records straddle a rotation reads back whole. */
+static void partial_across_rotation(void **state)
+{
+    fixture_t *f = *state;
+    err_t err;
+    crilog_writer_t *w = crilog_open(f->path, 24 * 1024, 5, &err);
+    assert_non_null(w);
+    char *a = repeat('q', 40000);
+    write_str(w, CRILOG_STDOUT, "before\n");
+    write_str(w, CRILOG_STDOUT, a);
+    write_str(w, CRILOG_STDOUT, "\nafter\n");
+    assert_int_equal(crilog_close(w, &err), 0);
+    size_t nfiles;
+    dir_bytes(f->dir, &nfiles);
+    assert_true(nfiles >= 2); /* it did rotate */
+    crilog_read_opts_t o = CRILOG_READ_OPTS_INIT;
+    char *got = read_logs(f->path, &o);
+    char *want = xasprintf("before\n%s\nafter\n", a);
+    assert_string_equal(got, want);
+    o.tail_lines = 2;
+    free(got);
+    got = read_logs(f->path, &o);
+    free(want);
+    want = xasprintf("%s\nafter\n", a);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    free(a);
+}
+
+typedef struct flood_arg {
+    crilog_writer_t *w;
+    atomic_bool stop;
+    size_t written;
+} flood_arg_t;
+
+static void *flood_main(void *arg)
+{
+    flood_arg_t *fa = arg;
+    char *buf = xmalloc(256 * 1024);
+    memset(buf, 'z', 256 * 1024);
+    while (!atomic_load(&fa->stop)) {
+        crilog_write(fa->w, CRILOG_STDOUT, buf, 256 * 1024, NULL);
+        fa->written += 256 * 1024;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One container flooding its log (one enormous line, so every write is P
+ * records and rotations) does not hold back another container's writes:
+ * each writer has its own lock and file, and nothing is shared. */
+static void flood_does_not_slow_others(void **state)
+{
+    fixture_t *f = *state;
+    err_t err;
+    char *quiet_dir = fs_join(f->dir, "quiet");
+    assert_int_equal(fs_mkdir_p(quiet_dir, 0755, &err), 0);
+    char *quiet_path = crilog_run_path(quiet_dir, 0);
+    flood_arg_t fa = {.w = crilog_open(f->path, 1024 * 1024, 2, &err)};
+    assert_non_null(fa.w);
+    crilog_writer_t *quiet = crilog_open(quiet_path, 0, 0, &err);
+    assert_non_null(quiet);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, flood_main, &fa), 0);
+    time_sleep_ms(50);
+    int64_t worst = 0;
+    for (int i = 0; i < 100; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "tick %d\n", i);
+        int64_t t0 = time_mono_ns();
+        assert_int_equal(crilog_write(quiet, CRILOG_STDOUT, line, strlen(line), &err), 0);
+        int64_t d = time_mono_ns() - t0;
+        if (d > worst) worst = d;
+        time_sleep_ms(2);
+    }
+    atomic_store(&fa.stop, true);
+    pthread_join(t, NULL);
+    assert_true(fa.written > 4 * 1024 * 1024); /* it did flood meanwhile */
+    /* A write of a short line takes microseconds; 50 ms would mean it
+     * waited on the flood. */
+    assert_true(worst < 50 * NS_PER_MS);
+    assert_int_equal(crilog_close(fa.w, &err), 0);
+    assert_int_equal(crilog_close(quiet, &err), 0);
+    crilog_read_opts_t o = CRILOG_READ_OPTS_INIT;
+    o.tail_lines = 1;
+    char *got = read_logs(quiet_path, &o);
+    assert_string_equal(got, "tick 99\n");
+    free(got);
+    free(quiet_path);
+    free(quiet_dir);
+}
+
 int main(void)
 {
     /* e.g. WASMLET_TEST_FILTER='follow_*' to run a few tests under valgrind */
@@ -1042,6 +1213,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(follow_rotation_and_end, setup, teardown),
         cmocka_unit_test_setup_teardown(follow_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(runs_and_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_line_rotates, setup, teardown),
+        cmocka_unit_test_setup_teardown(partial_across_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(flood_does_not_slow_others, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,11 @@ static void rfc3339_round_trip(void **state)
     assert_true(back == INT64_C(1795702871500000000));
     assert_int_equal(time_parse_rfc3339("yesterday", &back), -1);
     assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11", &back), -1);
+    /* A short or malformed offset is refused, not read past its end (found
+     * by fuzzing: "-22:2" moved the parser beyond the string). */
+    assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11-22:2", &back), -1);
+    assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11+1:00", &back), -1);
+    assert_int_equal(time_parse_rfc3339("2026-11-26T14:21:11+24:00", &back), -1);
     time_format_rfc3339(buf, sizeof buf, ns);
     assert_string_equal(buf, "2026-11-26T14:21:11Z");
 }
