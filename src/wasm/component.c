@@ -139,8 +139,12 @@ static void on_unsatisfied(void *data, const char *name, size_t name_len, const 
         strbuf_printf(&u->names, " (a WASI version this host cannot link: it has WASI %s)",
                       WASMRT_WASI_P2_VERSION);
         u->old_or_new_wasi = true;
-    } else if (why_len && !strstr(why, "not found") && !strstr(why, "expected")) {
-        strbuf_printf(&u->names, " (%.*s)", (int)(why_len > 200 ? 200 : why_len), why);
+    } else if (why_len) {
+        /* why is not NUL-terminated: a bounded copy for the searches. */
+        char cause[201];
+        snprintf(cause, sizeof cause, "%.*s", (int)(why_len > 200 ? 200 : why_len), why);
+        if (!strstr(cause, "not found") && !strstr(cause, "expected"))
+            strbuf_printf(&u->names, " (%s)", cause);
     }
 }
 
