@@ -80,6 +80,7 @@ static void usage(FILE *f)
           "  --eviction-soft-grace-period LIST  e.g. memory.available=1m30s\n"
           "  --eviction-pressure-transition-period D  how long a pressure condition\n"
           "                               outlasts its signal (5m0s)\n"
+          "  --max-wasm-stack BYTES       WebAssembly call stack of a container (8Mi)\n"
           "  -v                           more logging\n",
           f);
 }
@@ -205,6 +206,7 @@ int node_main(int argc, char **argv)
         O_EVSOFT,
         O_EVGRACE,
         O_EVTRANS,
+        O_WASMSTACK,
     };
     static const struct option opts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -234,6 +236,7 @@ int node_main(int argc, char **argv)
         {"eviction-soft", required_argument, NULL, O_EVSOFT},
         {"eviction-soft-grace-period", required_argument, NULL, O_EVGRACE},
         {"eviction-pressure-transition-period", required_argument, NULL, O_EVTRANS},
+        {"max-wasm-stack", required_argument, NULL, O_WASMSTACK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -247,6 +250,7 @@ int node_main(int argc, char **argv)
     node_config_t ncfg = {
         .port = 10250, .max_pods = 110, .taint_no_schedule = true, .taint_no_execute = true};
     int64_t log_max_bytes = 10 * 1024 * 1024, backoff_initial = 0;
+    int64_t max_wasm_stack = (int64_t)WASMRT_DEFAULT_MAX_WASM_STACK;
     int log_max_files = 5;
     eviction_config_t evcfg;
     eviction_config_default(&evcfg);
@@ -301,6 +305,14 @@ int node_main(int argc, char **argv)
         case O_LOGSIZE:
             if (parse_bytes("container-log-max-size", optarg, INT64_MAX / 2, &log_max_bytes) == -1)
                 goto bad;
+            break;
+        case O_WASMSTACK:
+            if (parse_bytes("max-wasm-stack", optarg, INT64_C(1) << 30, &max_wasm_stack) == -1)
+                goto bad;
+            if (max_wasm_stack < 65536) {
+                fprintf(stderr, "wasmlet node: --max-wasm-stack: at least 64Ki\n");
+                goto bad;
+            }
             break;
         case O_LOGFILES:
             if (cli_parse_int32("node", "container-log-max-files", optarg, 1, 1000,
@@ -411,7 +423,7 @@ int node_main(int argc, char **argv)
     image_store_options_t io = {
         .dir = modules, .insecure_registries = insecure, .node_auth = &node_auth};
     if (image_store_open(&images, &io, &err) == -1) goto out;
-    wasmrt_options_t ro = {.cache_dir = compiled};
+    wasmrt_options_t ro = {.cache_dir = compiled, .max_wasm_stack = (size_t)max_wasm_stack};
     if (wasmrt_open(&ro, &rt, &err) == -1) goto out;
     if (node_register(client, &ncfg, &err) == -1) goto out;
     diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());

@@ -25,6 +25,7 @@
  * startup probe, a failed postStart hook) exited with 137 and restarts as
  * the policy and back-off say, like a crash. */
 #include "log/crilog.h"
+#include "pod/annotations.h"
 #include "pod/env.h"
 #include "pod/worker_priv.h"
 #include "metrics/registry.h"
@@ -88,6 +89,7 @@ typedef struct prepared {
     size_t nmounts;
     wasmrt_module_t *module;
     wasmrt_load_info_t load;
+    pod_net_t net; /* a component's network, from the pod's annotations */
 } prepared_t;
 
 static void prepared_free(prepared_t *p)
@@ -98,6 +100,7 @@ static void prepared_free(prepared_t *p)
     strvec_free(&p->argv);
     volume_mounts_free(p->mounts, p->nmounts);
     wasmrt_module_release(p->module);
+    pod_net_free(&p->net);
     memset(p, 0, sizeof *p);
 }
 
@@ -134,6 +137,12 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         return PREP_WAIT;
     }
     if (volume_mounts(spec, cs, w->pod_dir, &p->mounts, &p->nmounts, err) == -1) {
+        snprintf(reason, reason_len, "CreateContainerConfigError");
+        worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
+        return PREP_WAIT;
+    }
+    if (pod_net_from_annotations(spec, p->mounts, p->nmounts, w->host.host_ip, &p->net, err) ==
+        -1) {
         snprintf(reason, reason_len, "CreateContainerConfigError");
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;
@@ -230,6 +239,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .cpu_millicores = (uint32_t)c->spec->cpu_limit,
         .output = on_output,
         .output_ctx = &out,
+        .net = p->net.net,
     };
     worker_event(w, c, "Normal", "Created", "Created container %s", c->name);
     worker_event(w, c, "Normal", "Started", "Started container %s", c->name);

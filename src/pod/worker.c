@@ -137,7 +137,14 @@ static bool apps_done(const pod_worker_t *w, const void *arg)
 static void start_container_locked(pod_worker_t *w, crun_t *c)
 {
     lock_assert_held(&w->lock);
-    if (pod_worker_thread_create(&c->thread, NULL, container_main, c) == 0) {
+    /* The module runs on this thread's stack: size it for the runtime's
+     * max_wasm_stack (only the touched pages become resident). */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, wasmrt_thread_stack_size(w->host.rt));
+    int rc = pod_worker_thread_create(&c->thread, &attr, container_main, c);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) {
         c->joinable = true;
         return;
     }

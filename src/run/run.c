@@ -92,6 +92,8 @@ static void usage(FILE *f)
           "      --logs-dir DIR      also keep CRI-format container logs here\n"
           "      --backoff-initial MS  first CrashLoopBackOff delay (default 10000)\n"
           "      --backoff-max MS      longest delay (default 300000)\n"
+          "      --max-wasm-stack BYTES  WebAssembly call stack of a container\n"
+          "                          (default 8388608, as Go's wasip1 runner gives)\n"
           "      --no-prefix         print container output without [name]\n"
           "  -v, --verbose           show events and timings\n",
           f);
@@ -112,12 +114,14 @@ int run_main(int argc, char **argv)
         {"backoff-initial", required_argument, NULL, 'b'},
         {"backoff-max", required_argument, NULL, 'B'},
         {"no-prefix", no_argument, NULL, 'P'},
+        {"max-wasm-stack", required_argument, NULL, 'S'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *data_dir = getenv("WASMLET_DATA"), *logs_dir = NULL;
     int64_t backoff_initial = 10000, backoff_max = 300000;
+    int64_t max_wasm_stack = (int64_t)WASMRT_DEFAULT_MAX_WASM_STACK;
     bool prefix = true;
     int opt;
     optind = 1;
@@ -145,6 +149,11 @@ int run_main(int argc, char **argv)
             break;
         case 'P':
             prefix = false;
+            break;
+        case 'S':
+            if (cli_parse_int("run", "max-wasm-stack", optarg, 65536, INT64_C(1) << 30,
+                              &max_wasm_stack) == -1)
+                return CLI_USAGE_ERROR;
             break;
         case 'v':
             diag_set_level(DIAG_DEBUG);
@@ -192,7 +201,7 @@ int run_main(int argc, char **argv)
         fprintf(stderr, "wasmlet run: cannot create a temporary directory\n");
         goto out;
     }
-    wasmrt_options_t ro = {.cache_dir = compiled};
+    wasmrt_options_t ro = {.cache_dir = compiled, .max_wasm_stack = (size_t)max_wasm_stack};
     if (wasmrt_open(&ro, &rt, &err) == -1) {
         fprintf(stderr, "wasmlet run: %s\n", err.msg);
         goto out;

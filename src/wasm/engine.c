@@ -19,41 +19,102 @@
 #include <string.h>
 #include <time.h>
 
-void wasmrt_error_message(wasmtime_error_t *error, char *buf, size_t len)
+char *wasmrt_error_text(const wasmtime_error_t *error)
 {
     wasm_name_t msg;
     wasmtime_error_message(error, &msg);
-    snprintf(buf, len, "%.*s", (int)msg.size, msg.data);
+    char *text = xmalloc(msg.size + 1);
+    memcpy(text, msg.data, msg.size);
+    text[msg.size] = '\0';
     wasm_byte_vec_delete(&msg);
+    return text;
 }
 
-void wasmrt_trap_message(wasm_trap_t *trap, char *buf, size_t len)
+/* What a trap code means, for a trap whose text lost its cause. */
+static const char *trap_code_text(uint8_t code)
+{
+    switch (code) {
+    case WASMTIME_TRAP_CODE_STACK_OVERFLOW:
+        return "wasm trap: call stack exhausted";
+    case WASMTIME_TRAP_CODE_MEMORY_OUT_OF_BOUNDS:
+        return "wasm trap: out of bounds memory access";
+    case WASMTIME_TRAP_CODE_INDIRECT_CALL_TO_NULL:
+        return "wasm trap: uninitialized element";
+    case WASMTIME_TRAP_CODE_BAD_SIGNATURE:
+        return "wasm trap: indirect call type mismatch";
+    case WASMTIME_TRAP_CODE_INTEGER_OVERFLOW:
+        return "wasm trap: integer overflow";
+    case WASMTIME_TRAP_CODE_INTEGER_DIVISION_BY_ZERO:
+        return "wasm trap: integer divide by zero";
+    case WASMTIME_TRAP_CODE_UNREACHABLE_CODE_REACHED:
+        return "wasm trap: wasm `unreachable` instruction executed";
+    case WASMTIME_TRAP_CODE_INTERRUPT:
+        return "wasm trap: interrupt";
+    default:
+        return NULL;
+    }
+}
+
+char *wasmrt_trap_text(const wasm_trap_t *trap)
 {
     wasm_message_t msg;
     wasm_trap_message(trap, &msg);
     /* The message is NUL-terminated and its size counts the NUL. */
     size_t n = msg.size;
     if (n && msg.data[n - 1] == '\0') n--;
-    snprintf(buf, len, "%.*s", (int)n, msg.data);
+    char *text = xmalloc(n + 1);
+    memcpy(text, msg.data, n);
+    text[n] = '\0';
     wasm_byte_vec_delete(&msg);
+    uint8_t code;
+    const char *known = wasmtime_trap_code(trap, &code) ? trap_code_text(code) : NULL;
+    if (known && !strstr(text, known + strlen("wasm trap: "))) {
+        /* The cause is missing from the text (never seen, but the code
+         * is authoritative): put it in front. */
+        char *both = xasprintf("%s\nCaused by:\n    %s", text, known);
+        free(text);
+        text = both;
+    }
+    return text;
 }
 
 /* Condenses a Wasmtime error into one line a user can act on. Its text is
  * "error while executing at wasm backtrace:\n    0: 0x1a2 - f\n ...
  * \nCaused by:\n    wasm trap: ..." for a trap: the cause comes first,
  * then the innermost frame ("... (at 0x1a2 - abort)"). Other messages keep
- * their first line, with the cause after a colon when there is one. */
-void wasmrt_condense(char *msg, size_t size)
+ * their first line, with the cause after a colon when there is one. The
+ * full text is read whatever its length (a stack overflow's backtrace has
+ * thousands of frames), so the cause is never cut off: only the result is
+ * bounded by size. */
+void wasmrt_condense(const char *full, char *out, size_t size)
 {
+    if (!size) return;
     char cause[512] = "", frame[256] = "";
-    const char *c = strstr(msg, "Caused by:");
+    /* The last "Caused by:" holds the root cause. */
+    const char *c = NULL;
+    for (const char *p = strstr(full, "Caused by:"); p; p = strstr(p + 1, "Caused by:"))
+        c = p;
     if (c) {
         c += strlen("Caused by:");
         while (*c == '\n' || *c == ' ')
             c++;
+        /* "0: context\n    1: root": keep the deepest numbered line. */
+        if (c[0] >= '0' && c[0] <= '9' && strstr(c, ": ")) {
+            const char *last = c;
+            for (const char *q = strchr(c, '\n'); q; q = strchr(q + 1, '\n')) {
+                const char *r = q + 1;
+                while (*r == ' ')
+                    r++;
+                if (*r >= '0' && *r <= '9') last = r;
+            }
+            c = last;
+            while (*c >= '0' && *c <= '9')
+                c++;
+            if (c[0] == ':' && c[1] == ' ') c += 2;
+        }
         snprintf(cause, sizeof cause, "%.*s", (int)strcspn(c, "\n"), c);
     }
-    const char *f = strstr(msg, "\n    0: ");
+    const char *f = strstr(full, "\n    0: ");
     if (f) {
         f += strlen("\n    0: ");
         while (*f == ' ')
@@ -61,20 +122,44 @@ void wasmrt_condense(char *msg, size_t size)
         snprintf(frame, sizeof frame, "%.*s", (int)strcspn(f, "\n"), f);
     }
     char head[512];
-    snprintf(head, sizeof head, "%.*s", (int)strcspn(msg, "\n"), msg);
-    if (cause[0] && frame[0])
-        snprintf(msg, size, "%s (at %s)", cause, frame);
+    snprintf(head, sizeof head, "%.*s", (int)strcspn(full, "\n"), full);
+    if (cause[0] && frame[0] && strstr(head, "backtrace"))
+        snprintf(out, size, "%s (at %s)", cause, frame);
     else if (cause[0])
-        snprintf(msg, size, "%s: %s", head, cause);
+        snprintf(out, size, "%s: %s", head, cause);
     else
-        snprintf(msg, size, "%s", head);
+        snprintf(out, size, "%s", head);
+}
+
+void wasmrt_error_message(const wasmtime_error_t *error, char *buf, size_t len)
+{
+    char *text = wasmrt_error_text(error);
+    wasmrt_condense(text, buf, len);
+    free(text);
+}
+
+void wasmrt_trap_message(const wasm_trap_t *trap, char *buf, size_t len)
+{
+    char *text = wasmrt_trap_text(trap);
+    wasmrt_condense(text, buf, len);
+    free(text);
+}
+
+bool wasmrt_take_failure(wasmtime_error_t *error, wasm_trap_t *trap, char *out, size_t size)
+{
+    char *text = error ? wasmrt_error_text(error) : trap ? wasmrt_trap_text(trap) : xstrdup("");
+    bool memory = strstr(text, WASMLET_OOM_MESSAGE) || strstr(text, "memory growth failure");
+    wasmrt_condense(text, out, size);
+    free(text);
+    if (error) wasmtime_error_delete(error);
+    if (trap) wasm_trap_delete(trap);
+    return memory;
 }
 
 int wasmrt_error(err_t *err, wasmtime_error_t *error, const char *what)
 {
     char text[ERR_MSG_MAX];
     wasmrt_error_message(error, text, sizeof text);
-    wasmrt_condense(text, sizeof text);
     wasmtime_error_delete(error);
     return err_set(err, "%s: %s", what, text);
 }
@@ -82,6 +167,16 @@ int wasmrt_error(err_t *err, wasmtime_error_t *error, const char *what)
 const char *wasmrt_engine_version(void)
 {
     return WASMTIME_VERSION;
+}
+
+size_t wasmrt_max_wasm_stack(const wasmrt_t *rt)
+{
+    return rt ? rt->max_wasm_stack : WASMRT_DEFAULT_MAX_WASM_STACK;
+}
+
+size_t wasmrt_thread_stack_size(const wasmrt_t *rt)
+{
+    return wasmrt_max_wasm_stack(rt) + WASMRT_HOST_STACK_MARGIN;
 }
 
 static void *ticker_main(void *arg)
@@ -104,6 +199,8 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     wasmrt_t *rt = xcalloc(1, sizeof *rt);
     rt->tick_ms = opts && opts->epoch_tick_ms > 0 ? opts->epoch_tick_ms : 10;
     rt->cache_dir = opts && opts->cache_dir ? xstrdup(opts->cache_dir) : NULL;
+    rt->max_wasm_stack =
+        opts && opts->max_wasm_stack ? opts->max_wasm_stack : WASMRT_DEFAULT_MAX_WASM_STACK;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->compile_lock, NULL);
     pthread_mutex_init(&rt->ticker_lock, NULL);
@@ -115,6 +212,14 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     /* Linear memory initialised copy-on-write from the compiled image:
      * instantiation maps pages instead of copying data segments. */
     wasmtime_config_memory_init_cow_set(config, true);
+    /* Wasm runs on the calling thread's stack (sync calls), up to
+     * max_wasm_stack below its entry; container threads are sized for it
+     * (wasmrt_thread_stack_size). Wasmtime refuses a max_wasm_stack above
+     * async_stack_size once async support is compiled in, as it is for the
+     * component model, so the two move together; the async stacks are
+     * never allocated, since nothing runs async. */
+    wasmtime_config_max_wasm_stack_set(config, rt->max_wasm_stack);
+    wasmtime_config_async_stack_size_set(config, rt->max_wasm_stack + WASMRT_HOST_STACK_MARGIN);
     rt->engine = wasm_engine_new_with_config(config);
     if (!rt->engine) {
         err_set(err, "cannot create the Wasmtime engine");
@@ -130,6 +235,7 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     wasmtime_linker_allow_shadowing(rt->linker, true);
     if (wasmrt_define_wasi_overrides(rt->linker, err) == -1) goto fail;
     wasmtime_linker_allow_shadowing(rt->linker, false);
+    if (wasmrt_component_linker_new(rt, err) == -1) goto fail;
 
     if (pthread_create(&rt->ticker, NULL, ticker_main, rt) != 0) {
         err_set(err, "cannot start the epoch ticker thread");
@@ -138,6 +244,7 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     *out = rt;
     return 0;
 fail:
+    if (rt->clinker) wasmtime_component_linker_delete(rt->clinker);
     if (rt->linker) wasmtime_linker_delete(rt->linker);
     if (rt->engine) wasm_engine_delete(rt->engine);
     pthread_cond_destroy(&rt->ticker_cond);
@@ -162,11 +269,10 @@ void wasmrt_close(wasmrt_t *rt)
     wasmrt_module_t *m = rt->modules;
     while (m) {
         wasmrt_module_t *next = m->next;
-        wasmtime_instance_pre_delete(m->pre);
-        wasmtime_module_delete(m->module);
-        free(m);
+        wasmrt_module_free(m);
         m = next;
     }
+    wasmtime_component_linker_delete(rt->clinker);
     wasmtime_linker_delete(rt->linker);
     wasm_engine_delete(rt->engine);
     pthread_cond_destroy(&rt->ticker_cond);

@@ -3,6 +3,7 @@
 #ifndef WASMLET_WASM_INTERNAL_H
 #define WASMLET_WASM_INTERNAL_H
 
+#include "wasm/wasmlet_capi.h"
 #include "wasm/wasmrt.h"
 
 #include <pthread.h>
@@ -15,6 +16,10 @@ struct wasmrt_stop {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     atomic_bool requested;
+    /* Cancelled with the request: ends a component's blocking WASI waits
+     * (poll, pollable.block, blocking stream calls), which epoch
+     * interruption cannot reach. */
+    wasmlet_cancel_token_t *token;
 };
 
 /* Waits on stop until the monotonic deadline; true when stopped. */
@@ -22,18 +27,27 @@ bool wasmrt_stop_wait_until(wasmrt_stop_t *stop, int64_t deadline_mono_ns);
 
 struct wasmrt_module {
     wasmrt_t *rt;
+    wasmrt_kind_t kind;
     char digest[7 + 64 + 1]; /* "sha256:" + hex */
+    /* A core module: */
     wasmtime_module_t *module;
     wasmtime_instance_pre_t *pre; /* linked against rt->linker once */
-    int refs;                     /* guarded by rt->lock */
-    struct wasmrt_module *next;   /* rt->modules list */
+    /* A component: */
+    wasmtime_component_t *component;
+    wasmtime_component_export_index_t *run; /* wasi:cli/run's run */
+    int refs;                               /* guarded by rt->lock */
+    struct wasmrt_module *next;             /* rt->modules list */
 };
 
 struct wasmrt {
     wasm_engine_t *engine;
     wasmtime_linker_t *linker; /* WASI preview 1 + our poll_oneoff; shared, read-only */
+    /* WASI preview 2 with cancellable waits, outgoing wasi:http through the
+     * store's policy, and exit-with-code; shared, read-only. */
+    wasmtime_component_linker_t *clinker;
     char *cache_dir;
     int tick_ms;
+    size_t max_wasm_stack; /* bytes; see wasmrt_thread_stack_size */
 
     pthread_t ticker;
     pthread_mutex_t ticker_lock;
@@ -60,9 +74,36 @@ typedef struct wasmrt_run_ctx {
     int64_t period_start_mono;
     int64_t period_start_cpu;
     bool stopped;  /* the run ended because of stop */
-    bool exited;   /* proc_exit was called ... */
+    bool exited;   /* proc_exit (or wasi:cli/exit's exit-with-code) was called ... */
     int exit_code; /* ... with this code */
 } wasmrt_run_ctx_t;
+
+/* --- components (component.c) --- */
+
+/* Builds rt->clinker. */
+int wasmrt_component_linker_new(wasmrt_t *rt, err_t *err);
+/* Checks that a loaded component can run as a container: it exports
+ * wasi:cli/run (*run gets its run function) and imports only what
+ * rt->clinker provides. Errors name what is wrong. */
+int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
+                           wasmtime_component_export_index_t **run, err_t *err);
+/* Instantiates the component in the store (WASI already set) and calls
+ * wasi:cli/run, filling result; the caller deletes the store. */
+void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_store_t *store,
+                          wasmrt_result_t *result);
+
+/* --- sockets (net.c) --- */
+
+/* Applies spec->net to a WASI configuration of a component: TCP, UDP and
+ * name lookup with the address check, or nothing at all. */
+void wasmrt_net_configure(wasi_config_t *wasi, const wasmrt_spec_t *spec);
+/* Sets the store's outgoing-HTTP policy from spec->net; on failure fills
+ * msg and returns -1. */
+int wasmrt_net_http_policy(wasmtime_context_t *cx, const wasmrt_spec_t *spec, char *msg,
+                           size_t len);
+
+/* Frees a loaded module or component (module.c). */
+void wasmrt_module_free(wasmrt_module_t *m);
 
 /* Defines wasi_snapshot_preview1.poll_oneoff and proc_exit on the linker,
  * shadowing Wasmtime's (wasi_host.c). */
@@ -70,10 +111,19 @@ int wasmrt_define_wasi_overrides(wasmtime_linker_t *linker, err_t *err);
 
 /* Turns a Wasmtime error into err_t text (and frees it). */
 int wasmrt_error(err_t *err, wasmtime_error_t *error, const char *what);
-/* The message of a trap or error, into buf. */
-void wasmrt_trap_message(wasm_trap_t *trap, char *buf, size_t len);
-void wasmrt_error_message(wasmtime_error_t *error, char *buf, size_t len);
-/* Condenses a multi-line Wasmtime message into one line (engine.c). */
-void wasmrt_condense(char *msg, size_t size);
+/* The whole text of an error or a trap, however long (its backtrace
+ * included); the caller frees it. */
+char *wasmrt_error_text(const wasmtime_error_t *error);
+char *wasmrt_trap_text(const wasm_trap_t *trap);
+/* Condenses such a text into one line of at most size bytes in out: the
+ * cause first, always (engine.c). */
+void wasmrt_condense(const char *full, char *out, size_t size);
+/* wasmrt_condense of an error's or a trap's text, into buf. */
+void wasmrt_trap_message(const wasm_trap_t *trap, char *buf, size_t len);
+void wasmrt_error_message(const wasmtime_error_t *error, char *buf, size_t len);
+/* Condenses a failed call's error or trap (either may be NULL) into out
+ * and frees it; true when it was a memory creation or growth the limiter
+ * refused (WASMLET_OOM_MESSAGE). */
+bool wasmrt_take_failure(wasmtime_error_t *error, wasm_trap_t *trap, char *out, size_t size);
 
 #endif

@@ -1,4 +1,9 @@
-/* module.c: loading modules, once per content digest.
+/* module.c: loading modules and components, once per content digest.
+ *
+ * Both kinds (the header says which) take the same path; only compiling,
+ * serializing and the checks differ (a core module needs _start and
+ * pre-links against the preview 1 linker; a component's checks are in
+ * component.c).
  *
  * A module goes through three caches, fastest first:
  *  1. memory: the loaded module with its pre-linked instance, shared by
@@ -39,17 +44,23 @@ static void digest_hex(const uint8_t *data, size_t len, char *out /* 65 */)
 }
 
 /* The header check gives the plain-language reason for the usual mistakes
- * before Wasmtime's parser gives its precise but terse one. */
-static int check_header(const uint8_t *wasm, size_t len, err_t *err)
+ * before Wasmtime's parser gives its precise but terse one, and says which
+ * kind of binary it is: version 1 layer 0 is a core module, layer 1 a
+ * component. */
+static int check_header(const uint8_t *wasm, size_t len, wasmrt_kind_t *kind, err_t *err)
 {
     if (len == 0) return err_set(err, "not a WebAssembly module: the file is empty");
     if (len < 8 || memcmp(wasm, "\0asm", 4) != 0)
         return err_set(err, "not a WebAssembly module: it does not start with the \\0asm magic");
     static const uint8_t core[4] = {1, 0, 0, 0};
-    if (memcmp(wasm + 4, core, 4) == 0) return 0;
-    if (wasm[6] == 1 && wasm[7] == 0)
-        return err_set(err, "this is a WebAssembly component (WASI preview 2); wasmlet runs core "
-                            "modules built for WASI preview 1 (wasm32-wasi / wasm32-wasip1)");
+    if (memcmp(wasm + 4, core, 4) == 0) {
+        *kind = WASMRT_CORE_MODULE;
+        return 0;
+    }
+    if (wasm[6] == 1 && wasm[7] == 0) {
+        *kind = WASMRT_COMPONENT;
+        return 0;
+    }
     return err_set(err, "unsupported WebAssembly binary version %u", (unsigned)wasm[4]);
 }
 
@@ -92,29 +103,48 @@ static void unknown_imports(wasmrt_t *rt, const wasmtime_module_t *module, strbu
     wasmtime_store_delete(store);
 }
 
-static wasmtime_module_t *from_disk(wasmrt_t *rt, const char *hex)
+/* The compiled form of a core module or a component. */
+typedef struct compiled {
+    wasmtime_module_t *module;
+    wasmtime_component_t *component;
+} compiled_t;
+
+static void compiled_free(compiled_t *c)
 {
-    if (!rt->cache_dir) return NULL;
+    if (c->module) wasmtime_module_delete(c->module);
+    if (c->component) wasmtime_component_delete(c->component);
+    memset(c, 0, sizeof *c);
+}
+
+static bool from_disk(wasmrt_t *rt, wasmrt_kind_t kind, const char *hex, compiled_t *out)
+{
+    if (!rt->cache_dir) return false;
     char *path = xasprintf("%s/%s.cwasm", rt->cache_dir, hex);
-    wasmtime_module_t *module = NULL;
+    bool ok = false;
     if (access(path, R_OK) == 0) {
-        wasmtime_error_t *error = wasmtime_module_deserialize_file(rt->engine, path, &module);
+        wasmtime_error_t *error =
+            kind == WASMRT_COMPONENT
+                ? wasmtime_component_deserialize_file(rt->engine, path, &out->component)
+                : wasmtime_module_deserialize_file(rt->engine, path, &out->module);
         if (error) { /* another Wasmtime's, or damaged: compile again */
             wasmtime_error_delete(error);
-            module = NULL;
+            memset(out, 0, sizeof *out);
             unlink(path);
+        } else {
+            ok = true;
         }
     }
     free(path);
-    return module;
+    return ok;
 }
 
-static void to_disk(wasmrt_t *rt, const char *hex, const wasmtime_module_t *module)
+static void to_disk(wasmrt_t *rt, const char *hex, const compiled_t *c)
 {
     if (!rt->cache_dir) return;
     if (fs_mkdir_p(rt->cache_dir, 0700, NULL) == -1) return;
     wasm_byte_vec_t bytes;
-    wasmtime_error_t *error = wasmtime_module_serialize(module, &bytes);
+    wasmtime_error_t *error = c->component ? wasmtime_component_serialize(c->component, &bytes)
+                                           : wasmtime_module_serialize(c->module, &bytes);
     if (error) {
         wasmtime_error_delete(error);
         return;
@@ -124,6 +154,41 @@ static void to_disk(wasmrt_t *rt, const char *hex, const wasmtime_module_t *modu
     fs_write_atomic(path, bytes.data, bytes.size, 0600, NULL);
     free(path);
     wasm_byte_vec_delete(&bytes);
+}
+
+static int compile(wasmrt_t *rt, wasmrt_kind_t kind, const uint8_t *wasm, size_t len,
+                   compiled_t *out, err_t *err)
+{
+    wasmtime_error_t *error = kind == WASMRT_COMPONENT
+                                  ? wasmtime_component_new(rt->engine, wasm, len, &out->component)
+                                  : wasmtime_module_new(rt->engine, wasm, len, &out->module);
+    if (error) {
+        memset(out, 0, sizeof *out);
+        return wasmrt_error(err, error,
+                            kind == WASMRT_COMPONENT ? "invalid WebAssembly component"
+                                                     : "invalid WebAssembly module");
+    }
+    return 0;
+}
+
+/* A core module's checks: _start, and imports the linker provides. */
+static int prepare_core(wasmrt_t *rt, wasmtime_module_t *module, wasmtime_instance_pre_t **pre,
+                        err_t *err)
+{
+    if (!has_start(module))
+        return err_set(err, "the module has no _start export: wasmlet runs WASI command modules, "
+                            "not reactors or libraries");
+    wasmtime_error_t *error = wasmtime_linker_instantiate_pre(rt->linker, module, pre);
+    if (!error) return 0;
+    wasmtime_error_delete(error);
+    strbuf_t names = STRBUF_INIT;
+    unknown_imports(rt, module, &names);
+    err_set(err,
+            "the module imports what wasmlet does not provide (%s); a container gets "
+            "WASI preview 1 (wasi_snapshot_preview1) only",
+            names.len ? strbuf_str(&names) : "incompatible import types");
+    strbuf_free(&names);
+    return -1;
 }
 
 static wasmrt_module_t *find_locked(wasmrt_t *rt, const char *digest)
@@ -138,7 +203,8 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
                       wasmrt_load_info_t *info, err_t *err)
 {
     int64_t start = time_mono_ns();
-    if (check_header(wasm, len, err) == -1) return -1;
+    wasmrt_kind_t kind = WASMRT_CORE_MODULE;
+    if (check_header(wasm, len, &kind, err) == -1) return -1;
     char hex[65];
     digest_hex(wasm, len, hex);
     char digest[7 + 64 + 1];
@@ -161,43 +227,33 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
         goto done;
     }
 
-    wasmtime_module_t *module = from_disk(rt, hex);
+    compiled_t c = {0};
     source = WASMRT_FROM_DISK;
-    if (!module) {
+    if (!from_disk(rt, kind, hex, &c)) {
         source = WASMRT_FROM_COMPILER;
-        wasmtime_error_t *error = wasmtime_module_new(rt->engine, wasm, len, &module);
-        if (error) {
+        if (compile(rt, kind, wasm, len, &c, err) == -1) {
             pthread_mutex_unlock(&rt->compile_lock);
-            return wasmrt_error(err, error, "invalid WebAssembly module");
+            return -1;
         }
-        to_disk(rt, hex, module);
-    }
-    if (!has_start(module)) {
-        wasmtime_module_delete(module);
-        pthread_mutex_unlock(&rt->compile_lock);
-        return err_set(err, "the module has no _start export: wasmlet runs WASI command modules, "
-                            "not reactors or libraries");
+        to_disk(rt, hex, &c);
     }
     wasmtime_instance_pre_t *pre = NULL;
-    wasmtime_error_t *error = wasmtime_linker_instantiate_pre(rt->linker, module, &pre);
-    if (error) {
-        wasmtime_error_delete(error);
-        strbuf_t names = STRBUF_INIT;
-        unknown_imports(rt, module, &names);
-        err_set(err,
-                "the module imports what wasmlet does not provide (%s); a container gets "
-                "WASI preview 1 (wasi_snapshot_preview1) only",
-                names.len ? strbuf_str(&names) : "incompatible import types");
-        strbuf_free(&names);
-        wasmtime_module_delete(module);
+    wasmtime_component_export_index_t *run = NULL;
+    int rc = kind == WASMRT_COMPONENT ? wasmrt_component_check(rt, c.component, &run, err)
+                                      : prepare_core(rt, c.module, &pre, err);
+    if (rc == -1) {
+        compiled_free(&c);
         pthread_mutex_unlock(&rt->compile_lock);
         return -1;
     }
     m = xcalloc(1, sizeof *m);
     m->rt = rt;
+    m->kind = kind;
     memcpy(m->digest, digest, sizeof m->digest);
-    m->module = module;
+    m->module = c.module;
     m->pre = pre;
+    m->component = c.component;
+    m->run = run;
     m->refs = 1;
     pthread_mutex_lock(&rt->lock);
     m->next = rt->modules;
@@ -237,9 +293,7 @@ static void trim_locked(wasmrt_t *rt)
         wasmrt_module_t *m = *pp;
         if (m->refs == 0 && ++idle > IDLE_KEEP) {
             *pp = m->next;
-            wasmtime_instance_pre_delete(m->pre);
-            wasmtime_module_delete(m->module);
-            free(m);
+            wasmrt_module_free(m);
             continue;
         }
         pp = &m->next;
@@ -255,9 +309,28 @@ void wasmrt_module_release(wasmrt_module_t *mod)
     pthread_mutex_unlock(&rt->lock);
 }
 
+void wasmrt_module_free(wasmrt_module_t *m)
+{
+    if (m->pre) wasmtime_instance_pre_delete(m->pre);
+    if (m->module) wasmtime_module_delete(m->module);
+    if (m->run) wasmtime_component_export_index_delete(m->run);
+    if (m->component) wasmtime_component_delete(m->component);
+    free(m);
+}
+
 const char *wasmrt_module_digest(const wasmrt_module_t *mod)
 {
     return mod->digest;
+}
+
+wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod)
+{
+    return mod->kind;
+}
+
+const char *wasmrt_kind_name(wasmrt_kind_t kind)
+{
+    return kind == WASMRT_COMPONENT ? "component" : "module";
 }
 
 size_t wasmrt_loaded_modules(wasmrt_t *rt)

@@ -12,6 +12,9 @@
  * at once as OOMKilled, like a container killed by the kernel's OOM killer,
  * instead of running on with malloc returning NULL.
  *
+ * A component takes the same path up to its WASI context, and then
+ * component.c's (its memory limit is summed over all its memories).
+ *
  * CPU limit: at every epoch tick the store's callback compares the thread's
  * CPU time in the current 100 ms period with the quota (limits.cpu of the
  * period, as CFS bandwidth control does for containers) and, once the quota
@@ -25,9 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* deps/wasmtime-capi/src/lib.rs */
-extern void wasmlet_context_trap_on_memory_limit(wasmtime_context_t *cx, size_t bytes);
 
 #define CPU_PERIOD_NS (100 * NS_PER_MS)
 
@@ -97,13 +97,9 @@ static uint64_t memory_size(wasmtime_context_t *cx, const wasmtime_instance_t *i
     return size;
 }
 
-static bool is_memory_limit(const char *msg)
-{
-    return strstr(msg, "growing memory") || strstr(msg, "memory growth failure");
-}
-
-/* Sets the WASI context: argv, env, stdio and the mounts. */
-static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec,
+/* Sets the WASI context: argv, env, stdio, the mounts and, for a
+ * component, its network. */
+static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec, wasmrt_kind_t kind,
                           wasmrt_result_t *result)
 {
     wasi_config_t *wasi = wasi_config_new();
@@ -148,6 +144,7 @@ static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec,
             return -1;
         }
     }
+    if (kind == WASMRT_COMPONENT) wasmrt_net_configure(wasi, spec);
     wasmtime_error_t *error = wasmtime_context_set_wasi(cx, wasi); /* takes wasi */
     if (error) {
         char msg[512];
@@ -182,29 +179,25 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
     }
     wasmtime_store_t *store = wasmtime_store_new(rt->engine, &run, NULL);
     wasmtime_context_t *cx = wasmtime_store_context(store);
-    if (spec->memory_limit > 0) {
+    if (spec->memory_limit > 0 && mod->kind == WASMRT_CORE_MODULE) {
         wasmtime_store_limiter(store, (int64_t)spec->memory_limit, -1, -1, -1, -1);
         wasmlet_context_trap_on_memory_limit(cx, (size_t)spec->memory_limit);
     }
     wasmtime_context_set_epoch_deadline(cx, 1);
     wasmtime_store_epoch_deadline_callback(store, on_epoch, &run, NULL);
 
-    if (configure_wasi(cx, spec, result) == -1) goto out;
+    if (configure_wasi(cx, spec, mod->kind, result) == -1) goto out;
+    if (mod->kind == WASMRT_COMPONENT) {
+        wasmrt_component_run(&run, mod, store, result);
+        goto out;
+    }
 
     wasmtime_instance_t inst;
     wasm_trap_t *trap = NULL;
     wasmtime_error_t *error = wasmtime_instance_pre_instantiate(mod->pre, cx, &inst, &trap);
     if (error || trap) {
         char msg[900];
-        if (error) {
-            wasmrt_error_message(error, msg, sizeof msg);
-            wasmtime_error_delete(error);
-        } else {
-            wasmrt_trap_message(trap, msg, sizeof msg);
-            wasm_trap_delete(trap);
-        }
-        bool oom = spec->memory_limit && is_memory_limit(msg);
-        wasmrt_condense(msg, sizeof msg);
+        bool oom = wasmrt_take_failure(error, trap, msg, sizeof msg) && spec->memory_limit;
         if (oom) {
             result->outcome = WASMRT_OOM;
             result->exit_code = WASMRT_EXIT_KILLED;
@@ -233,15 +226,8 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         if (error) wasmtime_error_delete(error);
         if (trap) wasm_trap_delete(trap);
     } else if (error || trap) {
-        if (error) {
-            wasmrt_error_message(error, result->message, sizeof result->message);
-            wasmtime_error_delete(error);
-        } else {
-            wasmrt_trap_message(trap, result->message, sizeof result->message);
-            wasm_trap_delete(trap);
-        }
-        bool oom = spec->memory_limit && is_memory_limit(result->message);
-        wasmrt_condense(result->message, sizeof result->message);
+        bool oom = wasmrt_take_failure(error, trap, result->message, sizeof result->message) &&
+                   spec->memory_limit;
         if (run.stopped) {
             result->outcome = WASMRT_STOPPED;
             result->exit_code = WASMRT_EXIT_KILLED;

@@ -4,7 +4,9 @@
  * what the epoch callback of a running store checks on every tick; the
  * condition variable is what a container blocked in a WASI sleep (our
  * poll_oneoff) or held back by its CPU limit waits on, so a stop wakes it at
- * once instead of at the end of its sleep. */
+ * once instead of at the end of its sleep. A component's blocking waits
+ * happen inside Wasmtime's WASI preview 2, so a stop also cancels the
+ * stop's cancel token, which ends them (wasmlet_capi.h). */
 #include "wasm/internal.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -19,6 +21,7 @@ wasmrt_stop_t *wasmrt_stop_new(void)
     wasmrt_stop_t *stop = xcalloc(1, sizeof *stop);
     pthread_mutex_init(&stop->lock, NULL);
     cond_init_monotonic(&stop->cond);
+    stop->token = wasmlet_cancel_token_new();
     return stop;
 }
 
@@ -28,6 +31,7 @@ void wasmrt_stop_request(wasmrt_stop_t *stop)
     atomic_store(&stop->requested, true);
     pthread_cond_broadcast(&stop->cond);
     pthread_mutex_unlock(&stop->lock);
+    wasmlet_cancel_token_cancel(stop->token);
 }
 
 bool wasmrt_stop_requested(wasmrt_stop_t *stop)
@@ -38,6 +42,7 @@ bool wasmrt_stop_requested(wasmrt_stop_t *stop)
 void wasmrt_stop_free(wasmrt_stop_t *stop)
 {
     if (!stop) return;
+    wasmlet_cancel_token_delete(stop->token);
     pthread_cond_destroy(&stop->cond);
     pthread_mutex_destroy(&stop->lock);
     free(stop);

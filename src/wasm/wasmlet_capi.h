@@ -2,7 +2,8 @@
  * (deps/wasmtime-capi, libwasmtime.a) adds to the Wasmtime 48 C API, for
  * what that API lacks: TCP/UDP and a socket address check for WASI preview 2,
  * cancellable blocking WASI waits, a memory limit summed over a store's
- * memories, and outgoing wasi:http with a per-store policy.
+ * memories, outgoing wasi:http with a per-store policy, and a check of a
+ * component's imports that names each one a linker lacks.
  *
  * Errors: functions returning wasmtime_error_t * return NULL on success, else
  * an error the caller owns (wasmtime_error_message, wasmtime_error_delete).
@@ -178,6 +179,25 @@ wasmtime_error_t *wasmlet_context_set_http_policy(wasmtime_context_t *cx,
                                                   wasmlet_addr_check_t check, void *check_data,
                                                   void (*check_finalizer)(void *),
                                                   const char *const *ca_files, size_t n_ca_files);
+
+/* --- checking a component's imports -------------------------------------- */
+
+/* One import a linker cannot satisfy: its name (empty when the error is not
+ * about one import) and the root cause, neither NUL-terminated, both valid
+ * during the call only. */
+typedef void (*wasmlet_unsatisfied_fn)(void *data, const char *name, size_t name_len,
+                                       const char *why, size_t why_len);
+
+/* Finds every import of `component` that `linker` cannot satisfy (not
+ * defined, or defined with another type), without instantiating anything
+ * and without changing the linker (a clone is checked, each import found
+ * being stubbed in the clone so the check goes on past it). Calls `report`
+ * (may be NULL) once for each, in the order Wasmtime checks them. Returns
+ * how many: 0 when instantiation with `linker` would type-check; -1 for a
+ * NULL linker or component or an internal failure. */
+ptrdiff_t wasmlet_component_linker_unsatisfied(const wasmtime_component_linker_t *linker,
+                                               const wasmtime_component_t *component,
+                                               wasmlet_unsatisfied_fn report, void *data);
 
 #ifdef __cplusplus
 }

@@ -1,15 +1,19 @@
 /* wasmrt.h: the WebAssembly runtime layer of wasmlet ("wasm runtime", prefix
  * wasmrt_ so as not to collide with the wasm_* names of the Wasmtime C API).
  *
- * One wasmrt_t per process holds the shared Wasmtime engine, the linker with
- * WASI preview 1, an epoch ticker thread and the table of loaded modules. A
- * module is compiled once per content digest; the compiled form is kept on
+ * One wasmrt_t per process holds the shared Wasmtime engine, the linkers
+ * (WASI preview 1 for core modules, WASI preview 2 for components), an epoch
+ * ticker thread and the table of loaded modules. A container's bytes are
+ * either a core module or a component (their header says which); both load
+ * and run through the same calls, and wasmrt_module_kind tells them apart.
+ * Each is compiled once per content digest; the compiled form is kept on
  * disk (<cache_dir>/<sha256 hex>.cwasm) and mapped back by later starts, and
- * while any container uses it, it stays in memory with its pre-linked
- * instance, so a warm start is one instantiation.
+ * while any container uses it, it stays in memory (a core module with its
+ * pre-linked instance), so a warm start is one instantiation.
  *
  * wasmrt_run() runs one container to its end on the calling thread, in a
- * store of its own: argv, env, preopened mounts and nothing else of the host;
+ * store of its own: argv, env, preopened mounts and nothing else of the host
+ * (a component may also get sockets and outgoing HTTP, see wasmrt_net_t);
  * stdout/stderr go to a callback (the container's log). It returns how the
  * container ended: exit code, trap, OOM (linear memory past the limit), or
  * stopped from another thread through a wasmrt_stop_t (within ~20 ms, even
@@ -22,18 +26,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct wasmrt wasmrt_t;
+/* A loaded core module or component. */
 typedef struct wasmrt_module wasmrt_module_t;
 typedef struct wasmrt_stop wasmrt_stop_t;
+
+/* The largest WebAssembly call stack, by default: what Go's own wasip1
+ * runner (go_wasip1_wasm_exec) gives wasmtime, since Go programs need far
+ * more than Wasmtime's 512 KiB. */
+#define WASMRT_DEFAULT_MAX_WASM_STACK ((size_t)8 << 20)
+/* Native stack a thread running wasm needs beyond max_wasm_stack: the host
+ * frames above the first wasm frame and those of host calls made at the
+ * deepest wasm frame (WASI, the component model's lifting and lowering). */
+#define WASMRT_HOST_STACK_MARGIN ((size_t)4 << 20)
 
 typedef struct wasmrt_options {
     const char *cache_dir; /* compiled modules on disk; NULL keeps them in memory only */
     int epoch_tick_ms;     /* stop latency and CPU-limit granularity; 0 = 10 ms */
+    /* Bytes of native stack WebAssembly may use before it traps with "call
+     * stack exhausted"; 0 = WASMRT_DEFAULT_MAX_WASM_STACK. */
+    size_t max_wasm_stack;
 } wasmrt_options_t;
 
 int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err);
 void wasmrt_close(wasmrt_t *rt);
+/* The runtime's max_wasm_stack (the default for a NULL rt). */
+size_t wasmrt_max_wasm_stack(const wasmrt_t *rt);
+/* The stack size a thread that calls wasmrt_run must have: wasm runs on
+ * the caller's stack, so it must hold max_wasm_stack and the host's frames
+ * (WASMRT_HOST_STACK_MARGIN). Only the pages touched become resident.
+ * Creators of container threads pass it to pthread_attr_setstacksize. */
+size_t wasmrt_thread_stack_size(const wasmrt_t *rt);
 /* "48.0.8": the Wasmtime version linked in. */
 const char *wasmrt_engine_version(void);
 
@@ -49,10 +74,24 @@ typedef struct wasmrt_load_info {
     int64_t load_ns; /* read + hash + compile or deserialize + link */
 } wasmrt_load_info_t;
 
-/* Loads the module in the file at path (its digest is computed). Every
- * defect a user can cause gets a message that says what is wrong: not a
- * WebAssembly module, truncated or invalid, a component (WASI preview 2),
- * no _start, imports the host does not provide (all named). */
+/* What a container's bytes are. */
+typedef enum wasmrt_kind {
+    WASMRT_CORE_MODULE, /* a WASI preview 1 command (_start) */
+    WASMRT_COMPONENT,   /* a WASI preview 2 wasi:cli/command component (wasi:cli/run) */
+} wasmrt_kind_t;
+
+/* The highest WASI 0.2 version the host links (Wasmtime 48's wasmtime-wasi);
+ * a component's imports of 0.2.0 up to it link, by semver. */
+#define WASMRT_WASI_P2_VERSION "0.2.12"
+
+/* Loads the module or component in the file at path (its digest is
+ * computed). Every defect a user can cause gets a message that says what
+ * is wrong: not WebAssembly, truncated or invalid; for a core module no
+ * _start or imports the host does not provide (all named); for a component
+ * no wasi:cli/run export (naming what it exports, and saying when it is an
+ * HTTP proxy component, to be served by the HTTP server), imports the host
+ * does not provide (each named), or a WASI version the host cannot link
+ * (naming the one it has). */
 int wasmrt_load_file(wasmrt_t *rt, const char *path, wasmrt_module_t **out,
                      wasmrt_load_info_t *info, err_t *err);
 /* Same, from bytes in memory. */
@@ -61,6 +100,10 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
 void wasmrt_module_release(wasmrt_module_t *mod);
 /* "sha256:<hex>" of the module's bytes. */
 const char *wasmrt_module_digest(const wasmrt_module_t *mod);
+/* A core module or a component. */
+wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod);
+/* "module" or "component", for messages. */
+const char *wasmrt_kind_name(wasmrt_kind_t kind);
 /* Number of modules held in memory (for metrics and tests). */
 size_t wasmrt_loaded_modules(wasmrt_t *rt);
 
@@ -84,6 +127,32 @@ typedef struct wasmrt_mount {
  * one per stream, so stdout and stderr may arrive at the same time. */
 typedef void (*wasmrt_output_fn)(void *ctx, int stream, const char *data, size_t len);
 
+/* The network of a component (a core module has none: WASI preview 1 has
+ * no sockets). By default a component may create TCP and UDP sockets, look
+ * names up and make outgoing wasi:http requests, except to what the node
+ * must keep to itself: loopback, link-local, the unspecified address and
+ * the node's own addresses are denied as destinations (of a connect, a
+ * datagram, an HTTP request) unless allow_local is set. */
+typedef struct wasmrt_net {
+    bool none;                     /* no sockets, no name lookup, no outgoing HTTP at all */
+    bool allow_local;              /* lift the deny of loopback, link-local and node addresses */
+    const char *const *node_addrs; /* the node's own addresses, textual IPv4/IPv6 */
+    size_t n_node_addrs;
+    /* Outgoing HTTP: with http_hosts_set, only these hosts ("*.example.com"
+     * allows names under example.com); otherwise every host. */
+    bool http_hosts_set;
+    const char *const *http_hosts;
+    size_t n_http_hosts;
+    /* PEM files HTTPS trusts besides the node's bundle (host paths). */
+    const char *const *http_ca_files;
+    size_t n_http_ca_files;
+} wasmrt_net_t;
+
+/* Whether net lets a component connect or send to addr (a sockaddr_in or
+ * sockaddr_in6): the check its sockets and outgoing HTTP go through. */
+bool wasmrt_net_allows_destination(const wasmrt_net_t *net, const struct sockaddr *addr,
+                                   socklen_t len);
+
 typedef struct wasmrt_spec {
     const char *const *argv;
     size_t argc;
@@ -95,12 +164,15 @@ typedef struct wasmrt_spec {
     uint32_t cpu_millicores; /* 0 = no limit */
     wasmrt_output_fn output; /* NULL discards output */
     void *output_ctx;
+    wasmrt_net_t net; /* components only */
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {
-    WASMRT_EXITED,       /* _start returned (0) or proc_exit(code) */
+    WASMRT_EXITED,       /* _start returned (0) or proc_exit(code); wasi:cli/run returned
+                          * ok (0) or err (1), or wasi:cli/exit ended it with its code */
     WASMRT_TRAPPED,      /* a trap: unreachable, out of bounds, stack overflow ... */
-    WASMRT_OOM,          /* linear memory would have grown past memory_limit */
+    WASMRT_OOM,          /* linear memory (of all a component's memories together)
+                          * would have grown past memory_limit */
     WASMRT_STOPPED,      /* wasmrt_stop_request */
     WASMRT_START_FAILED, /* could not be instantiated (mounts, imports, start-up) */
 } wasmrt_outcome_t;
@@ -117,7 +189,7 @@ typedef struct wasmrt_result {
     char message[1024];     /* trap or failure text; empty on a clean exit */
     int64_t instantiate_ns; /* store + WASI + instantiate */
     int64_t run_ns;         /* _start to end */
-    uint64_t memory_bytes;  /* linear memory size at the end */
+    uint64_t memory_bytes;  /* linear memory size at the end (all memories of a component) */
     uint64_t cpu_ns;        /* CPU time of the container's thread */
 } wasmrt_result_t;
 

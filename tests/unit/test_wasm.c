@@ -23,6 +23,8 @@
 #include "wasm/wasmrt.h"
 #include "wasm_signals.h"
 
+#include <wasmtime.h>
+
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -302,20 +304,142 @@ static void trap_is_reported(void **state)
     capture_free(&cap);
 }
 
+/* Runs fn(arg) on a thread with the stack a container thread gets
+ * (wasmrt_thread_stack_size), as pod workers do: with the default 8 MiB
+ * max_wasm_stack, deep recursion on a smaller stack would overflow the
+ * native stack instead of trapping. */
+static void on_container_thread(wasmrt_t *rt, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    assert_int_equal(pthread_attr_setstacksize(&attr, wasmrt_thread_stack_size(rt)), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, &attr, fn, arg), 0);
+    pthread_attr_destroy(&attr);
+    pthread_join(t, NULL);
+}
+
+typedef struct threaded_run {
+    wasmrt_t *rt;
+    wasmrt_module_t *mod; /* or name: */
+    const char *name;
+    const char *const *argv;
+    capture_t cap;
+    wasmrt_result_t res;
+} threaded_run_t;
+
+static void *threaded_run_main(void *arg)
+{
+    threaded_run_t *t = arg;
+    wasmrt_module_t *mod = t->mod ? t->mod : load(t->rt, t->name);
+    wasmrt_spec_t spec = {.argv = t->argv, .output = on_output, .output_ctx = &t->cap};
+    while (t->argv[spec.argc])
+        spec.argc++;
+    wasmrt_run(t->rt, mod, &spec, NULL, &t->res);
+    if (!t->mod) wasmrt_module_release(mod);
+    return NULL;
+}
+
 static void recursion_traps(void **state)
 {
     wasm_signals_restore();
     fixture_t *f = *state;
     const char *argv[] = {"recurse", NULL};
-    capture_t cap;
-    capture_init(&cap);
-    wasmrt_result_t res;
-    run_argv(f->rt, "recurse", argv, NULL, NULL, &cap, &res);
-    assert_int_equal(res.outcome, WASMRT_TRAPPED);
-    assert_int_equal(res.exit_code, 134);
-    assert_non_null(strstr(res.message, "call stack exhausted"));
-    assert_non_null(strstr(out_of(&cap, 1), "recursing"));
-    capture_free(&cap);
+    threaded_run_t t = {.rt = f->rt, .name = "recurse", .argv = argv};
+    capture_init(&t.cap);
+    on_container_thread(f->rt, threaded_run_main, &t);
+    assert_int_equal(t.res.outcome, WASMRT_TRAPPED);
+    assert_int_equal(t.res.exit_code, 134);
+    /* The cause comes first, whatever the length of the backtrace (an 8 MiB
+     * stack holds hundreds of thousands of frames). */
+    if (strncmp(t.res.message, "wasm trap: call stack exhausted", 31) != 0)
+        fail_msg("message: %s", t.res.message);
+    assert_null(strstr(t.res.message, "backtrace"));
+    assert_null(strchr(t.res.message, '\n'));
+    assert_non_null(strstr(out_of(&t.cap, 1), "recursing"));
+    capture_free(&t.cap);
+}
+
+/* A module whose _start recurses 60000 calls deep and returns: at least
+ * 16 bytes a frame (return address and frame pointer) is 960 KB, more than
+ * Wasmtime's default 512 KiB stack, and at 100 bytes a frame it is 6 MB,
+ * within the default 8 MiB. */
+static const char deep_wat[] = "(module\n"
+                               "  (func $rec (param $n i32) (result i32)\n"
+                               "    local.get $n\n"
+                               "    i32.eqz\n"
+                               "    if (result i32)\n"
+                               "      i32.const 0\n"
+                               "    else\n"
+                               "      local.get $n\n"
+                               "      i32.const 1\n"
+                               "      i32.sub\n"
+                               "      call $rec\n"
+                               "      i32.const 1\n"
+                               "      i32.add\n"
+                               "    end)\n"
+                               "  (func (export \"_start\")\n"
+                               "    i32.const 60000\n"
+                               "    call $rec\n"
+                               "    i32.const 60000\n"
+                               "    i32.ne\n"
+                               "    if unreachable end))\n";
+
+static wasmrt_module_t *load_wat(wasmrt_t *rt, const char *wat)
+{
+    wasm_byte_vec_t bin;
+    wasmtime_error_t *error = wasmtime_wat2wasm(wat, strlen(wat), &bin);
+    assert_null(error);
+    wasmrt_module_t *mod = NULL;
+    err_t err;
+    if (wasmrt_load_bytes(rt, (const uint8_t *)bin.data, bin.size, &mod, NULL, &err) == -1)
+        fail_msg("load: %s", err.msg);
+    wasm_byte_vec_delete(&bin);
+    return mod;
+}
+
+static void wasm_stack_is_configurable(void **state)
+{
+    wasm_signals_restore();
+    (void)state;
+    /* The sizes: the default, and what a container thread needs on top. */
+    assert_int_equal(wasmrt_max_wasm_stack(NULL), 8u << 20);
+    assert_int_equal(wasmrt_thread_stack_size(NULL), (8u << 20) + WASMRT_HOST_STACK_MARGIN);
+    err_t err;
+    wasmrt_t *def, *small;
+    assert_int_equal(wasmrt_open(NULL, &def, &err), 0);
+    assert_int_equal(wasmrt_max_wasm_stack(def), WASMRT_DEFAULT_MAX_WASM_STACK);
+    wasmrt_options_t opts = {.max_wasm_stack = 256 << 10};
+    assert_int_equal(wasmrt_open(&opts, &small, &err), 0);
+    assert_int_equal(wasmrt_max_wasm_stack(small), 256u << 10);
+    assert_int_equal(wasmrt_thread_stack_size(small), (256u << 10) + WASMRT_HOST_STACK_MARGIN);
+
+    /* 60000 frames: too deep for 256 KiB ... */
+    const char *argv[] = {"deep", NULL};
+    threaded_run_t t = {.rt = small, .argv = argv};
+    t.mod = load_wat(small, deep_wat);
+    capture_init(&t.cap);
+    on_container_thread(small, threaded_run_main, &t);
+    assert_int_equal(t.res.outcome, WASMRT_TRAPPED);
+    if (strncmp(t.res.message, "wasm trap: call stack exhausted", 31) != 0)
+        fail_msg("message: %s", t.res.message);
+    wasmrt_module_release(t.mod);
+    capture_free(&t.cap);
+
+    /* ... and fine with the default (Wasmtime's own default, 512 KiB, would
+     * trap as well). */
+    memset(&t, 0, sizeof t);
+    t.rt = def;
+    t.argv = argv;
+    t.mod = load_wat(def, deep_wat);
+    capture_init(&t.cap);
+    on_container_thread(def, threaded_run_main, &t);
+    if (t.res.outcome != WASMRT_EXITED) fail_msg("deep recursion: %s", t.res.message);
+    assert_int_equal(t.res.exit_code, 0);
+    wasmrt_module_release(t.mod);
+    capture_free(&t.cap);
+    wasmrt_close(small);
+    wasmrt_close(def);
 }
 
 static void memory_limit_is_oom(void **state)
@@ -888,7 +1012,7 @@ static void bad_modules_refused(void **state)
     } cases[] = {
         {"bad/empty", "the file is empty"},
         {"bad/notwasm", "does not start with the \\0asm magic"},
-        {"bad/component", "component (WASI preview 2)"},
+        {"bad/component", "exports no wasi:cli/run"},
         {"bad/nostart", "no _start"},
         {"bad/nostart-export", "no _start"},
         {"bad/truncated", "unexpected end-of-file"},
@@ -1157,6 +1281,7 @@ int main(void)
         cmocka_unit_test(exit_codes),
         cmocka_unit_test(trap_is_reported),
         cmocka_unit_test(recursion_traps),
+        cmocka_unit_test(wasm_stack_is_configurable),
         cmocka_unit_test(memory_limit_is_oom),
         cmocka_unit_test(memhog_without_limit_is_stopped),
         cmocka_unit_test(spin_stop_latency),

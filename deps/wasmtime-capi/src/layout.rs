@@ -10,7 +10,9 @@
 //!   (src/store.rs);
 //! - `wasmtime_component_linker_t` is
 //!   `#[repr(transparent)] struct { linker: Linker<WasmtimeStoreData> }`
-//!   (src/component/linker.rs).
+//!   (src/component/linker.rs);
+//! - `wasmtime_component_t` is `#[repr(transparent)] struct { component: Component }`
+//!   (src/component/component.rs).
 //!
 //! A struct with a single field and `repr(C)` or `repr(transparent)` has
 //! that field at offset 0 with the struct's size and alignment, so a pointer
@@ -23,9 +25,10 @@
 //! re-read the three definitions above before touching the pins.
 use std::mem::{align_of, size_of};
 use wasmtime_c_api::wasmtime::component::Linker;
+use wasmtime_c_api::wasmtime::component::Component;
 use wasmtime_c_api::{
     WasmtimeStore, WasmtimeStoreData, wasi_config_t, wasmtime_component_linker_t,
-    wasmtime_store_t,
+    wasmtime_component_t, wasmtime_store_t,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -36,6 +39,8 @@ const _: () = {
     assert!(align_of::<wasmtime_store_t>() == align_of::<WasmtimeStore>());
     assert!(size_of::<wasmtime_component_linker_t>() == size_of::<Linker<WasmtimeStoreData>>());
     assert!(align_of::<wasmtime_component_linker_t>() == align_of::<Linker<WasmtimeStoreData>>());
+    assert!(size_of::<wasmtime_component_t>() == size_of::<Component>());
+    assert!(align_of::<wasmtime_component_t>() == align_of::<Component>());
 };
 
 /// The WASI builder behind a `wasi_config_t`.
@@ -58,4 +63,18 @@ pub(crate) fn component_linker(
     unsafe {
         &mut *(linker as *mut wasmtime_component_linker_t).cast::<Linker<WasmtimeStoreData>>()
     }
+}
+
+/// The same, shared.
+pub(crate) fn component_linker_ref(
+    linker: &wasmtime_component_linker_t,
+) -> &Linker<WasmtimeStoreData> {
+    // SAFETY: see the module comment.
+    unsafe { &*(linker as *const wasmtime_component_linker_t).cast::<Linker<WasmtimeStoreData>>() }
+}
+
+/// The `Component` behind a `wasmtime_component_t`.
+pub(crate) fn component(component: &wasmtime_component_t) -> &Component {
+    // SAFETY: see the module comment.
+    unsafe { &*(component as *const wasmtime_component_t).cast::<Component>() }
 }

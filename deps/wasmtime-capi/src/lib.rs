@@ -4,19 +4,21 @@
 //! lacks and wasmlet needs. Those are declared and documented for C in
 //! src/wasm/wasmlet_capi.h; each lives in the module named below.
 //!
-//! - `layout`: the three casts from C API handles to the Rust values behind
+//! - `layout`: the casts from C API handles to the Rust values behind
 //!   them, which rely on the pinned 48.0.8 layout;
 //! - `state`: the wrapper's per-store state, kept in the store's WASI table;
 //! - `sockets`: the TCP/UDP switches and the socket address check;
 //! - `cancel`: cancellable blocking WASI waits;
 //! - `limiter`: a memory limit summed over all of a store's memories;
-//! - `http`: outgoing wasi:http with a per-store policy.
+//! - `http`: outgoing wasi:http with a per-store policy;
+//! - `check`: every import of a component a linker cannot satisfy.
 //!
 //! No panic may cross the C ABI: every entry point runs its body through
 //! `ffi::guard`, which turns a panic into an error return.
 pub use wasmtime_c_api::*;
 
 mod cancel;
+mod check;
 mod ffi;
 mod http;
 mod layout;

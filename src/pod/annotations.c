@@ -1,0 +1,115 @@
+/* annotations.c: wasmlet's per-pod annotations (see annotations.h). */
+#include "pod/annotations.h"
+#include "pod/termination.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+
+#include <ifaddrs.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *annotation(const podspec_t *spec, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s%s", POD_ANNOTATION_PREFIX, name);
+    return json_str_at(spec->raw, "metadata", "annotations", key);
+}
+
+/* Every address of the node's interfaces: the node's own addresses. */
+static void interface_addrs(strvec_t *out)
+{
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) == -1) return;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        char text[INET6_ADDRSTRLEN];
+        const void *a = NULL;
+        if (i->ifa_addr->sa_family == AF_INET)
+            a = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        else if (i->ifa_addr->sa_family == AF_INET6)
+            a = &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+        if (a && inet_ntop(i->ifa_addr->sa_family, a, text, sizeof text)) strvec_push(out, text);
+    }
+    freeifaddrs(ifs);
+}
+
+static int flag(const char *value, const char *name, bool *out, err_t *err)
+{
+    if (!value) return 0;
+    if (strcmp(value, "true") == 0)
+        *out = true;
+    else if (strcmp(value, "false") == 0)
+        *out = false;
+    else
+        return err_set(err, "annotation %s%s: \"%s\" is not \"true\" or \"false\"",
+                       POD_ANNOTATION_PREFIX, name, value);
+    return 0;
+}
+
+/* The host path of the CA file named in the container's file system. */
+static int ca_file(const char *path, const wasmrt_mount_t *mounts, size_t n, char **out, err_t *err)
+{
+    const char *root = NULL;
+    char *host = pod_term_host_path(mounts, n, path, &root);
+    char real_file[PATH_MAX], real_root[PATH_MAX];
+    if (!host || !realpath(host, real_file) || !realpath(root, real_root) ||
+        strncmp(real_file, real_root, strlen(real_root)) != 0 ||
+        (real_file[strlen(real_root)] != '/' && real_file[strlen(real_root)] != '\0')) {
+        free(host);
+        return err_set(err,
+                       "annotation %shttp-ca-file: %s is not a readable file inside one of the "
+                       "container's volume mounts",
+                       POD_ANNOTATION_PREFIX, path);
+    }
+    free(host);
+    *out = xstrdup(real_file);
+    return 0;
+}
+
+int pod_net_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts, size_t nmounts,
+                             const char *host_ip, pod_net_t *out, err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *network = annotation(spec, "network");
+    if (network && strcmp(network, "none") != 0 && strcmp(network, "default") != 0)
+        return err_set(err, "annotation %snetwork: \"%s\" is not \"none\" or \"default\"",
+                       POD_ANNOTATION_PREFIX, network);
+    out->net.none = network && strcmp(network, "none") == 0;
+    if (flag(annotation(spec, "allow-local-network"), "allow-local-network", &out->net.allow_local,
+             err) == -1)
+        return -1;
+    if (host_ip && *host_ip) strvec_push(&out->node_addrs, host_ip);
+    interface_addrs(&out->node_addrs);
+    out->net.node_addrs = (const char *const *)out->node_addrs.items;
+    out->net.n_node_addrs = out->node_addrs.len;
+
+    const char *hosts = annotation(spec, "http-allowed-hosts");
+    if (hosts) {
+        out->net.http_hosts_set = true;
+        char *copy = xstrdup(hosts), *save = NULL;
+        for (char *h = strtok_r(copy, ", ", &save); h; h = strtok_r(NULL, ", ", &save))
+            strvec_push(&out->hosts, h);
+        free(copy);
+        out->net.http_hosts = (const char *const *)out->hosts.items;
+        out->net.n_http_hosts = out->hosts.len;
+    }
+    const char *ca = annotation(spec, "http-ca-file");
+    if (ca) {
+        if (ca_file(ca, mounts, nmounts, &out->ca_file, err) == -1) return -1;
+        out->net.http_ca_files = (const char *const *)&out->ca_file;
+        out->net.n_http_ca_files = 1;
+    }
+    return 0;
+}
+
+void pod_net_free(pod_net_t *n)
+{
+    strvec_free(&n->node_addrs);
+    strvec_free(&n->hosts);
+    free(n->ca_file);
+    memset(n, 0, sizeof *n);
+}

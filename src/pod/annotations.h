@@ -1,0 +1,38 @@
+/* annotations.h: the per-pod knobs of wasmlet, read from the pod's
+ * annotations under the prefix `wasmlet.dev/` (the README's "Annotations"
+ * table lists them all).
+ *
+ * Today: a component's network (wasm/wasmrt.h, wasmrt_net_t):
+ *   wasmlet.dev/network             "none": no sockets, name lookup or HTTP
+ *                                   ("default" or absent: the default network)
+ *   wasmlet.dev/allow-local-network "true": lift the deny of loopback,
+ *                                   link-local and the node's addresses
+ *   wasmlet.dev/http-allowed-hosts  "a.example,*.b.example": the only hosts
+ *                                   outgoing HTTP may reach ("" allows none)
+ *   wasmlet.dev/http-ca-file        a PEM file inside one of the container's
+ *                                   mounts that HTTPS trusts too */
+#ifndef WASMLET_POD_ANNOTATIONS_H
+#define WASMLET_POD_ANNOTATIONS_H
+
+#include "kube/pod_spec.h"
+#include "util/err.h"
+#include "util/strvec.h"
+#include "wasm/wasmrt.h"
+
+#define POD_ANNOTATION_PREFIX "wasmlet.dev/"
+
+/* A container's network with the storage its pointers point into. */
+typedef struct pod_net {
+    wasmrt_net_t net;
+    strvec_t node_addrs, hosts;
+    char *ca_file; /* host path */
+} pod_net_t;
+
+/* Fills out from the pod's annotations; the container's mounts locate the
+ * CA file, and host_ip joins the node's addresses (NULL: none). Errors name
+ * the annotation and say what it takes. pod_net_free in every case. */
+int pod_net_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts, size_t nmounts,
+                             const char *host_ip, pod_net_t *out, err_t *err);
+void pod_net_free(pod_net_t *n);
+
+#endif
