@@ -77,8 +77,10 @@ int main(int argc, char **argv)
     const char *bins[3] = {"/usr/lib/cni", "/opt/cni/bin", NULL};
     int opt;
     while ((opt = getopt(argc, argv, "n:b:")) != -1) {
-        if (opt == 'n') n = atoi(optarg);
-        else if (opt == 'b') bins[0] = optarg, bins[1] = NULL;
+        if (opt == 'n')
+            n = atoi(optarg);
+        else if (opt == 'b')
+            bins[0] = optarg, bins[1] = NULL;
         else {
             fprintf(stderr, "usage: sandbox_bench [-n N] [-b PLUGIN_DIR]\n");
             return 2;
@@ -106,7 +108,8 @@ int main(int argc, char **argv)
     }
     net_config_t cfg = {conf, bins, run, state, 0};
     int64_t *t_ns = xcalloc((size_t)n, sizeof *t_ns), *t_add = xcalloc((size_t)n, sizeof *t_add),
-            *t_del = xcalloc((size_t)n, sizeof *t_del), *t_nsdel = xcalloc((size_t)n, sizeof *t_nsdel);
+            *t_del = xcalloc((size_t)n, sizeof *t_del),
+            *t_nsdel = xcalloc((size_t)n, sizeof *t_nsdel);
     char **ids = xcalloc((size_t)n, sizeof *ids);
     int rc = 1, made = 0;
 
