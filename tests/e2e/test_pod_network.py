@@ -311,6 +311,11 @@ def test_deployment_ips_endpointslice_service_and_scale_to_zero(cluster, wasmlet
     finally:
         listeners.stop()
 
+    if not kube_proxy_serves(cluster):
+        # Not counted as a pass: the Service part did not run.
+        pytest.skip("another cluster's kube-proxy serves this machine: the ClusterIP part "
+                    "was not checked")
+
     # Scale to zero: no namespace, veth, lease or state left.
     cluster.kubectl(["scale", "deployment", "web", "-n", namespace, "--replicas=0"], json=False)
     wait_for(lambda: not pods_on(cluster, namespace, "app=web"), 90, desc="replicas gone")
