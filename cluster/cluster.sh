@@ -6,11 +6,31 @@
 # authorizes them with the Node authorizer and NodeRestriction, signs and
 # auto-approves node client CSRs, and reaches back to the node's HTTPS port with
 # its own client certificate, verifying the node's serving certificate against
-# the cluster CA. This script runs exactly that, and nothing a kubelet does not
-# need (no kube-proxy, no DNS, no CNI): etcd, kube-apiserver,
-# kube-controller-manager and kube-scheduler, plus two OCI registries (one
-# open, one with basic auth for pull-secret tests). Binaries come from
-# scripts/k8s.sh (built once from pinned Go modules, then cached).
+# the cluster CA. This script runs exactly that: etcd, kube-apiserver,
+# kube-controller-manager (which gives each Node a podCIDR) and
+# kube-scheduler, one kube-proxy for the whole machine (nftables mode, so
+# ClusterIP Services route to pod IPs), plus two OCI registries (one open,
+# one with basic auth for pull-secret tests). No DNS and no CNI: each wasmlet
+# node brings its own network config (ptp + host-local over its podCIDR).
+# Binaries come from scripts/k8s.sh (built once from pinned Go modules, then
+# cached).
+#
+# Addresses: pods and Services take theirs from 198.18.0.0/15, the block
+# reserved for benchmarking (RFC 2544), so they can never collide with a real
+# network: Services 198.18.0.0/20; pods 198.18.0.0/15 in /19 per node (8,190
+# addresses, for the 5,000-pod density goal), the controller-manager leaving
+# out the /19 that holds the Service range (15 nodes at once);
+# 198.18.16.0/20 (in that /19) is left to tests (net unit tests, client
+# namespaces). `up` makes the whole /15 unreachable from the host (a route of
+# type unreachable: the per-pod routes ptp adds are more specific), so no
+# pod or Service address is ever sent off the machine, and drops forwarded
+# traffic between the /15 and any other address.
+#
+# kube-proxy: its nftables table names are fixed, so one runs per machine.
+# The first cluster up takes a machine-wide lock
+# (/run/wasmlet/kube-proxy.lock, held by kube-proxy itself); another cluster
+# brought up meanwhile runs without one and says so (its Services are not
+# routed). kube-proxy listens on loopback only (healthz, metrics).
 #
 # Everything listens on 127.0.0.1 and lives in one data directory
 # ($WASMLET_CLUSTER_DIR, default <repo>/.cluster): PKI, etcd data, registry
@@ -34,7 +54,15 @@ root=$(cd "$here/.." && pwd)
 dir=$(realpath -m "${WASMLET_CLUSTER_DIR:-$root/.cluster}")
 pki=$dir/pki
 registry_bin=${WASMLET_DOCKER_REGISTRY:-/usr/bin/docker-registry}
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth)
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth
+    kube-proxy)
+# The address plan (see the top of this file).
+pod_cidr=198.18.0.0/15
+node_cidr_mask=19
+service_cidr=198.18.0.0/20
+kubernetes_service_ip=198.18.0.1
+machine_dir=/run/wasmlet
+kube_proxy_lock=$machine_dir/kube-proxy.lock
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 usage() {
@@ -53,6 +81,7 @@ data dir: $dir   (WASMLET_CLUSTER_DIR)
 ports (env, at up): WASMLET_ETCD_PORT=23790 WASMLET_ETCD_PEER_PORT=23800
   WASMLET_APISERVER_PORT=6443 WASMLET_CONTROLLER_MANAGER_PORT=10357
   WASMLET_SCHEDULER_PORT=10359 WASMLET_REGISTRY_PORT=5000 WASMLET_AUTH_REGISTRY_PORT=5001
+  WASMLET_KUBE_PROXY_HEALTHZ_PORT=10256 WASMLET_KUBE_PROXY_METRICS_PORT=10249
 other: WASMLET_NODE_MONITOR_GRACE_PERIOD (e.g. 20s), WASMLET_VERIFY_KUBELET_TLS=1|0,
   WASMLET_UP_TIMEOUT=180 (seconds)
 EOF
@@ -80,6 +109,8 @@ load_config() {
     scheduler_port=10359
     registry_port=5000
     auth_registry_port=5001
+    kube_proxy_healthz_port=10256
+    kube_proxy_metrics_port=10249
     node_monitor_grace_period=
     verify_kubelet_tls=1
     k8s_bin=
@@ -95,6 +126,8 @@ load_config() {
         scheduler_port=${WASMLET_SCHEDULER_PORT:-$scheduler_port}
         registry_port=${WASMLET_REGISTRY_PORT:-$registry_port}
         auth_registry_port=${WASMLET_AUTH_REGISTRY_PORT:-$auth_registry_port}
+        kube_proxy_healthz_port=${WASMLET_KUBE_PROXY_HEALTHZ_PORT:-$kube_proxy_healthz_port}
+        kube_proxy_metrics_port=${WASMLET_KUBE_PROXY_METRICS_PORT:-$kube_proxy_metrics_port}
         node_monitor_grace_period=${WASMLET_NODE_MONITOR_GRACE_PERIOD-$node_monitor_grace_period}
         verify_kubelet_tls=${WASMLET_VERIFY_KUBELET_TLS:-$verify_kubelet_tls}
     fi
@@ -111,6 +144,8 @@ kcm_port=$kcm_port
 scheduler_port=$scheduler_port
 registry_port=$registry_port
 auth_registry_port=$auth_registry_port
+kube_proxy_healthz_port=$kube_proxy_healthz_port
+kube_proxy_metrics_port=$kube_proxy_metrics_port
 node_monitor_grace_period=$node_monitor_grace_period
 verify_kubelet_tls=$verify_kubelet_tls
 k8s_bin=$k8s_bin
@@ -150,6 +185,7 @@ port_of() {
     kube-scheduler) echo "$scheduler_port" ;;
     registry) echo "$registry_port" ;;
     registry-auth) echo "$auth_registry_port" ;;
+    kube-proxy) echo "$kube_proxy_healthz_port" ;;
     esac
 }
 
@@ -159,6 +195,7 @@ check_ports() {
     local c port
     for c in "${components[@]}"; do
         alive "$c" && continue
+        [ "$c" = kube-proxy ] && ! kube_proxy_slot_free && continue
         port=$(port_of "$c")
         if port_busy "$port"; then
             die "$c: port 127.0.0.1:$port is already in use (set its WASMLET_*_PORT)"
@@ -290,7 +327,7 @@ extendedKeyUsage = clientAuth'
 
 apiserver_sans="DNS:localhost, DNS:kubernetes, DNS:kubernetes.default"
 apiserver_sans+=", DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
-apiserver_sans+=", IP:127.0.0.1, IP:10.0.0.1" # 10.0.0.1: the `kubernetes` Service
+apiserver_sans+=", IP:127.0.0.1, IP:$kubernetes_service_ip" # the `kubernetes` Service
 
 make_pki() {
     mkdir -p "$pki"
@@ -319,6 +356,8 @@ subjectAltName = '"$apiserver_sans"
     pki_cert admin /O=system:masters/CN=kubernetes-admin "$client_ext"
     pki_cert controller-manager /CN=system:kube-controller-manager "$client_ext"
     pki_cert scheduler /CN=system:kube-scheduler "$client_ext"
+    # kube-proxy's identity: the default system:node-proxier binding names it.
+    pki_cert kube-proxy /CN=system:kube-proxy "$client_ext"
     pki_key "$pki/sa.key"
     [ -f "$pki/sa.pub" ] || openssl_q pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
     # Bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}, kept with the cluster.
@@ -366,6 +405,8 @@ make_kubeconfigs() {
         "$pki/controller-manager.crt" "$pki/controller-manager.key"
     write_kubeconfig "$dir/scheduler.kubeconfig" system:kube-scheduler cert \
         "$pki/scheduler.crt" "$pki/scheduler.key"
+    write_kubeconfig "$dir/kube-proxy.kubeconfig" system:kube-proxy cert \
+        "$pki/kube-proxy.crt" "$pki/kube-proxy.key"
     write_kubeconfig "$dir/bootstrap.kubeconfig" "system:bootstrap:${token%%.*}" token "$token"
 }
 
@@ -543,6 +584,79 @@ scheduling:
 EOF
 }
 
+# ---------------------------------------------------------------- kube-proxy and the host
+
+# Whether the machine's kube-proxy slot is free (no cluster's kube-proxy
+# holds the lock).
+kube_proxy_slot_free() {
+    mkdir -p "$machine_dir"
+    flock -n "$kube_proxy_lock" true
+}
+
+# What keeps pod and Service addresses on this machine: an unreachable route
+# for the whole /15 (more specific pod routes win; an address no pod holds
+# gets "unreachable" instead of the default route), and a forward filter
+# that drops traffic between the /15 and any other address. Both are
+# machine-wide and idempotent; `down` leaves them, as another cluster on the
+# machine may rely on them, and they reach nothing but the benchmarking
+# block.
+host_network_guard() {
+    ip route replace unreachable "$pod_cidr" metric 4000 2>/dev/null ||
+        note "could not add the unreachable route for $pod_cidr (not root?)"
+    nft -f - 2>/dev/null <<EOF || note "could not install the nftables guard for $pod_cidr"
+table ip wasmlet-guard
+delete table ip wasmlet-guard
+table ip wasmlet-guard {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip saddr $pod_cidr ip daddr != $pod_cidr drop
+        ip daddr $pod_cidr ip saddr != $pod_cidr drop
+    }
+}
+EOF
+}
+
+kube_proxy_healthy() { curl_q "http://127.0.0.1:$kube_proxy_healthz_port/livez" >/dev/null; }
+
+# One kube-proxy for the machine, holding the machine-wide lock for as long
+# as it runs (fd 8, inherited across its exec). When another cluster's holds
+# it, this cluster runs without one and its status says so.
+start_kube_proxy() {
+    rm -f "$dir/run/kube-proxy.skipped"
+    alive kube-proxy && return 0
+    if ! kube_proxy_slot_free; then
+        note "kube-proxy: another cluster's kube-proxy serves this machine ($kube_proxy_lock);" \
+            "the Services of this cluster are not routed"
+        echo "$kube_proxy_lock held by another cluster" >"$dir/run/kube-proxy.skipped"
+        return 0
+    fi
+    host_network_guard
+    # nftables mode; conntrack sysctls left as they are; NodePorts are not
+    # served on a loopback node address (README: known limits). It finds
+    # no Node of its name and, after 30 s, assumes loopback as the node IP.
+    # shellcheck disable=SC2016 # a script for the child bash
+    start kube-proxy bash -c 'exec 8>>"$1" && flock -n 8 ||
+        { echo "kube-proxy: $1 is held by another cluster" >&2; exit 75; }
+        shift; exec "$@"' kube-proxy-lock "$kube_proxy_lock" \
+        "$k8s_bin/kube-proxy" --kubeconfig="$dir/kube-proxy.kubeconfig" \
+        --proxy-mode=nftables --cluster-cidr="$pod_cidr" \
+        --hostname-override="wasmlet-kube-proxy" --bind-address=127.0.0.1 \
+        --healthz-bind-address="127.0.0.1:$kube_proxy_healthz_port" \
+        --metrics-bind-address="127.0.0.1:$kube_proxy_metrics_port" \
+        --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
+        --conntrack-tcp-timeout-close-wait=0 --profiling=false
+}
+
+# After kube-proxy stopped: its tables go, unless another cluster's
+# kube-proxy took the slot meanwhile.
+kube_proxy_cleanup() {
+    [ -d "$machine_dir" ] || return 0
+    # shellcheck disable=SC2016
+    flock -n "$kube_proxy_lock" sh -c '
+        for f in ip ip6; do nft delete table $f kube-proxy 2>/dev/null || true; done' ||
+        true
+}
+
 # ---------------------------------------------------------------- commands
 
 take_lock() {
@@ -633,7 +747,7 @@ cmd_up() {
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$pki/sa.pub" \
         --service-account-signing-key-file="$pki/sa.key" \
-        --service-cluster-ip-range=10.0.0.0/24 \
+        --service-cluster-ip-range="$service_cidr" \
         --profiling=false --watch-cache=true
     wait_until "kube-apiserver ready" apiserver_ready
     kubectl_admin apply -f "$dir/bootstrap.yaml" >"$dir/logs/bootstrap-apply.log"
@@ -658,7 +772,9 @@ cmd_up() {
         --root-ca-file="$pki/ca.crt" \
         --service-account-private-key-file="$pki/sa.key" \
         --use-service-account-credentials=true \
-        --service-cluster-ip-range=10.0.0.0/24 \
+        --service-cluster-ip-range="$service_cidr" \
+        --allocate-node-cidrs=true --cluster-cidr="$pod_cidr" \
+        --node-cidr-mask-size-ipv4="$node_cidr_mask" \
         --profiling=false "${grace[@]}"
     start kube-scheduler "$k8s_bin/kube-scheduler" \
         --kubeconfig="$dir/scheduler.kubeconfig" \
@@ -672,6 +788,7 @@ cmd_up() {
     wait_until "kube-scheduler healthy" scheduler_healthy
     wait_until "kube-controller-manager healthy" kcm_healthy
     wait_until "default ServiceAccount exists" default_sa_exists
+    start_kube_proxy
     trap - EXIT
     echo "cluster up in $(elapsed "$t0")s: $apiserver_url, registry 127.0.0.1:$registry_port" \
         "(auth 127.0.0.1:$auth_registry_port)"
@@ -688,8 +805,14 @@ cmd_down() {
     # Reverse start order: clients before the servers they talk to.
     for ((i = ${#components[@]} - 1; i >= 0; i--)); do
         c=${components[i]}
+        if [ "$c" = kube-proxy ] && alive kube-proxy; then
+            stop kube-proxy
+            kube_proxy_cleanup
+            continue
+        fi
         stop "$c"
     done
+    rm -f "$dir/run/kube-proxy.skipped"
 }
 
 cmd_status() {
@@ -704,10 +827,22 @@ cmd_status() {
         kube-scheduler) url=https://127.0.0.1:$scheduler_port probe=scheduler_healthy ;;
         registry) url=http://127.0.0.1:$registry_port probe=registry_healthy ;;
         registry-auth) url=http://127.0.0.1:$auth_registry_port probe=auth_registry_healthy ;;
+        kube-proxy) url=http://127.0.0.1:$kube_proxy_healthz_port probe=kube_proxy_healthy ;;
         esac
+        if [ "$c" = kube-proxy ] && [ -f "$dir/run/kube-proxy.skipped" ]; then
+            up=$((up + 1))
+            printf '%-24s skipped: %s\n' "$c" "$(cat "$dir/run/kube-proxy.skipped")"
+            continue
+        fi
         if alive "$c"; then
             pid=$(pid_of "$c")
             if $probe >/dev/null 2>&1; then health=healthy; else health=unhealthy; fi
+            # kube-proxy answers only after its 30 s wait for a Node of its
+            # name (there is none): "starting" counts as up for 90 s.
+            if [ "$c" = kube-proxy ] && [ $health = unhealthy ] &&
+                (($(date +%s) - $(stat -c %Y "$dir/run/kube-proxy.pid") < 90)); then
+                health=starting up=$((up + 1))
+            fi
             [ $health = healthy ] && up=$((up + 1))
             printf '%-24s running pid %-7s %-9s %s\n' "$c" "$pid" "$health" "$url"
         else

@@ -130,9 +130,16 @@ char *kube_fieldref(const kube_node_facts_t *node, const podspec_t *pod, const c
     if (strcmp(path, "spec.nodeName") == 0)
         return xstrdup(pod->node_name ? pod->node_name : node->node_name ? node->node_name : "");
     if (strcmp(path, "spec.serviceAccountName") == 0) return xstrdup(pod->service_account);
-    if (strcmp(path, "status.hostIP") == 0 || strcmp(path, "status.podIP") == 0 ||
-        strcmp(path, "status.hostIPs") == 0 || strcmp(path, "status.podIPs") == 0)
+    if (strcmp(path, "status.hostIP") == 0 || strcmp(path, "status.hostIPs") == 0)
         return xstrdup(ip);
+    if (strcmp(path, "status.podIPs") == 0)
+        return xstrdup(node->pod_ips && node->pod_ips[0] ? node->pod_ips : ip);
+    if (strcmp(path, "status.podIP") == 0) {
+        if (!node->pod_ips || !node->pod_ips[0]) return xstrdup(ip);
+        const char *comma = strchr(node->pod_ips, ',');
+        return comma ? xstrndup(node->pod_ips, (size_t)(comma - node->pod_ips))
+                     : xstrdup(node->pod_ips);
+    }
     if ((flags & KUBE_FIELDREF_WHOLE_MAPS) &&
         (strcmp(path, "metadata.labels") == 0 || strcmp(path, "metadata.annotations") == 0))
         return format_map(json_at(pod->raw, "metadata", path + strlen("metadata.")));

@@ -19,8 +19,10 @@
 /* What of the node the values may need. */
 typedef struct kube_node_facts {
     const char *node_name;      /* spec.nodeName for a pod without one */
-    const char *host_ip;        /* status.hostIP; a WASI module has no network of its own,
-                                   so it is also the pod's IP (as for hostNetwork) */
+    const char *host_ip;        /* status.hostIP; also the pod's IP when pod_ips is NULL
+                                   (hostNetwork, or a pod without a sandbox) */
+    const char *pod_ips;        /* the pod's own addresses, comma-separated (status.podIPs),
+                                   or NULL */
     int64_t allocatable_cpu;    /* millicores: limits.cpu of a container without one */
     int64_t allocatable_memory; /* bytes: limits.memory of a container without one */
 } kube_node_facts_t;

@@ -204,6 +204,30 @@ void net_sandbox_pod_ips(const net_sandbox_t *sb, const char **first, const char
         }
 }
 
+/* The config list to DEL a sandbox whose ADD never completed with: its
+ * plugins minus those that cannot be found (a plugin that does not exist
+ * never ran, so it holds nothing to release; without this, a config naming
+ * a missing plugin could never be undone, even once the node's config is
+ * fixed). A new reference. */
+static json_t *del_list_of(const net_config_t *cfg, json_t *state)
+{
+    json_t *list = json_object_get(state, "config");
+    const char *phase = json_str_at(state, "phase");
+    if (phase && !strcmp(phase, "ready")) return json_incref(list);
+    json_t *copy = json_deep_copy(list), *kept = json_array(), *p;
+    size_t i;
+    json_array_foreach(json_object_get(copy, "plugins"), i, p)
+    {
+        char *path = NULL;
+        const char *type = json_str_at(p, "type");
+        if (type && cni_find_plugin(cfg->bin_dirs, type, &path, NULL) == 0)
+            json_array_append(kept, p);
+        free(path);
+    }
+    json_object_set_new(copy, "plugins", kept);
+    return copy;
+}
+
 /* DEL, namespace, state: the one teardown, from a state read from disk or
  * just built. Keeps the state when a DEL fails. */
 static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_t *err)
@@ -211,9 +235,13 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
     cni_attachment_t att;
     attachment_of(state, id, false, &att);
     json_t *result = json_object_get(state, "result");
-    if (cni_list_del(cfg->bin_dirs, json_object_get(state, "config"), &att,
-                     json_is_object(result) ? result : NULL, cfg->plugin_timeout_ms, err) == -1)
-        return -1;
+    json_t *list = del_list_of(cfg, state);
+    int del = json_array_size(json_object_get(list, "plugins")) == 0
+                  ? 0
+                  : cni_list_del(cfg->bin_dirs, list, &att, json_is_object(result) ? result : NULL,
+                                 cfg->plugin_timeout_ms, err);
+    json_decref(list);
+    if (del == -1) return -1;
     if (net_ns_delete(json_str_at(state, "netns"), err) == -1) return -1;
     char *d = state_dir_of(cfg, id);
     int rc = fs_rm_rf(d, err);

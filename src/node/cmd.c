@@ -81,6 +81,17 @@ static void usage(FILE *f)
           "  --eviction-pressure-transition-period D  how long a pressure condition\n"
           "                               outlasts its signal (5m0s)\n"
           "  --max-wasm-stack BYTES       WebAssembly call stack of a container (8Mi)\n"
+          "  --pod-network cni|host       cni (default): a network namespace and an IP per pod\n"
+          "                               (not hostNetwork) through CNI; host: every pod on the\n"
+          "                               node's network, reporting the node's IP\n"
+          "  --cni-conf-dir DIR           CNI network configs (/etc/cni/net.d); with none there,\n"
+          "                               a default one over the Node's podCIDR is written into\n"
+          "                               DATA-DIR/net/cni\n"
+          "  --cni-bin-dir DIR,...        CNI plugin dirs (/opt/cni/bin,/usr/lib/cni)\n"
+          "  --skip-sandbox-without-ports true|false\n"
+          "                               pods none of whose containers declares a port (a WASI\n"
+          "                               module has no sockets) run without a sandbox and report\n"
+          "                               the node's IP (default true)\n"
           "  -v                           more logging\n",
           f);
 }
@@ -207,6 +218,10 @@ int node_main(int argc, char **argv)
         O_EVGRACE,
         O_EVTRANS,
         O_WASMSTACK,
+        O_PODNET,
+        O_CNICONF,
+        O_CNIBIN,
+        O_SKIPPORTLESS,
     };
     static const struct option opts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -237,6 +252,10 @@ int node_main(int argc, char **argv)
         {"eviction-soft-grace-period", required_argument, NULL, O_EVGRACE},
         {"eviction-pressure-transition-period", required_argument, NULL, O_EVTRANS},
         {"max-wasm-stack", required_argument, NULL, O_WASMSTACK},
+        {"pod-network", required_argument, NULL, O_PODNET},
+        {"cni-conf-dir", required_argument, NULL, O_CNICONF},
+        {"cni-bin-dir", required_argument, NULL, O_CNIBIN},
+        {"skip-sandbox-without-ports", required_argument, NULL, O_SKIPPORTLESS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,6 +263,8 @@ int node_main(int argc, char **argv)
     const char *node_ip = "127.0.0.1", *registry_config = NULL, *static_dir = NULL;
     const char *client_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     bool anonymous = false;
+    bool pod_network = true, skip_portless = NODE_DEFAULT_SKIP_PORTLESS;
+    const char *cni_conf_dir = "/etc/cni/net.d", *cni_bin_dir = "/opt/cni/bin,/usr/lib/cni";
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof hostname - 1);
     const char *node_name = NULL;
@@ -363,6 +384,28 @@ int node_main(int argc, char **argv)
                         optarg);
                 goto bad;
             }
+        case O_PODNET:
+            if (strcmp(optarg, "cni") && strcmp(optarg, "host")) {
+                fprintf(stderr, "wasmlet node: --pod-network: \"%s\" is not cni or host\n", optarg);
+                goto bad;
+            }
+            pod_network = strcmp(optarg, "cni") == 0;
+            break;
+        case O_CNICONF:
+            cni_conf_dir = optarg;
+            break;
+        case O_CNIBIN:
+            cni_bin_dir = optarg;
+            break;
+        case O_SKIPPORTLESS:
+            if (strcmp(optarg, "true") && strcmp(optarg, "false")) {
+                fprintf(stderr,
+                        "wasmlet node: --skip-sandbox-without-ports: \"%s\" is not true or "
+                        "false\n",
+                        optarg);
+                goto bad;
+            }
+            skip_portless = strcmp(optarg, "true") == 0;
             break;
         case O_BACKOFF:
             if (cli_parse_int("node", "backoff-initial", optarg, 0, INT64_C(86400000),
@@ -405,6 +448,7 @@ int node_main(int argc, char **argv)
     server_t *server = NULL;
     char *serve_cert = NULL, *serve_key = NULL, *client_ca_pem = NULL;
     image_auth_t node_auth = IMAGE_AUTH_INIT;
+    node_podnet_t podnet = {0};
     char *modules = xasprintf("%s/modules", data_dir);
     char *compiled = xasprintf("%s/modules/compiled", data_dir);
     char *logs = xasprintf("%s/logs", data_dir);
@@ -429,6 +473,19 @@ int node_main(int argc, char **argv)
     diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());
     hb = node_heartbeat_start(client, &ncfg);
 
+    if (pod_network) {
+        node_podnet_options_t po = {.node_name = ncfg.name,
+                                    .data_dir = data_dir,
+                                    .conf_dir = cni_conf_dir,
+                                    .bin_dirs = cni_bin_dir,
+                                    .pod_cidr_wait_ms = 120000};
+        if (node_podnet_setup(client, &po, &podnet, &err) == -1) goto out;
+        diag_info("pod network: sandboxes for pods without hostNetwork%s",
+                  skip_portless ? " that declare a port" : "");
+    } else {
+        diag_info("pod network: host (--pod-network=host): every pod reports %s", node_ip);
+    }
+
     node_capacity_t cap, alloc;
     node_info_capacity(&ncfg, &cap, &alloc);
     pod_manager_config_t pcfg = {
@@ -446,6 +503,8 @@ int node_main(int argc, char **argv)
         .log_max_files = log_max_files,
         .backoff_initial_ms = backoff_initial,
         .eviction = eviction,
+        .net = pod_network ? &podnet.cfg : NULL,
+        .net_skip_portless = skip_portless,
     };
     if (pod_manager_start(&pcfg, &pods, &err) == -1) goto out;
     if (static_dir) statics = static_pods_start(pods, static_dir, ncfg.name);
@@ -530,6 +589,7 @@ out:
     free(client_ca_pem);
     static_pods_stop(statics);
     pod_manager_free(pods);
+    node_podnet_free(&podnet);
     node_heartbeat_stop(hb);
     pod_eviction_free(eviction);
     wasmrt_close(rt);

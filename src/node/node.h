@@ -11,6 +11,7 @@
 
 #include "kube/client.h"
 #include "pod/eviction.h"
+#include "net/net.h"
 #include "util/err.h"
 
 #include <jansson.h>
@@ -67,5 +68,35 @@ node_heartbeat_t *node_heartbeat_start(kube_client_t *c, const node_config_t *cf
 /* Pauses renewals (tests of NotReady detection use SIGUSR1 to toggle). */
 void node_heartbeat_pause(node_heartbeat_t *hb, bool paused);
 void node_heartbeat_stop(node_heartbeat_t *hb);
+
+/* Whether pods none of whose containers declares a port skip the sandbox
+ * (--skip-sandbox-without-ports). A WASI preview 1 module has no sockets,
+ * so such a pod could not use an address of its own; skipping saves the
+ * sandbox's cost at every start and stop (see README, "Pod networking",
+ * for the figures). */
+#define NODE_DEFAULT_SKIP_PORTLESS true
+
+/* The node's pod network (node/podnet.c). */
+typedef struct node_podnet_options {
+    const char *node_name;
+    const char *data_dir;     /* net/ goes under it */
+    const char *conf_dir;     /* --cni-conf-dir */
+    const char *bin_dirs;     /* --cni-bin-dir, comma-separated */
+    int64_t pod_cidr_wait_ms; /* how long to wait for the Node's podCIDR */
+} node_podnet_options_t;
+
+typedef struct node_podnet {
+    net_config_t cfg; /* points into the fields below */
+    char *conf_dir, *run_dir, *state_dir;
+    char **bin_dirs; /* NULL-terminated */
+} node_podnet_t;
+
+/* The CNI settings of this node: the first network config of conf_dir, or,
+ * when it has none, a default one written into <data_dir>/net/cni from the
+ * Node's spec.podCIDRs (waited for; logged); namespaces, sandbox state and
+ * IPAM leases under <data_dir>/net. Call after registration. */
+int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_podnet_t *out,
+                      err_t *err);
+void node_podnet_free(node_podnet_t *p);
 
 #endif

@@ -29,6 +29,7 @@
 #include "pod/env.h"
 #include "pod/worker_priv.h"
 #include "metrics/registry.h"
+#include "net/net.h"
 #include "util/diag.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -248,7 +249,25 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     wasmrt_result_t res;
     metrics_module_loaded(p->load.source);
     metrics_container_begin(spec->uid, c->name);
-    wasmrt_run(w->host.rt, p->module, &rs, c->stop, &res);
+    /* The module runs inside its pod's network namespace (this thread
+     * only): every socket it opens lives there. w->netns is fixed while
+     * container threads exist (worker_priv.h). */
+    int saved_ns = -1;
+    err_t ns_err;
+    if (w->netns && net_enter(w->netns, &saved_ns, &ns_err) == -1) {
+        memset(&res, 0, sizeof res);
+        res.outcome = WASMRT_START_FAILED;
+        res.exit_code = WASMRT_EXIT_START_FAILED;
+        snprintf(res.message, sizeof res.message, "%s", ns_err.msg);
+    } else {
+        wasmrt_run(w->host.rt, p->module, &rs, c->stop, &res);
+        if (saved_ns >= 0 && net_leave(&saved_ns, &ns_err) == -1) {
+            /* A thread stuck in a pod's namespace would pull the next
+             * image from there: nothing sane is left to do. */
+            fprintf(stderr, "wasmlet: fatal: %s\n", ns_err.msg);
+            abort();
+        }
+    }
     metrics_container_end(spec->uid, c->name, res.cpu_ns, res.memory_bytes);
     output_finish(&out);
     bool probe_killed = crun_run_end(w, c); /* its Killing event is sent */

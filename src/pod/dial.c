@@ -1,70 +1,106 @@
-/* dial.c: connections to a pod's ports, for port-forward
- * (pod_manager_dial_tcp, manager.h).
+/* dial.c: a TCP connection to a port of a pod of this node (manager.h),
+ * for whatever wasmlet does on a pod's behalf (port-forward).
  *
- * Placeholder until pods have network namespaces: it checks that the pod
- * is on this node (in the manager's table, not gone) and connects to
- * 127.0.0.1:port in the host's namespace, which is where a pod's listener
- * is today. With pod sandboxes it connects inside the pod's namespace. */
-#include "pod/manager.h"
+ * The socket is created inside the pod's network namespace (net_ns_socket:
+ * the calling thread enters it, creates the socket and comes back), so the
+ * connect reaches the pod's own loopback, 127.0.0.1 there, as a kubelet's
+ * port-forward enters the sandbox's namespace. A pod on the host's network
+ * (hostNetwork, or one that has no sandbox) is reached on the node's
+ * loopback. The pod table lock is held only to copy the namespace's path;
+ * the connect runs without it, bounded by the timeout.
+ *
+ * Threads: any (the HTTPS server's request threads); the caller must be in
+ * the host's namespace. */
 #include "pod/manager_priv.h"
+#include "util/time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Whether ns/name (uid, if given) is a pod this node runs. */
-static bool pod_here(pod_manager_t *m, const char *ns, const char *name, const char *uid)
+#define DIAL_DEFAULT_TIMEOUT_MS 10000
+
+/* The namespace path of the pod (NULL: the host's), copied under m->lock. */
+static int pod_netns(pod_manager_t *m, const char *ns, const char *name, const char *uid,
+                     char **netns, err_t *err)
 {
+    *netns = NULL;
+    int rc = -1;
     pthread_mutex_lock(&m->lock);
-    bool found = false;
+    entry_t *found = NULL;
     for (entry_t *e = m->entries; e && !found; e = e->next)
-        found = e->state != ENTRY_GONE && e->state != ENTRY_DELETED && strcmp(e->ns, ns) == 0 &&
-                strcmp(e->name, name) == 0 && (!uid || !*uid || strcmp(e->uid, uid) == 0);
+        if (e->state != ENTRY_GONE && !strcmp(e->ns, ns) && !strcmp(e->name, name) &&
+            (!uid || !uid[0] || !strcmp(e->uid, uid)))
+            found = e;
+    if (!found)
+        err_set(err, "pod %s/%s%s%s is not on this node", ns, name, uid && uid[0] ? " uid " : "",
+                uid && uid[0] ? uid : "");
+    else if (!found->worker || pod_worker_finished(found->worker))
+        err_set(err, "pod %s/%s is not running", ns, name);
+    else
+        rc = pod_worker_netns(found->worker, netns, err);
     pthread_mutex_unlock(&m->lock);
-    return found;
+    return rc;
+}
+
+/* connect() to 127.0.0.1:port within timeout_ms; fd is left blocking. */
+static int connect_loopback(int fd, int port, int timeout_ms, err_t *err)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        return err_errno(err, "dial: fcntl");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == -1) {
+        if (errno != EINPROGRESS) return err_errno(err, "connect to 127.0.0.1:%d", port);
+        int64_t until = time_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+        for (;;) {
+            int64_t left = (until - time_mono_ns()) / NS_PER_MS;
+            if (left <= 0)
+                return err_set(err, "connect to 127.0.0.1:%d: timed out after %d ms", port,
+                               timeout_ms);
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int r = poll(&p, 1, (int)left);
+            if (r == -1 && errno == EINTR) continue;
+            if (r == -1) return err_errno(err, "dial: poll");
+            if (r == 1) break;
+        }
+        int so = 0;
+        socklen_t sl = sizeof so;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) == -1)
+            return err_errno(err, "dial: getsockopt");
+        if (so != 0) {
+            errno = so;
+            return err_errno(err, "connect to 127.0.0.1:%d", port);
+        }
+    }
+    if (fcntl(fd, F_SETFL, flags) == -1) return err_errno(err, "dial: fcntl");
+    return 0;
 }
 
 int pod_manager_dial_tcp(pod_manager_t *m, const char *ns, const char *name, const char *uid,
                          int port, int timeout_ms, err_t *err)
 {
-    if (!pod_here(m, ns, name, uid)) return err_set(err, "pod %s/%s is not on this node", ns, name);
-    if (port < 1 || port > 65535) return err_set(err, "port %d out of range", port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd == -1) return err_errno(err, "socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    if (rc == -1 && errno == EINPROGRESS) {
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int p;
-        do
-            p = poll(&pfd, 1, timeout_ms);
-        while (p == -1 && errno == EINTR);
-        if (p == 0) {
-            close(fd);
-            return err_set(err, "dial tcp 127.0.0.1:%d: i/o timeout", port);
-        }
-        int soerr = 0;
-        socklen_t sl = sizeof soerr;
-        if (p < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1) soerr = errno;
-        if (soerr) {
-            errno = soerr;
-            rc = -1;
-        } else {
-            rc = 0;
-        }
-    }
-    if (rc == -1) {
-        int e = errno;
+    if (port <= 0 || port > 65535) return err_set(err, "dial: port %d out of range", port);
+    if (timeout_ms <= 0) timeout_ms = DIAL_DEFAULT_TIMEOUT_MS;
+    char *netns = NULL;
+    if (pod_netns(m, ns, name, uid, &netns, err) == -1) return -1;
+    int fd = netns ? net_ns_socket(netns, AF_INET, SOCK_STREAM, 0, err)
+                   : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 && !netns) err_errno(err, "dial: socket");
+    if (fd != -1 && connect_loopback(fd, port, timeout_ms, err) == -1) {
         close(fd);
-        errno = e;
-        return err_errno(err, "dial tcp 127.0.0.1:%d", port);
+        fd = -1;
     }
+    if (fd == -1)
+        err_prefix(err, "pod %s/%s port %d%s%s", ns, name, port, netns ? " in " : "",
+                   netns ? netns : "");
+    free(netns);
     return fd;
 }

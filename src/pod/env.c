@@ -83,6 +83,7 @@ static kube_node_facts_t node_facts(const pod_host_t *host)
 {
     return (kube_node_facts_t){.node_name = host->node_name,
                                .host_ip = host->host_ip,
+                               .pod_ips = host->pod_ips,
                                .allocatable_cpu = host->node_allocatable_cpu,
                                .allocatable_memory = host->node_allocatable_memory};
 }

@@ -10,14 +10,29 @@
 #define WASMLET_POD_HOST_H
 
 #include "kube/pod_spec.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "volume/volume.h"
 #include "wasm/wasmrt.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 typedef struct pod_worker pod_worker_t;
+
+/* The node's pod network (pod/sandbox.c): every pod without hostNetwork
+ * gets a sandbox (a network namespace wired by the CNI plugins of cfg),
+ * except, with skip_portless, a pod no container of which declares a port
+ * (a WASI preview 1 module has no sockets at all). gc_lock orders sandbox
+ * work against the garbage collection of orphans: a worker holds it shared
+ * around each create or destroy, the collector exclusively while it reads
+ * which pods live and destroys the others' sandboxes. */
+typedef struct pod_net {
+    net_config_t cfg;
+    bool skip_portless;
+    pthread_rwlock_t gc_lock;
+} pod_net_t;
 
 typedef struct pod_pulled {
     char *module_path; /* a local file holding the module */
@@ -30,10 +45,14 @@ typedef struct pod_pulled {
 typedef struct pod_host {
     void *ctx;
     wasmrt_t *rt;
-    const char *data_dir;       /* pods/<uid>/ (volumes, state) go below it */
-    const char *logs_dir;       /* container logs; NULL: no log files */
-    const char *node_name;      /* spec.nodeName for pods without one */
-    const char *host_ip;        /* status.hostIP and, with no network of its own, podIP */
+    const char *data_dir;  /* pods/<uid>/ (volumes, state) go below it */
+    const char *logs_dir;  /* container logs; NULL: no log files */
+    const char *node_name; /* spec.nodeName for pods without one */
+    const char *host_ip;   /* status.hostIP and, with no network of its own, podIP */
+    /* The pod's own addresses, comma-separated, once its sandbox exists
+     * (a worker sets it in its copy before any container starts); NULL:
+     * host_ip. For the downward API's status.podIP(s). */
+    const char *pod_ips;
     int64_t log_max_bytes;      /* containerLogMaxSize */
     int log_max_files;          /* containerLogMaxFiles */
     int64_t backoff_initial_ms; /* CrashLoopBackOff: 10 s doubling ... */
@@ -42,6 +61,9 @@ typedef struct pod_host {
     /* `wasmlet run`: a pull or configuration error ends the container
      * instead of being retried with back-off as a kubelet does. */
     bool give_up_on_setup_error;
+    /* Pod networking; NULL: every pod uses the host's network (and reports
+     * host_ip as its podIP), as `wasmlet run` does. */
+    pod_net_t *net;
     int64_t node_allocatable_cpu;    /* millicores, for resourceFieldRef without limits */
     int64_t node_allocatable_memory; /* bytes */
 
@@ -83,6 +105,7 @@ static inline volume_host_t pod_host_volumes(const pod_host_t *h)
                            .token = h->token,
                            .node = {.node_name = h->node_name,
                                     .host_ip = h->host_ip,
+                                    .pod_ips = h->pod_ips,
                                     .allocatable_cpu = h->node_allocatable_cpu,
                                     .allocatable_memory = h->node_allocatable_memory}};
 }

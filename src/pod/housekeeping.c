@@ -6,7 +6,9 @@
  * passed its sizeLimit (Warning Evicted); image garbage collection every
  * 5 min (modules no pod on the node uses and none used for 10 min); the
  * Node's labels, read from the API server every 10 s for admission (a
- * label added with kubectl label counts, as for the kubelet's informer).
+ * label added with kubectl label counts, as for the kubelet's informer);
+ * the collection of sandboxes on disk whose pod no longer runs (after the
+ * first list of pods, then every minute).
  *
  * Threads: the manager's sync thread; the reflector thread too calls
  * node_labels_refresh before rejecting a pod on stale labels. Jobs are
@@ -341,4 +343,35 @@ void eviction_reclaim(pod_manager_t *m, const char *uid)
     else
         diag_info("evicted pod %s: volumes reclaimed", uid);
     free(dir);
+}
+
+/* --- orphaned sandboxes ------------------------------------------------------------ */
+
+/* The live set: pods whose worker runs (a finished worker destroyed its
+ * sandbox, or failed to and leaves it to this collector). Taken under
+ * gc_lock, so a worker started after it cannot have made a sandbox yet. */
+static char **net_live(void *ctx, size_t *n)
+{
+    pod_manager_t *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    size_t cap = 0;
+    for (entry_t *e = m->entries; e; e = e->next)
+        cap++;
+    char **ids = xcalloc(cap + 1, sizeof *ids);
+    *n = 0;
+    for (entry_t *e = m->entries; e; e = e->next)
+        if (e->worker && !pod_worker_finished(e->worker)) ids[(*n)++] = xstrdup(e->uid);
+    pthread_mutex_unlock(&m->lock);
+    return ids;
+}
+
+void net_gc_run(pod_manager_t *m)
+{
+    err_t err;
+    int n = pod_net_gc(m->net, net_live, m, &err);
+    if (n == -1)
+        diag_warn("pod network: orphaned sandboxes: %s (retried in %d s)", err.msg,
+                  (int)(NET_GC_INTERVAL_NS / NS_PER_SEC));
+    else if (n > 0)
+        diag_info("pod network: destroyed %d orphaned sandbox(es)", n);
 }

@@ -281,6 +281,14 @@ static int on_list(void *ctx, json_t *items, const char *rv)
             json_object_set_new(p, "apiVersion", json_string("v1"));
         on_pod(m, p);
     }
+    /* Every pod of the node is in the table now: sandboxes of any other
+     * pod are orphans (the first collection runs at once). */
+    pthread_mutex_lock(&m->lock);
+    if (!m->listed) {
+        m->listed = true;
+        manager_wake(m);
+    }
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
@@ -340,6 +348,8 @@ static void manager_release(pod_manager_t *m)
     pod_events_stop(m->events, 2000);
     cluster_host_free(m->ch);
     json_decref(m->node_labels);
+    pod_net_destroy(m->net);
+    free(m->net);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     free(m->node_name);
@@ -379,6 +389,11 @@ int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_
     m->host.backoff_reset_ms = 600000;
     m->host.node_allocatable_cpu = cfg->allocatable_cpu;
     m->host.node_allocatable_memory = cfg->allocatable_memory;
+    if (cfg->net) {
+        m->net = xcalloc(1, sizeof *m->net);
+        pod_net_init(m->net, cfg->net, cfg->net_skip_portless);
+        m->host.net = m->net;
+    }
     /* The Node's labels before the first pod is admitted. */
     node_labels_refresh(m);
     if (pthread_create(&m->syncer, NULL, sync_main, m) != 0) {

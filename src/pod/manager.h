@@ -18,6 +18,7 @@
 
 #include "image/image.h"
 #include "kube/client.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "wasm/wasmrt.h"
 
@@ -52,6 +53,12 @@ typedef struct pod_manager_config {
     /* Node-pressure eviction (pod/eviction.h; borrowed, outlives the
      * manager). NULL: no node-pressure eviction. */
     struct pod_eviction *eviction;
+    /* Pod networking (borrowed; must outlive the manager): each pod without
+     * hostNetwork gets a sandbox through these CNI settings; NULL: every
+     * pod reports host_ip. With net_skip_portless, a pod none of whose
+     * containers declares a port gets none either. */
+    const net_config_t *net;
+    bool net_skip_portless;
 } pod_manager_config_t;
 
 #define POD_MANAGER_RUNTIME_HANDLER "wasmlet"
@@ -74,6 +81,15 @@ json_t *pod_manager_pod_list(pod_manager_t *m);
  * such pod or container is on this node. */
 int pod_manager_container_logs(pod_manager_t *m, const char *ns, const char *pod,
                                const char *container, char **dir, bool *running, err_t *err);
+
+/* A TCP connection to port of a pod of this node (uid NULL: any uid),
+ * made inside the pod's network namespace, to 127.0.0.1 there (the
+ * node's loopback for a pod on the host's network); timeout_ms bounds the
+ * connect (<= 0: 10 s). Returns the connected socket (blocking,
+ * close-on-exec; the caller closes it), or -1 with err set: no such pod,
+ * not running, no sandbox now, or the connect failed (pod/dial.c). */
+int pod_manager_dial_tcp(pod_manager_t *m, const char *ns, const char *name, const char *uid,
+                         int port, int timeout_ms, err_t *err);
 
 typedef struct pod_manager_stats {
     uint64_t pods_started;

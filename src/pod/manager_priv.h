@@ -13,19 +13,20 @@
  *   housekeeping.c   volume refresh and local storage eviction (emptyDir
  *                    sizeLimit, limits.ephemeral-storage), node-pressure
  *                    eviction (eviction.h), image GC, the Node's labels
- *                    (for admission)
+ *                    (for admission), the GC of sandboxes
+ *                    whose pod is gone (net_gc_run)
+ *   dial.c           pod_manager_dial_tcp
  *
  * Threads:
  *   reflector  lists and watches the pods of this node (on_list, on_event)
  *              and updates the table; starts admitted pods
  *   syncer     one loop (sync_main) that writes statuses, finishes
  *              deletions, creates mirrors, retries pods waiting for their
- *              sandbox, refreshes volumes, collects images and frees the
- *              entries that are gone. It is the only thread that frees an
- *              entry, so it may keep an entry pointer across an unlock.
- *   others     static pods (pod_manager_static_sync), the HTTPS server
- *              (pod_list, container_logs, stats), workers (status changes,
- *              through cluster_host.c) take m->lock briefly.
+ *              sandbox, refreshes volumes, collects orphaned network
+ *              sandboxes and images and frees the entries that are gone. It is the only thread that
+ * frees an entry, so it may keep an entry pointer across an unlock. others     static pods
+ * (pod_manager_static_sync), the HTTPS server (pod_list, container_logs, stats), workers (status
+ * changes, through cluster_host.c) take m->lock briefly.
  *
  * Locking: m->lock guards the table, every entry field and m->node_labels.
  * No network call and no file I/O is made with it held: each job of the
@@ -33,7 +34,10 @@
  * (*_run) and its result applied under the lock again (*_done_locked).
  * A *_locked function never drops m->lock. Lock order: m->lock, then a
  * worker's lock (pod_worker_status_json, pod_worker_stop), then the Events
- * queue's lock (pod_events_post never waits on the network). */
+ * queue's lock (pod_events_post never waits on the network). The pod
+ * network's gc_lock comes before m->lock (net_gc_run reads the live pods
+ * inside it); a worker holds it only around its CNI calls, never while it
+ * publishes a status. */
 #ifndef WASMLET_POD_MANAGER_PRIV_H
 #define WASMLET_POD_MANAGER_PRIV_H
 
@@ -55,6 +59,7 @@
 #define IMAGE_GC_INTERVAL_NS (300 * NS_PER_SEC)
 #define IMAGE_GC_GRACE_NS (600 * NS_PER_SEC)
 #define EVICTION_INTERVAL_NS (10 * NS_PER_SEC) /* the kubelet's eviction monitoring period */
+#define NET_GC_INTERVAL_NS (60 * NS_PER_SEC)
 
 /* A pod's life in the table. Every change goes through
  * entry_transition_locked, which logs it once.
@@ -137,6 +142,11 @@ struct pod_manager {
     int64_t node_refresh_at;
     int64_t next_eviction; /* mono ns of the next node-pressure pass */
     pod_manager_stats_t stats;
+    /* pod networking (NULL: none); net_gc_at: the next collection of
+     * orphaned sandboxes (mono ns), due at once after the first list */
+    pod_net_t *net;
+    bool listed; /* the first list of this node's pods was applied */
+    int64_t net_gc_at;
 };
 
 /* --- manager.c ------------------------------------------------------------------- */
@@ -275,5 +285,9 @@ void eviction_pass(pod_manager_t *m);
 void eviction_mark_locked(pod_manager_t *m, const char *uid);
 /* Removes the volumes of an evicted pod that ended (no lock held). */
 void eviction_reclaim(pod_manager_t *m, const char *uid);
+/* Destroys the sandboxes on disk of pods that no longer run (no lock
+ * held: it takes the pod network's gc_lock, then m->lock for the live set
+ * only). */
+void net_gc_run(pod_manager_t *m);
 
 #endif

@@ -12,12 +12,19 @@
  *     Ready and ContainersReady (every app container ready: running,
  *     started and passing its readiness probe; every sidecar running),
  *     PodScheduled, and DisruptionTarget after a graceful node shutdown;
- *   - podIP is the node's: a pod has no network of its own yet. */
+ *   - podIP(s): the addresses of the pod's sandbox (first of each family,
+ *     as the CNI result lists them), once it exists and after it is gone;
+ *     none while a sandbox is still being made; the node's for a pod
+ *     without one (hostNetwork, or skipped: see sandbox.c);
+ *   - while the sandbox cannot be made, PodReadyToStartContainers says why
+ *     (reason FailedCreatePodSandBox, the last error). */
 #include "pod/worker_priv.h"
 #include "util/sync.h"
 #include "util/time.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *pod_phase_locked(const pod_worker_t *w)
@@ -114,9 +121,13 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
     const char *not_ready = completed ? "PodCompleted" : "ContainersNotReady";
 
     json_t *conds = json_array();
-    json_array_append_new(
-        conds, condition("PodReadyToStartContainers", w->t_ready_to_start && !finished,
-                         w->t_ready_to_start ? w->t_ready_to_start : w->start_time, NULL));
+    json_t *rts = condition("PodReadyToStartContainers", w->t_ready_to_start && !finished,
+                            w->t_ready_to_start ? w->t_ready_to_start : w->start_time, NULL);
+    if (!w->t_ready_to_start && w->sandbox_error[0]) {
+        json_object_set_new(rts, "reason", json_string("FailedCreatePodSandBox"));
+        json_object_set_new(rts, "message", json_string(w->sandbox_error));
+    }
+    json_array_append_new(conds, rts);
     json_array_append_new(conds,
                           condition("Initialized", w->t_initialized != 0,
                                     w->t_initialized ? w->t_initialized : w->start_time,
@@ -138,6 +149,18 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
     if (ip[0]) {
         json_object_set_new(status, "hostIP", json_string(ip));
         json_object_set_new(status, "hostIPs", json_pack("[{s:s}]", "ip", ip));
+    }
+    if (w->sandbox_wanted && w->pod_ips) {
+        json_t *ips = json_array();
+        char *copy = xstrdup(w->pod_ips), *save = NULL;
+        for (char *a = strtok_r(copy, ",", &save); a; a = strtok_r(NULL, ",", &save))
+            json_array_append_new(ips, json_pack("{s:s}", "ip", a));
+        json_object_set_new(
+            status, "podIP",
+            json_string(json_string_value(json_object_get(json_array_get(ips, 0), "ip"))));
+        json_object_set_new(status, "podIPs", ips);
+        free(copy);
+    } else if (!w->sandbox_wanted && ip[0]) {
         json_object_set_new(status, "podIP", json_string(ip));
         json_object_set_new(status, "podIPs", json_pack("[{s:s}]", "ip", ip));
     }

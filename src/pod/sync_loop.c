@@ -5,7 +5,8 @@
  * (pod_start.c), its volumes (housekeeping.c), its final DELETE
  * (status_writer.c); then the entries that are gone are freed (this is the
  * only thread that frees one, so it keeps entry pointers across its own
- * unlocks), the Node's labels are read again and images are collected.
+ * unlocks), the Node's labels are read again, orphaned sandboxes and
+ * images are collected.
  *
  * Locking: sync_pass runs with m->lock held and drops it around every
  * job's network and disk work, as the take/run/done jobs are built for
@@ -115,6 +116,12 @@ static bool sync_pass(pod_manager_t *m)
         pthread_mutex_lock(&m->lock);
     }
     eviction_pass(m);
+    if (m->net && m->listed && time_mono_ns() >= m->net_gc_at) {
+        m->net_gc_at = time_mono_ns() + NET_GC_INTERVAL_NS;
+        pthread_mutex_unlock(&m->lock);
+        net_gc_run(m);
+        pthread_mutex_lock(&m->lock);
+    }
     if (m->cfg.images && time_mono_ns() >= m->next_gc) {
         m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;
         json_t *keep = image_gc_keep_locked(m);

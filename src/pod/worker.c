@@ -1,18 +1,21 @@
 /* worker.c: the pod thread and the worker's public API (see worker.h and,
  * for the inside, worker_priv.h).
  *
- * Threads: pod_worker_start creates the pod thread, which sets up the
- * volumes, then starts one container thread per init container in turn
- * (waiting for each to complete, or for a sidecar to run), then one per app
- * container, and waits for them, for a stop, or for the active deadline:
- * the pod thread is the only watcher of activeDeadlineSeconds, so the
- * deadline fires once. At the end it stops the sidecars, joins every
- * container thread and publishes the final status. pod_worker_stop and
- * pod_worker_update run on the caller's thread (the pod manager's) and only
- * change state under the lock, request stops and wake the pod thread.
+ * Threads: pod_worker_start creates the pod thread, which attaches the
+ * pod's network sandbox (sandbox.c), sets up the volumes, then starts one
+ * container thread per init container in turn (waiting for each to
+ * complete, or for a sidecar to run), then one per app container, and
+ * waits for them, for a stop, or for the active deadline: the pod thread
+ * is the only watcher of activeDeadlineSeconds, so the deadline fires
+ * once. At the end it stops the sidecars, joins every container thread,
+ * destroys the sandbox (on every path: deletion, eviction, a failed start,
+ * the last container done) and publishes the final status.
+ * pod_worker_stop and pod_worker_update run on the caller's thread (the
+ * pod manager's) and only change state under the lock, request stops and
+ * wake the pod thread.
  *
  * Locking: w->lock (see worker_priv.h); the pod thread drops it for
- * volume set-up, for joins and for every host callback. */
+ * the sandbox's CNI calls, volume set-up, joins and every host callback. */
 #include "pod/worker.h"
 #include "pod/worker_priv.h"
 #include "util/diag.h"
@@ -187,6 +190,27 @@ static pod_wait_t setup_volumes(pod_worker_t *w)
     }
 }
 
+/* The network sandbox: retried until it exists or the pod stops, as the
+ * kubelet retries a failed RunPodSandbox (the pod stays Pending, each
+ * failure a FailedCreatePodSandBox Event). POD_WAIT_MET once it exists
+ * (or when the pod wants none). */
+static pod_wait_t setup_sandbox(pod_worker_t *w)
+{
+    int64_t delay_ms = 500;
+    for (;;) {
+        err_t err;
+        if (sandbox_attach(w, &err) == 0) return POD_WAIT_MET;
+        worker_event(w, NULL, "Warning", "FailedCreatePodSandBox",
+                     "Failed to create pod sandbox: %s", err.msg);
+        worker_publish(w);
+        pthread_mutex_lock(&w->lock);
+        pod_wait_t r = pod_wait_locked(w, NULL, NULL, deadline_after_ms(delay_ms));
+        pthread_mutex_unlock(&w->lock);
+        if (r != POD_WAIT_TIMEOUT) return r;
+        delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+    }
+}
+
 /* Runs the init containers in order; POD_WAIT_MET when all completed. */
 static pod_wait_t run_inits_locked(pod_worker_t *w)
 {
@@ -217,7 +241,8 @@ static pod_wait_t run_inits_locked(pod_worker_t *w)
 static void *pod_main(void *arg)
 {
     pod_worker_t *w = arg;
-    pod_wait_t r = setup_volumes(w);
+    pod_wait_t r = setup_sandbox(w);
+    if (r == POD_WAIT_MET) r = setup_volumes(w);
     pthread_mutex_lock(&w->lock);
     if (r == POD_WAIT_MET && w->lc == PLC_STARTING) {
         pod_transition_locked(w, PLC_INITIALIZING);
@@ -265,6 +290,10 @@ static void *pod_main(void *arg)
         }
         crun_transition_locked(w, c, CLC_DONE);
     }
+    pthread_mutex_unlock(&w->lock);
+    /* Every container thread is joined: nothing is in the namespace now. */
+    sandbox_teardown(w);
+    pthread_mutex_lock(&w->lock);
     pod_transition_locked(w, PLC_FINISHED);
     pthread_mutex_unlock(&w->lock);
     worker_publish(w);
@@ -316,6 +345,7 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
     cond_init_monotonic(&w->cond);
     w->lc = PLC_STARTING;
     w->deletion_grace = -1;
+    w->sandbox_wanted = sandbox_wanted(host, spec);
     /* A resumed pod keeps its start time (and so its deadline). */
     int64_t start = json_int_at(resume, 0, "startTime");
     int64_t now = time_now_ns();
@@ -507,6 +537,8 @@ void pod_worker_free(pod_worker_t *w)
     free(w->retired);
     free(w->pod_dir);
     free(w->log_dir);
+    free(w->netns);
+    free(w->pod_ips);
     free(w);
 }
 

@@ -74,6 +74,24 @@ json_t *pod_worker_status_json(pod_worker_t *w);
  * restartCount, done, exit code ...); pod/state.h saves and loads it. */
 json_t *pod_worker_resume_json(pod_worker_t *w);
 
+/* The network namespace the pod's sockets live in: *path gets a copy of
+ * its path (the caller frees), or NULL when the pod uses the node's
+ * network (hostNetwork, no sandbox wanted). -1 when the pod has a sandbox
+ * of its own but none exists now (not yet made, or already destroyed). */
+int pod_worker_netns(pod_worker_t *w, char **path, err_t *err);
+
+/* --- the node's pod network (pod/sandbox.c) ------------------------------------------- */
+
+void pod_net_init(pod_net_t *net, const net_config_t *cfg, bool skip_portless);
+/* Releases the run dir's mount when no namespace is left in it. */
+void pod_net_destroy(pod_net_t *net);
+/* The ids (pod UIDs) of the sandboxes that must stay: a new array of new
+ * strings, *n its length. Called with gc_lock held exclusively. */
+typedef char **(*pod_net_live_fn)(void *ctx, size_t *n);
+/* Destroys every sandbox on disk whose id live() does not return; how
+ * many, or -1 (err: the first failure; the rest were still tried). */
+int pod_net_gc(pod_net_t *net, pod_net_live_fn live, void *ctx, err_t *err);
+
 /* Per-container summary for `wasmlet run` and metrics. */
 typedef struct pod_container_summary {
     const char *name;

@@ -10,6 +10,8 @@
  *   state.c        the resume format (pods/<uid>/state.json)
  *   termination.c  the termination message (file or log tail)
  *   probes.c       a run's probes and lifecycle hooks (on the probe queue)
+ *   sandbox.c      the pod's network sandbox: created before the volumes,
+ *                  checked on resume, destroyed after the last container
  *
  * Locking: w->lock guards every field marked "lock" below, of the worker
  * and of its containers; it is never held while a module runs, an image is
@@ -167,6 +169,19 @@ struct pod_worker {
      * written by start and pod_worker_update, acted on only by the pod
      * thread (pod_wait_locked), which is the one place it fires. */
     int64_t deadline;
+
+    /* sandbox.c: the pod's network. sandbox_wanted is fixed at start.
+     * netns is set by the pod thread before any container thread exists
+     * and cleared after all were joined, so container threads read it
+     * without the lock; other threads read it under the lock.
+     * pod_ips (lock) stays after the sandbox is gone, as the kubelet keeps
+     * a finished pod's podIP. sandbox_error (lock): why the last attempt
+     * failed, while the pod waits for its sandbox. */
+    bool sandbox_wanted;
+    bool sandbox_exists; /* own: the pod thread */
+    char *netns;
+    char *pod_ips; /* comma-separated, or NULL */
+    char sandbox_error[512];
 };
 
 /* The thread creation the worker uses (pthread_create; tests make it
@@ -223,6 +238,14 @@ bool container_restarts(const pod_worker_t *w, const crun_t *c, int exit_code);
  * worker only. */
 const char *pod_phase_locked(const pod_worker_t *w);
 json_t *pod_status_json_locked(const pod_worker_t *w);
+
+/* sandbox.c: whether the pod gets a sandbox (decided once, at start);
+ * the pod thread's attach (0 when the pod has its sandbox or wants none;
+ * the pod thread retries a failure with FailedCreatePodSandBox events) and
+ * teardown (the CNI DEL; a failure is left to the garbage collector). */
+bool sandbox_wanted(const pod_host_t *host, const podspec_t *spec);
+int sandbox_attach(pod_worker_t *w, err_t *err);
+void sandbox_teardown(pod_worker_t *w);
 
 /* state.c: what pod_worker_resume_json returns, and applying it to a
  * container at start (before any thread exists). */
