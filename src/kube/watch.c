@@ -407,6 +407,7 @@ int kube_reflector_run(kube_client_t *c, const kube_reflector_opts_t *opts,
             char rv[KUBE_RV_MAX];
             if (reflector_list(&r, &items, rv, &local) == -1) {
                 diag_warn("%s", local.msg);
+                if (h->on_list_error) h->on_list_error(ctx, &local);
                 backoff_sleep(&r);
                 continue;
             }

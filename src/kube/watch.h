@@ -66,6 +66,9 @@ typedef struct kube_reflector_handlers {
     int (*on_list)(void *ctx, json_t *items, const char *resource_version);
     /* Every change after that list, in order, each resourceVersion once. */
     kube_watch_fn on_event;
+    /* Optional: a (re)list failed with err; the reflector backs off and
+     * tries again. Lets a caller waiting for the first list stop waiting. */
+    void (*on_list_error)(void *ctx, const err_t *err);
 } kube_reflector_handlers_t;
 
 typedef struct kube_reflector_opts {

@@ -4,16 +4,17 @@
  *   imagePullSecrets added to the node's own (a secret that cannot be read
  *   is reported with a FailedToRetrieveImagePullSecret Event, and the pull
  *   goes on without it);
- * - lookup: ConfigMaps and Secrets from the API server, kept for 5 s so
- *   that a node of a thousand pods reading the same kube-root-ca.crt asks
- *   once, not a thousand times (the Node authorizer lets a node read only
- *   the objects its pods reference); an absent object is asked again
- *   every time;
+ * - lookup: ConfigMaps and Secrets from kube/objcache: one watch per
+ *   object a pod references (the Node authorizer lets a node read only
+ *   those), so a node of a thousand pods reading the same kube-root-ca.crt
+ *   lists it once and then reads it from memory, always as fresh as the
+ *   watch;
  * - token: TokenRequest bound to the pod, reused until 80% of its lifetime
- *   has passed, as the kubelet's token manager does;
+ *   (or 24 h) has passed, as the kubelet's token manager does;
  * - service_env: the Docker-link style variables of the services of the
  *   pod's namespace (all of them with enableServiceLinks, else only the
- *   kubernetes service of default);
+ *   kubernetes service of default), from the object cache's one watch of
+ *   Services;
  * - event: Events through pod/events.c, about the pod and the container's
  *   fieldPath;
  * - runtime classes (for the pod manager): the handler of a RuntimeClass
@@ -25,9 +26,10 @@
  * everything the registry or the network said.
  *
  * Threads: every callback runs on the calling worker's (or the manager's)
- * thread; ch->lock guards the caches only and is never held across a
- * request. */
+ * thread; ch->lock guards the token and class caches only and is never
+ * held across a request (the object cache has its own lock). */
 #include "pod/cluster_host.h"
+#include "kube/objcache.h"
 #include "pod/worker.h"
 #include "util/base64.h"
 #include "util/json.h"
@@ -41,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOOKUP_TTL_NS (5 * NS_PER_SEC)
 #define CLASS_TTL_NS (30 * NS_PER_SEC)
 #define CACHE_MAX 256
 #define CLASS_CACHE_MAX 32
@@ -58,14 +59,13 @@ struct cluster_host {
     image_store_t *images;
     pod_events_t *events;
     char *node;
+    kube_objcache_t *objects;
     void (*status_changed)(void *ctx, pod_worker_t *w);
     void *status_ctx;
     pthread_mutex_t lock;
-    cached_t lookups[CACHE_MAX];
     cached_t tokens[CACHE_MAX];
-    cached_t services[CACHE_MAX];
     cached_t classes[CLASS_CACHE_MAX];
-    size_t lookup_next, token_next, service_next, class_next;
+    size_t token_next, class_next;
 };
 
 /* --- lookup ----------------------------------------------------------------- */
@@ -87,76 +87,26 @@ static json_t *decode_secret(json_t *data)
     return out;
 }
 
-static int fetch(cluster_host_t *ch, const char *ns, bool secret, const char *name, json_t **out,
-                 err_t *err)
-{
-    char *path =
-        xasprintf("/api/v1/namespaces/%s/%s/%s", ns, secret ? "secrets" : "configmaps", name);
-    json_t *obj = NULL;
-    kube_result_t res;
-    int rc = kube_get(ch->client, path, &obj, &res, err);
-    free(path);
-    *out = NULL;
-    if (rc == -1) return res.status == 404 ? 0 : -1;
-    json_t *data = json_object_get(obj, "data");
-    if (secret) {
-        *out = decode_secret(data);
-    } else {
-        *out = data ? json_deep_copy(data) : json_object();
-        json_t *bin = json_object_get(obj, "binaryData");
-        json_t *dec = decode_secret(bin);
-        json_object_update(*out, dec);
-        json_decref(dec);
-    }
-    json_decref(obj);
-    return 0;
-}
-
 static int lookup(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
                   err_t *err)
 {
     cluster_host_t *ch = ctx;
-    char key[512];
-    snprintf(key, sizeof key, "%s/%s/%s", secret ? "secret" : "configmap", ns, name);
-    int64_t now = time_mono_ns();
-    pthread_mutex_lock(&ch->lock);
-    for (size_t i = 0; i < CACHE_MAX; i++) {
-        cached_t *c = &ch->lookups[i];
-        if (c->key[0] && strcmp(c->key, key) == 0 && now - c->at < LOOKUP_TTL_NS) {
-            *data = json_deep_copy(c->data);
-            pthread_mutex_unlock(&ch->lock);
-            return 0;
-        }
+    json_t *obj = NULL;
+    *data = NULL;
+    if (kube_objcache_get(ch->objects, secret ? KUBE_OBJ_SECRET : KUBE_OBJ_CONFIGMAP, ns, name,
+                          &obj, err) == -1)
+        return -1;
+    if (!obj) return 0;
+    json_t *fields = json_object_get(obj, "data");
+    if (secret) {
+        *data = decode_secret(fields);
+    } else {
+        *data = fields ? json_incref(fields) : json_object();
+        json_t *dec = decode_secret(json_object_get(obj, "binaryData"));
+        json_object_update(*data, dec);
+        json_decref(dec);
     }
-    pthread_mutex_unlock(&ch->lock);
-    json_t *fresh = NULL;
-    if (fetch(ch, ns, secret, name, &fresh, err) == -1) return -1;
-    /* An absence is not kept: a pod waiting for the object (a
-     * CreateContainerConfigError, a mount retried) sees it as soon as it
-     * is created, and a cached stale copy is dropped. */
-    pthread_mutex_lock(&ch->lock);
-    if (!fresh) {
-        for (size_t i = 0; i < CACHE_MAX; i++) {
-            if (strcmp(ch->lookups[i].key, key) == 0) {
-                json_decref(ch->lookups[i].data);
-                ch->lookups[i].data = NULL;
-                ch->lookups[i].key[0] = '\0';
-            }
-        }
-        pthread_mutex_unlock(&ch->lock);
-        *data = NULL;
-        return 0;
-    }
-    cached_t *slot = NULL;
-    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
-        if (strcmp(ch->lookups[i].key, key) == 0) slot = &ch->lookups[i];
-    if (!slot) slot = &ch->lookups[ch->lookup_next++ % CACHE_MAX];
-    json_decref(slot->data);
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->data = json_deep_copy(fresh);
-    slot->at = now;
-    pthread_mutex_unlock(&ch->lock);
-    *data = fresh;
+    json_decref(obj);
     return 0;
 }
 
@@ -217,7 +167,11 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
     json_decref(slot->data);
     snprintf(slot->key, sizeof slot->key, "%s", key);
     slot->data = json_string(tok);
-    slot->at = now + life * 8 / 10;
+    /* The kubelet's token manager: refresh at 80% of the lifetime, and
+     * after 24 h whatever the lifetime. */
+    int64_t refresh = life * 8 / 10;
+    if (refresh > 24 * 3600 * NS_PER_SEC) refresh = 24 * 3600 * NS_PER_SEC;
+    slot->at = now + refresh;
     slot->expires = exp_ns;
     pthread_mutex_unlock(&ch->lock);
     json_decref(resp);
@@ -354,59 +308,28 @@ static void service_vars(json_t *vars, json_t *svc)
     }
 }
 
-static json_t *service_env_fetch(cluster_host_t *ch, const char *ns, bool links);
-
-/* Service link variables change only when Services do: they are kept for
- * the lookup TTL, so a burst of pods in one namespace lists its Services
- * once instead of once per container. */
+/* Service links from the watched Services: nothing is asked of the API
+ * server once the watch has listed. */
 static json_t *service_env_for(cluster_host_t *ch, const char *ns, bool links)
-{
-    char key[512];
-    snprintf(key, sizeof key, "%s/%d", ns, links);
-    int64_t now = time_mono_ns();
-    pthread_mutex_lock(&ch->lock);
-    for (size_t i = 0; i < CACHE_MAX; i++) {
-        cached_t *c = &ch->services[i];
-        if (c->key[0] && strcmp(c->key, key) == 0 && now - c->at < LOOKUP_TTL_NS) {
-            json_t *vars = json_deep_copy(c->data);
-            pthread_mutex_unlock(&ch->lock);
-            return vars;
-        }
-    }
-    pthread_mutex_unlock(&ch->lock);
-    json_t *vars = service_env_fetch(ch, ns, links);
-    pthread_mutex_lock(&ch->lock);
-    cached_t *slot = NULL;
-    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
-        if (strcmp(ch->services[i].key, key) == 0) slot = &ch->services[i];
-    if (!slot) slot = &ch->services[ch->service_next++ % CACHE_MAX];
-    json_decref(slot->data);
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->data = json_deep_copy(vars);
-    slot->at = now;
-    pthread_mutex_unlock(&ch->lock);
-    return vars;
-}
-
-static json_t *service_env_fetch(cluster_host_t *ch, const char *ns, bool links)
 {
     json_t *vars = json_object();
     json_t *list = NULL;
-    if (links) {
-        char *path = xasprintf("/api/v1/namespaces/%s/services", ns);
-        if (kube_get(ch->client, path, &list, NULL, NULL) == 0) {
-            size_t i;
-            json_t *svc;
-            json_array_foreach(json_object_get(list, "items"), i, svc) service_vars(vars, svc);
-        }
-        json_decref(list);
-        free(path);
+    size_t i;
+    json_t *svc;
+    if (links && kube_objcache_services(ch->objects, ns, &list, NULL) == 0) {
+        json_array_foreach(list, i, svc) service_vars(vars, svc);
     }
+    json_decref(list);
     /* The master service is always there (the kubelet adds it to every pod). */
-    json_t *k = NULL;
-    if (kube_get(ch->client, "/api/v1/namespaces/default/services/kubernetes", &k, NULL, NULL) == 0)
-        service_vars(vars, k);
-    json_decref(k);
+    list = NULL;
+    if (kube_objcache_services(ch->objects, "default", &list, NULL) == 0) {
+        json_array_foreach(list, i, svc)
+        {
+            const char *name = json_str_at(svc, "metadata", "name");
+            if (name && strcmp(name, "kubernetes") == 0) service_vars(vars, svc);
+        }
+    }
+    json_decref(list);
     return vars;
 }
 
@@ -497,6 +420,7 @@ cluster_host_t *cluster_host_new(kube_client_t *c, image_store_t *images, pod_ev
     ch->images = images;
     ch->events = events;
     ch->node = xstrdup(node_name);
+    ch->objects = kube_objcache_new(c, NULL);
     pthread_mutex_init(&ch->lock, NULL);
     return ch;
 }
@@ -519,11 +443,9 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
 void cluster_host_free(cluster_host_t *ch)
 {
     if (!ch) return;
-    for (size_t i = 0; i < CACHE_MAX; i++) {
-        json_decref(ch->lookups[i].data);
+    kube_objcache_free(ch->objects);
+    for (size_t i = 0; i < CACHE_MAX; i++)
         json_decref(ch->tokens[i].data);
-        json_decref(ch->services[i].data);
-    }
     for (size_t i = 0; i < CLASS_CACHE_MAX; i++)
         json_decref(ch->classes[i].data);
     pthread_mutex_destroy(&ch->lock);

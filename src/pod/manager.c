@@ -92,7 +92,7 @@ bool entry_active(const entry_t *e)
 
 void manager_wake(pod_manager_t *m)
 {
-    pthread_cond_signal(&m->cond);
+    pthread_cond_broadcast(&m->cond);
 }
 
 char *manager_pod_dir(pod_manager_t *m, const char *uid)
@@ -360,6 +360,21 @@ static void manager_release(pod_manager_t *m)
     free(m);
 }
 
+/* Stops and joins the sync thread, the status writers and (when started)
+ * the reflector. */
+static void stop_threads(pod_manager_t *m, bool reflector)
+{
+    atomic_store(&m->stop, true);
+    pthread_mutex_lock(&m->lock);
+    manager_wake(m);
+    pthread_mutex_unlock(&m->lock);
+    if (reflector) pthread_join(m->reflector, NULL);
+    pthread_join(m->syncer, NULL);
+    for (int i = 0; i < m->writers_started; i++)
+        pthread_join(m->writers[i], NULL);
+    m->writers_started = 0;
+}
+
 int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_t *err)
 {
     pod_manager_t *m = xcalloc(1, sizeof *m);
@@ -400,13 +415,14 @@ int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_
         err_set(err, "cannot start the pod sync thread");
         goto fail;
     }
-    if (pthread_create(&m->reflector, NULL, reflector_main, m) != 0) {
-        atomic_store(&m->stop, true);
-        pthread_mutex_lock(&m->lock);
-        manager_wake(m);
-        pthread_mutex_unlock(&m->lock);
-        pthread_join(m->syncer, NULL);
-        err_set(err, "cannot start the pod watch thread");
+    for (int i = 0; i < STATUS_WRITERS; i++) {
+        if (pthread_create(&m->writers[i], NULL, status_writer_main, m) != 0) break;
+        m->writers_started++;
+    }
+    if (m->writers_started == 0 || pthread_create(&m->reflector, NULL, reflector_main, m) != 0) {
+        stop_threads(m, false);
+        err_set(err, "cannot start the pod %s thread",
+                m->writers_started == 0 ? "status writer" : "watch");
         goto fail;
     }
     *out = m;
@@ -432,7 +448,7 @@ void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms)
         bool done = true;
         pthread_mutex_lock(&m->lock);
         for (entry_t *e = m->entries; e; e = e->next)
-            if (!entry_finished(e) || e->dirty) done = false;
+            if (!entry_finished(e) || e->dirty || e->status_busy) done = false;
         manager_wake(m);
         pthread_mutex_unlock(&m->lock);
         if (done || time_mono_ns() >= until) break;
@@ -443,12 +459,7 @@ void pod_manager_shutdown(pod_manager_t *m, int64_t grace_ms)
 void pod_manager_free(pod_manager_t *m)
 {
     if (!m) return;
-    atomic_store(&m->stop, true);
-    pthread_mutex_lock(&m->lock);
-    manager_wake(m);
-    pthread_mutex_unlock(&m->lock);
-    pthread_join(m->reflector, NULL);
-    pthread_join(m->syncer, NULL);
+    stop_threads(m, true);
     manager_release(m);
 }
 

@@ -20,13 +20,21 @@
  * Threads:
  *   reflector  lists and watches the pods of this node (on_list, on_event)
  *              and updates the table; starts admitted pods
- *   syncer     one loop (sync_main) that writes statuses, finishes
- *              deletions, creates mirrors, retries pods waiting for their
- *              sandbox, refreshes volumes, collects orphaned network
- *              sandboxes and images and frees the entries that are gone. It is the only thread that
- * frees an entry, so it may keep an entry pointer across an unlock. others     static pods
- * (pod_manager_static_sync), the HTTPS server (pod_list, container_logs, stats), workers (status
- * changes, through cluster_host.c) take m->lock briefly.
+ *   syncer     one loop (sync_main) that finishes deletions, creates
+ *              mirrors, retries pods waiting for their sandbox, refreshes
+ *              volumes, collects orphaned network sandboxes and images, runs
+ *              node-pressure eviction and frees the entries that are
+ *              gone. It is the only thread that frees an entry, so it may
+ *              keep an entry pointer across an unlock.
+ *   writers    STATUS_WRITERS threads (status_writer_main) that write pod
+ *              statuses: several writes in flight at once, never two for
+ *              one pod (entry.status_busy), each the pod's latest status
+ *              when its write starts. An entry with a write in flight is
+ *              not freed, so a writer too keeps its entry pointer across
+ *              the unlock.
+ *   others     static pods (pod_manager_static_sync), the HTTPS server
+ *              (pod_list, container_logs, stats), workers (status changes,
+ *              through cluster_host.c) take m->lock briefly.
  *
  * Locking: m->lock guards the table, every entry field and m->node_labels.
  * No network call and no file I/O is made with it held: each job of the
@@ -54,6 +62,9 @@
 #include <stdint.h>
 
 #define SYNC_INTERVAL_MS 1000
+/* Status writes in flight at once: a burst of pod starts is bounded by the
+ * API server's latency per write, not by one write at a time. */
+#define STATUS_WRITERS 4
 #define REFRESH_INTERVAL_NS (10 * NS_PER_SEC)
 #define NODE_REFRESH_INTERVAL_NS (10 * NS_PER_SEC)
 #define IMAGE_GC_INTERVAL_NS (300 * NS_PER_SEC)
@@ -108,6 +119,7 @@ typedef struct entry {
     int64_t cpu, memory;  /* requests, for admission */
     /* status writer (status_writer.c) */
     bool dirty;         /* status to write */
+    bool status_busy;   /* a writer is writing it (not freed, not deleted meanwhile) */
     bool final_written; /* a status written after the worker finished */
     int64_t retry_at;   /* mono ns: next status write, DELETE or mirror attempt */
     char *last_status;  /* last status written */
@@ -130,11 +142,13 @@ struct pod_manager {
     pod_host_t host;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* monotonic; wakes the syncer */
+    pthread_cond_t cond; /* monotonic; wakes the syncer and the status writers */
     entry_t *entries;
     bool shutting_down;
     atomic_bool stop;
     pthread_t reflector, syncer;
+    pthread_t writers[STATUS_WRITERS];
+    int writers_started;
     bool reflector_started, syncer_started;
     int64_t next_gc;
     json_t *node_labels;    /* the Node's labels as last read (lock) */
@@ -202,6 +216,9 @@ void start_sandbox_retry(pod_manager_t *m, entry_t *e);
 void *sync_main(void *arg);
 
 /* --- status_writer.c ------------------------------------------------------------- */
+
+/* A status writer thread (arg: the manager). */
+void *status_writer_main(void *arg);
 
 typedef struct status_job {
     char uid[64], ns[128], name[256];

@@ -8,10 +8,14 @@
  * deletion was asked once its containers ended and the final status is
  * written; the Pending status of a pod waiting for its sandbox.
  *
- * Threads: everything here runs on the manager's sync thread. Each job is
- * taken under m->lock (*_take_locked copies what it needs), run without it
- * (*_run: the network and the disk), and its result applied under the
- * lock (*_done_locked); see manager_priv.h. */
+ * Threads: statuses are written by STATUS_WRITERS writer threads
+ * (status_writer_main), the final DELETE and the Pending status by the
+ * manager's sync thread. Each job is taken under m->lock (*_take_locked
+ * copies what it needs), run without it (*_run: the network and the
+ * disk), and its result applied under the lock (*_done_locked); see
+ * manager_priv.h. A status write marks its entry status_busy for its whole
+ * length, so one pod never has two writes in flight and its status file
+ * and PATCHes stay in order. */
 #include "pod/manager_priv.h"
 #include "pod/state.h"
 #include "util/diag.h"
@@ -86,6 +90,42 @@ void status_done_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
     json_decref(job->status);
     free(job->text);
     memset(job, 0, sizeof *job);
+}
+
+/* The next entry whose status is due and that no other writer holds. */
+static entry_t *status_next_locked(pod_manager_t *m, int64_t now)
+{
+    lock_assert_held(&m->lock);
+    for (entry_t *e = m->entries; e; e = e->next)
+        if (e->dirty && !e->status_busy && e->retry_at <= now && e->state != ENTRY_GONE &&
+            (!e->is_static || e->mirror_ok))
+            return e;
+    return NULL;
+}
+
+void *status_writer_main(void *arg)
+{
+    pod_manager_t *m = arg;
+    pthread_mutex_lock(&m->lock);
+    while (!atomic_load(&m->stop)) {
+        entry_t *e = status_next_locked(m, time_mono_ns());
+        if (!e) {
+            cond_wait_until(&m->cond, &m->lock, deadline_after_ms(SYNC_INTERVAL_MS));
+            continue;
+        }
+        status_job_t job;
+        status_take_locked(m, e, &job);
+        e->status_busy = true;
+        pthread_mutex_unlock(&m->lock);
+        status_run(m, &job);
+        pthread_mutex_lock(&m->lock);
+        status_done_locked(m, e, &job);
+        e->status_busy = false;
+        /* The syncer may be waiting to delete or free this entry. */
+        pthread_cond_broadcast(&m->cond);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
 }
 
 /* --- the final DELETE ---------------------------------------------------------- */

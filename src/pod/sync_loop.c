@@ -1,12 +1,13 @@
 /* sync_loop.c: the manager's sync thread.
  *
  * One loop, one pass a second or at once when woken: for each entry, its
- * mirror pod (mirror.c), its status (status_writer.c), its sandbox retry
- * (pod_start.c), its volumes (housekeeping.c), its final DELETE
- * (status_writer.c); then the entries that are gone are freed (this is the
- * only thread that frees one, so it keeps entry pointers across its own
- * unlocks), the Node's labels are read again, orphaned sandboxes and
- * images are collected.
+ * mirror pod (mirror.c), its sandbox retry (pod_start.c), its volumes
+ * (housekeeping.c), its final DELETE (status_writer.c); then the entries
+ * that are gone are freed (this is the only thread that frees one, so it
+ * keeps entry pointers across its own unlocks), the Node's labels are read
+ * again, orphaned sandboxes and images are collected. Statuses are written by the status
+ * writers (status_writer.c) beside it; an entry with a write in flight is
+ * neither deleted nor freed.
  *
  * Locking: sync_pass runs with m->lock held and drops it around every
  * job's network and disk work, as the take/run/done jobs are built for
@@ -58,16 +59,6 @@ static bool sync_pass(pod_manager_t *m)
             mirror_done_locked(m, e, &job);
             again = true;
         }
-        if (e->dirty && e->retry_at <= now && e->state != ENTRY_GONE &&
-            (!e->is_static || e->mirror_ok)) {
-            status_job_t job;
-            status_take_locked(m, e, &job);
-            pthread_mutex_unlock(&m->lock);
-            status_run(m, &job);
-            pthread_mutex_lock(&m->lock);
-            status_done_locked(m, e, &job);
-            again = true;
-        }
         if (e->state == ENTRY_WAITING && e->sandbox_retry_at <= now && !m->shutting_down)
             start_sandbox_retry(m, e);
         if (refresh_due_locked(m, e, now)) {
@@ -86,7 +77,7 @@ static bool sync_pass(pod_manager_t *m)
             pthread_mutex_lock(&m->lock);
         }
         if (e->state == ENTRY_TERMINATING && entry_finished(e) && e->final_written && !e->dirty &&
-            e->retry_at <= now && !m->shutting_down) {
+            !e->status_busy && e->retry_at <= now && !m->shutting_down) {
             delete_job_t job;
             delete_take_locked(m, e, &job);
             pthread_mutex_unlock(&m->lock);
@@ -99,7 +90,7 @@ static bool sync_pass(pod_manager_t *m)
     entry_t **pp = &m->entries;
     while (*pp) {
         entry_t *e = *pp;
-        if (e->state == ENTRY_GONE && entry_finished(e)) {
+        if (e->state == ENTRY_GONE && entry_finished(e) && !e->status_busy) {
             *pp = e->next;
             pthread_mutex_unlock(&m->lock);
             diag_info("pod %s/%s (%s): removed", e->ns, e->name, e->uid);
