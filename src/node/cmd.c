@@ -384,6 +384,7 @@ int node_main(int argc, char **argv)
                         optarg);
                 goto bad;
             }
+            break;
         case O_PODNET:
             if (strcmp(optarg, "cni") && strcmp(optarg, "host")) {
                 fprintf(stderr, "wasmlet node: --pod-network: \"%s\" is not cni or host\n", optarg);

@@ -70,8 +70,9 @@ static int ca_file(const char *path, const wasmrt_mount_t *mounts, size_t n, cha
     return 0;
 }
 
-int pod_net_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts, size_t nmounts,
-                             const char *host_ip, pod_net_t *out, err_t *err)
+int pod_net_policy_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts,
+                                    size_t nmounts, const char *host_ip, pod_net_policy_t *out,
+                                    err_t *err)
 {
     memset(out, 0, sizeof *out);
     const char *network = annotation(spec, "network");
@@ -106,7 +107,7 @@ int pod_net_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts
     return 0;
 }
 
-void pod_net_free(pod_net_t *n)
+void pod_net_policy_free(pod_net_policy_t *n)
 {
     strvec_free(&n->node_addrs);
     strvec_free(&n->hosts);

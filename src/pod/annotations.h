@@ -22,17 +22,18 @@
 #define POD_ANNOTATION_PREFIX "wasmlet.dev/"
 
 /* A container's network with the storage its pointers point into. */
-typedef struct pod_net {
+typedef struct pod_net_policy {
     wasmrt_net_t net;
     strvec_t node_addrs, hosts;
     char *ca_file; /* host path */
-} pod_net_t;
+} pod_net_policy_t;
 
 /* Fills out from the pod's annotations; the container's mounts locate the
  * CA file, and host_ip joins the node's addresses (NULL: none). Errors name
- * the annotation and say what it takes. pod_net_free in every case. */
-int pod_net_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts, size_t nmounts,
-                             const char *host_ip, pod_net_t *out, err_t *err);
-void pod_net_free(pod_net_t *n);
+ * the annotation and say what it takes. pod_net_policy_free in every case. */
+int pod_net_policy_from_annotations(const podspec_t *spec, const wasmrt_mount_t *mounts,
+                                    size_t nmounts, const char *host_ip, pod_net_policy_t *out,
+                                    err_t *err);
+void pod_net_policy_free(pod_net_policy_t *n);
 
 #endif

@@ -90,7 +90,7 @@ typedef struct prepared {
     size_t nmounts;
     wasmrt_module_t *module;
     wasmrt_load_info_t load;
-    pod_net_t net; /* a component's network, from the pod's annotations */
+    pod_net_policy_t net; /* a component's network, from the pod's annotations */
 } prepared_t;
 
 static void prepared_free(prepared_t *p)
@@ -101,7 +101,7 @@ static void prepared_free(prepared_t *p)
     strvec_free(&p->argv);
     volume_mounts_free(p->mounts, p->nmounts);
     wasmrt_module_release(p->module);
-    pod_net_free(&p->net);
+    pod_net_policy_free(&p->net);
     memset(p, 0, sizeof *p);
 }
 
@@ -142,8 +142,8 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;
     }
-    if (pod_net_from_annotations(spec, p->mounts, p->nmounts, w->host.host_ip, &p->net, err) ==
-        -1) {
+    if (pod_net_policy_from_annotations(spec, p->mounts, p->nmounts, w->host.host_ip, &p->net,
+                                        err) == -1) {
         snprintf(reason, reason_len, "CreateContainerConfigError");
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;

@@ -77,7 +77,7 @@ static void handle_logs(server_t *s, http_req_t *r)
 static void handle_port_forward(server_t *s, http_req_t *r)
 {
     char *seg[3] = {NULL};
-    int n = segments(http_req_path(r), "/portForward", seg, 3);
+    int n = server_path_segments(http_req_path(r), "/portForward", seg, 3);
     if (n == 2 || n == 3) {
         server_handle_port_forward(s, r, seg[0], seg[1], n == 3 ? seg[2] : NULL);
     } else {

@@ -426,7 +426,7 @@ typedef struct reflector_run {
 static void *reflector_main(void *arg)
 {
     reflector_run_t *r = arg;
-    kube_reflector_handlers_t h = {on_list, on_event};
+    kube_reflector_handlers_t h = {.on_list = on_list, .on_event = on_event};
     r->rc = kube_reflector_run(r->c, &r->opts, &h, r->seen, &r->stop, &r->err);
     r->done_ms = fx_now_ms();
     return NULL;
