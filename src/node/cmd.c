@@ -472,7 +472,6 @@ int node_main(int argc, char **argv)
     if (wasmrt_open(&ro, &rt, &err) == -1) goto out;
     if (node_register(client, &ncfg, &err) == -1) goto out;
     diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());
-    hb = node_heartbeat_start(client, &ncfg);
 
     if (pod_network) {
         node_podnet_options_t po = {.node_name = ncfg.name,
@@ -486,6 +485,10 @@ int node_main(int argc, char **argv)
     } else {
         diag_info("pod network: host (--pod-network=host): every pod reports %s", node_ip);
     }
+    /* Ready only once the pod network is: a kubelet reports its node
+     * NotReady until its network plugin is ready, so no pod is placed here
+     * before its sandbox can be made. */
+    hb = node_heartbeat_start(client, &ncfg);
 
     node_capacity_t cap, alloc;
     node_info_capacity(&ncfg, &cap, &alloc);

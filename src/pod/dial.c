@@ -58,12 +58,12 @@ static int connect_loopback(int fd, int port, int timeout_ms, err_t *err)
     if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
         return err_errno(err, "dial: fcntl");
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == -1) {
-        if (errno != EINPROGRESS) return err_errno(err, "connect to 127.0.0.1:%d", port);
+        if (errno != EINPROGRESS) return err_errno(err, "dial tcp 127.0.0.1:%d", port);
         int64_t until = time_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
         for (;;) {
             int64_t left = (until - time_mono_ns()) / NS_PER_MS;
             if (left <= 0)
-                return err_set(err, "connect to 127.0.0.1:%d: timed out after %d ms", port,
+                return err_set(err, "dial tcp 127.0.0.1:%d: i/o timeout after %d ms", port,
                                timeout_ms);
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int r = poll(&p, 1, (int)left);
@@ -77,7 +77,7 @@ static int connect_loopback(int fd, int port, int timeout_ms, err_t *err)
             return err_errno(err, "dial: getsockopt");
         if (so != 0) {
             errno = so;
-            return err_errno(err, "connect to 127.0.0.1:%d", port);
+            return err_errno(err, "dial tcp 127.0.0.1:%d", port);
         }
     }
     if (fcntl(fd, F_SETFL, flags) == -1) return err_errno(err, "dial: fcntl");

@@ -189,6 +189,7 @@ void node_labels_refresh(pod_manager_t *m)
     json_t *node = NULL;
     kube_result_t res;
     err_t err;
+    int64_t asked = time_now_ns();
     int rc = kube_get(m->cfg.client, path, &node, &res, &err);
     free(path);
     json_t *labels = rc == 0 ? json_at(node, "metadata", "labels") : NULL;
@@ -197,6 +198,7 @@ void node_labels_refresh(pod_manager_t *m)
         json_decref(m->node_labels);
         m->node_labels = json_is_object(labels) ? json_incref(labels) : json_object();
         m->node_labels_at = time_mono_ns();
+        m->node_labels_wall = asked;
     }
     m->node_refresh_at = time_mono_ns() + NODE_REFRESH_INTERVAL_NS;
     pthread_mutex_unlock(&m->lock);

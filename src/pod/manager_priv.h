@@ -151,8 +151,9 @@ struct pod_manager {
     int writers_started;
     bool reflector_started, syncer_started;
     int64_t next_gc;
-    json_t *node_labels;    /* the Node's labels as last read (lock) */
-    int64_t node_labels_at; /* mono ns of that read; 0: never read */
+    json_t *node_labels;      /* the Node's labels as last read (lock) */
+    int64_t node_labels_at;   /* mono ns of that read; 0: never read */
+    int64_t node_labels_wall; /* wall-clock ns when that read was sent */
     int64_t node_refresh_at;
     int64_t next_eviction; /* mono ns of the next node-pressure pass */
     pod_manager_stats_t stats;

@@ -59,10 +59,16 @@ void start_facts_gather(pod_manager_t *m, json_t *pod, start_facts_t *f)
         f->resume = pod_state_load(dir);
         free(dir);
     }
-    /* A pod the labels as last read reject: read them again first, once a
-     * second at most (a label just added with kubectl label counts). */
+    /* A pod the labels as last read reject: read them again first, unless
+     * they were read after the pod was created (creationTimestamp has 1 s
+     * resolution, so after it plus a second), so that a label added with
+     * kubectl label before the pod was created counts. */
+    int64_t created = 0;
+    const char *ct = json_str_at(pod, "metadata", "creationTimestamp");
+    if (!ct || time_parse_rfc3339(ct, &created) == -1) created = time_now_ns();
     pthread_mutex_lock(&m->lock);
-    bool stale = time_mono_ns() - m->node_labels_at > LABELS_FRESH_NS;
+    bool stale = m->node_labels_wall < created + NS_PER_SEC ||
+                 time_mono_ns() - m->node_labels_at > LABELS_FRESH_NS;
     bool matches = pod_admission_node_matches(pod, m->node_labels, m->node_name);
     pthread_mutex_unlock(&m->lock);
     if (!matches && stale) node_labels_refresh(m);

@@ -477,16 +477,24 @@ def test_bad_input_ends_as_a_clear_status(cluster, shared_wasmlet_node, namespac
     for name, cs in bad.items():
         cluster.create(wasm_pod(name, cs, node=node.name, restart_policy="Always"), namespace)
 
-    for name in ("no-such-image", "bad-ref"):
-        pod = pod_where(cluster, namespace, name,
-                        lambda p: waiting_reason(p) in ("ErrImagePull", "ImagePullBackOff"), 60,
-                        desc=f"{name} waiting on the image")
-        assert phase(pod) == "Pending"
-        assert (cstatus(pod)["state"]["waiting"].get("message") or "")
-        pod_where(cluster, namespace, name, lambda p: waiting_reason(p) == "ImagePullBackOff", 30,
-                  desc=f"{name} in ImagePullBackOff")
-        reasons = event_reasons(cluster, namespace, name)
-        assert "Failed" in reasons, reasons
+    pod = pod_where(cluster, namespace, "no-such-image",
+                    lambda p: waiting_reason(p) in ("ErrImagePull", "ImagePullBackOff"), 60,
+                    desc="no-such-image waiting on the image")
+    assert phase(pod) == "Pending"
+    assert (cstatus(pod)["state"]["waiting"].get("message") or "")
+    pod_where(cluster, namespace, "no-such-image",
+              lambda p: waiting_reason(p) == "ImagePullBackOff", 30,
+              desc="no-such-image in ImagePullBackOff")
+    reasons = event_reasons(cluster, namespace, "no-such-image")
+    assert "Failed" in reasons, reasons
+    # A reference that does not parse is the kubelet's InvalidImageName, not
+    # a pull failure: no back-off, the pod stays Pending.
+    pod = pod_where(cluster, namespace, "bad-ref",
+                    lambda p: waiting_reason(p) == "InvalidImageName", 60,
+                    desc="bad-ref waiting as InvalidImageName")
+    assert phase(pod) == "Pending"
+    assert "invalid reference format" in cstatus(pod)["state"]["waiting"]["message"]
+    assert "Failed" in event_reasons(cluster, namespace, "bad-ref")
     pod = pod_where(cluster, namespace, "no-configmap",
                     lambda p: waiting_reason(p) == "CreateContainerConfigError", 60)
     assert "later" in cstatus(pod)["state"]["waiting"]["message"]
