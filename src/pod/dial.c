@@ -98,9 +98,8 @@ int pod_manager_dial_tcp(pod_manager_t *m, const char *ns, const char *name, con
         close(fd);
         fd = -1;
     }
-    if (fd == -1)
-        err_prefix(err, "pod %s/%s port %d%s%s", ns, name, port, netns ? " in " : "",
-                   netns ? netns : "");
+    /* No prefix: callers name the pod and port (port-forward words it as
+     * the kubelet does: "error forwarding port P to pod ...: dial tcp ..."). */
     free(netns);
     return fd;
 }
