@@ -485,10 +485,6 @@ int node_main(int argc, char **argv)
     } else {
         diag_info("pod network: host (--pod-network=host): every pod reports %s", node_ip);
     }
-    /* Ready only once the pod network is: a kubelet reports its node
-     * NotReady until its network plugin is ready, so no pod is placed here
-     * before its sandbox can be made. */
-    hb = node_heartbeat_start(client, &ncfg);
 
     node_capacity_t cap, alloc;
     node_info_capacity(&ncfg, &cap, &alloc);
@@ -559,6 +555,10 @@ int node_main(int argc, char **argv)
               server_port(server),
               client_ca ? client_ca : (client_ca_pem ? "the cluster CA" : "not accepted"),
               anonymous ? "allowed" : "refused");
+    /* Ready only once the node can do a node's work: its pod network is
+     * set up (a kubelet reports NotReady until its network plugin is), its
+     * pod manager runs and its HTTPS API answers. */
+    hb = node_heartbeat_start(client, &ncfg);
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -491,6 +492,18 @@ class WasmletNode:
         return self.proc.returncode
 
 
+def serving_cert_verifies(ca, port):
+    """Whether 127.0.0.1:port presents a certificate for 127.0.0.1 that ca
+    signed (only loopback: the node's own HTTPS port)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1"):
+                return True
+    except (ssl.SSLError, OSError):
+        return False
+
+
 class NodeFactory:
     """Starts wasmlet nodes for one test and stops all of them afterwards."""
 
@@ -560,6 +573,15 @@ class NodeFactory:
             wait_for(ready, timeout, desc=f"node {node.name} Ready")
         except TimeoutError as e:
             raise TimeoutError(f"{e}\nlog {node.log_path}:\n{node.log_tail()}") from None
+        if approve_serving:
+            # Ready can come before the node has asked for its serving
+            # certificate: approve until the API server can verify it, as
+            # kubectl logs will.
+            def serving_verified():
+                self.cluster.approve_serving(node.name)
+                return serving_cert_verifies(self.cluster.ca, node.port)
+            wait_for(serving_verified, 60, interval=1.0,
+                     desc=f"node {node.name} serving a certificate the cluster CA signed")
         return node
 
     def teardown(self, delete_nodes=True):
