@@ -558,6 +558,7 @@ int node_main(int argc, char **argv)
     /* Ready only once the node can do a node's work: its pod network is
      * set up (a kubelet reports NotReady until its network plugin is), its
      * pod manager runs and its HTTPS API answers. */
+    node_info_serving();
     hb = node_heartbeat_start(client, &ncfg);
 
     struct sigaction sa = {.sa_handler = on_signal};

@@ -14,15 +14,18 @@
  * PIDPressure when the processes in use pass 90% of pid_max. The node
  * lifecycle controller turns the two into the node.kubernetes.io/
  * memory-pressure and disk-pressure NoSchedule taints (NodeRestriction
- * does not let a node change its own taints). Ready is True
- * while wasmlet runs and posts status (the node lifecycle controller turns
- * it Unknown when the Lease stops being renewed). Each condition keeps its
- * lastTransitionTime until its status changes. */
+ * does not let a node change its own taints). Ready is False from
+ * registration until the node serves (node_info_serving: its pod network,
+ * pod manager and HTTPS API are up), then True while wasmlet runs and posts status (the node
+ * lifecycle controller turns it Unknown when the Lease stops being renewed). Each condition keeps
+ * its lastTransitionTime until its status changes. */
 #include "node/node.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/proc.h"
 #include "util/time.h"
+
+#include <stdatomic.h>
 #include "util/xalloc.h"
 
 #include <pthread.h>
@@ -143,6 +146,16 @@ void node_info_ready_lost(void)
     pthread_mutex_unlock(&cond_lock);
 }
 
+/* False until node_info_serving(): the status posted at registration says
+ * NotReady, so no pod is placed here (and nobody calls its API) before the
+ * node can serve them. */
+static atomic_bool node_serving;
+
+void node_info_serving(void)
+{
+    atomic_store(&node_serving, true);
+}
+
 static json_t *conditions(const node_config_t *cfg)
 {
     bool mem_pressure, disk_pressure;
@@ -183,8 +196,12 @@ static json_t *conditions(const node_config_t *cfg)
                        pid_pressure ? "KubeletHasInsufficientPID" : "KubeletHasSufficientPID",
                        pid_pressure ? "kubelet has insufficient PID available"
                                     : "kubelet has sufficient PID available"));
-    json_array_append_new(arr, condition(COND_READY, "Ready", true, "KubeletReady",
-                                         "kubelet is posting ready status"));
+    bool ready = atomic_load(&node_serving);
+    json_array_append_new(arr, ready ? condition(COND_READY, "Ready", true, "KubeletReady",
+                                                 "kubelet is posting ready status")
+                                     : condition(COND_READY, "Ready", false, "KubeletNotReady",
+                                                 "wasmlet is starting: its pod network, pod "
+                                                 "manager or HTTPS API is not up yet"));
     return arr;
 }
 

@@ -57,6 +57,8 @@ void node_info_ready_lost(void);
 json_t *node_object(const node_config_t *cfg);
 /* The status part alone, for the periodic update. */
 json_t *node_status(const node_config_t *cfg);
+/* From now on the node's status says Ready (before: NotReady, starting). */
+void node_info_serving(void);
 
 /* Creates the Node, or adopts an existing one of that name (its labels and
  * taints reconciled to ours); then posts its status. */
