@@ -33,6 +33,12 @@
 const double metrics_pod_start_bounds[METRICS_POD_START_BUCKETS] = {
     0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300};
 
+const double metrics_stage_bounds[METRICS_STAGE_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+const char *const metrics_start_stage_names[METRICS_STAGE_COUNT] = {
+    "watch", "admission", "sandbox", "volumes", "pull", "load", "instantiate", "status", "node"};
+
 #define SEEN_PODS 1024 /* pod uids remembered for metrics_pod_started */
 
 typedef struct cusage {
@@ -84,6 +90,21 @@ void metrics_pod_started(const char *pod_uid, double seconds)
         if (seconds <= metrics_pod_start_bounds[i]) snap.pod_start_bucket[i]++;
     snap.pod_start_count++;
     snap.pod_start_sum += seconds;
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_pod_start_trace(const double seconds[METRICS_STAGE_COUNT],
+                             const bool have[METRICS_STAGE_COUNT])
+{
+    pthread_mutex_lock(&mu);
+    for (int s = 0; s < METRICS_STAGE_COUNT; s++) {
+        if (!have[s]) continue;
+        double v = seconds[s] < 0 ? 0 : seconds[s];
+        for (size_t i = 0; i < METRICS_STAGE_BUCKETS; i++)
+            if (v <= metrics_stage_bounds[i]) snap.stage_bucket[s][i]++;
+        snap.stage_count[s]++;
+        snap.stage_sum[s] += v;
+    }
     pthread_mutex_unlock(&mu);
 }
 

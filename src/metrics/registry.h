@@ -23,6 +23,29 @@
  * pod. Counted once per pod uid (later calls for that uid are ignored). */
 void metrics_pod_started(const char *pod_uid, double seconds);
 
+/* The stages of a pod start that wasmlet stamps (pod/trace.h says where
+ * each begins and ends). */
+typedef enum metrics_start_stage {
+    METRICS_STAGE_WATCH,       /* the pod's creation (or binding) to the watch delivering it */
+    METRICS_STAGE_ADMISSION,   /* delivered to its worker started */
+    METRICS_STAGE_SANDBOX,     /* the pod's network sandbox */
+    METRICS_STAGE_VOLUMES,     /* the pod's volumes (tokens, ConfigMaps, Secrets) */
+    METRICS_STAGE_PULL,        /* the first app container's image */
+    METRICS_STAGE_LOAD,        /* its module loaded (compiled, from the cache or memory) */
+    METRICS_STAGE_INSTANTIATE, /* its store, WASI and instance */
+    METRICS_STAGE_STATUS,      /* its running state published to that status acknowledged */
+    METRICS_STAGE_NODE,        /* delivered to the end of the last stage: the node's whole share */
+    METRICS_STAGE_COUNT
+} metrics_start_stage_t;
+
+/* The label value of each stage ("watch", "admission", ...). */
+extern const char *const metrics_start_stage_names[METRICS_STAGE_COUNT];
+
+/* One pod's start, traced: seconds[s] for each stage s with have[s]; each
+ * is observed in that stage's histogram. */
+void metrics_pod_start_trace(const double seconds[METRICS_STAGE_COUNT],
+                             const bool have[METRICS_STAGE_COUNT]);
+
 /* A module was loaded for a container start; source is a
  * wasmrt_load_source_t (memory, disk cache, compiler). */
 void metrics_module_loaded(int source);
@@ -54,6 +77,10 @@ void metrics_http_request(const char *path_class, const char *method, int status
 /* Upper bounds, in seconds, of the pod start latency histogram. */
 extern const double metrics_pod_start_bounds[METRICS_POD_START_BUCKETS];
 
+#define METRICS_STAGE_BUCKETS 16
+/* Upper bounds, in seconds, of the stage histograms. */
+extern const double metrics_stage_bounds[METRICS_STAGE_BUCKETS];
+
 #define METRICS_LOAD_SOURCES 3 /* WASMRT_FROM_MEMORY, _DISK, _COMPILER */
 
 typedef struct metrics_snapshot {
@@ -64,6 +91,10 @@ typedef struct metrics_snapshot {
     int64_t cert_not_after[2];    /* 0: not known */
     uint64_t cert_renewals[2][2]; /* [which][ok] */
     uint64_t container_runs;      /* runs begun */
+    /* per stage of a traced pod start (cumulative buckets) */
+    uint64_t stage_bucket[METRICS_STAGE_COUNT][METRICS_STAGE_BUCKETS];
+    uint64_t stage_count[METRICS_STAGE_COUNT];
+    double stage_sum[METRICS_STAGE_COUNT];
 } metrics_snapshot_t;
 
 void metrics_snapshot(metrics_snapshot_t *out);
@@ -103,6 +134,8 @@ void metrics_reset(void);
 
 /* kubelet_pod_start_duration_seconds (histogram). */
 void metrics_render_pod_starts(strbuf_t *sb, const metrics_snapshot_t *m);
+/* wasmlet_pod_start_stage_duration_seconds (a histogram per stage). */
+void metrics_render_pod_start_stages(strbuf_t *sb, const metrics_snapshot_t *m);
 /* wasmlet_container_runs_total. */
 void metrics_render_container_runs(strbuf_t *sb, const metrics_snapshot_t *m);
 /* wasmlet_module_loads_total, by source. */

@@ -18,6 +18,23 @@ void metrics_render_pod_starts(strbuf_t *sb, const metrics_snapshot_t *m)
                    m->pod_start_sum);
 }
 
+void metrics_render_pod_start_stages(strbuf_t *sb, const metrics_snapshot_t *m)
+{
+    prom_family(sb, "wasmlet_pod_start_stage_duration_seconds", "histogram",
+                "Seconds each stage of a pod start took, from wasmlet's own timestamps: watch "
+                "(creation or binding to the watch delivering the pod; creationTimestamp has 1 s "
+                "resolution), admission, sandbox, volumes, pull, load, instantiate (the first app "
+                "container's), status (its running state to the status write that carried it "
+                "acknowledged), node (delivered to the last of them).");
+    for (int s = 0; s < METRICS_STAGE_COUNT; s++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "stage=\"%s\"", metrics_start_stage_names[s]);
+        prom_histogram(sb, "wasmlet_pod_start_stage_duration_seconds", labels, metrics_stage_bounds,
+                       METRICS_STAGE_BUCKETS, m->stage_bucket[s], m->stage_count[s],
+                       m->stage_sum[s]);
+    }
+}
+
 void metrics_render_container_runs(strbuf_t *sb, const metrics_snapshot_t *m)
 {
     prom_family(sb, "wasmlet_container_runs_total", "counter",

@@ -116,9 +116,11 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
     memset(p, 0, sizeof *p);
     const podspec_container_t *cs = c->spec;
     const podspec_t *spec = worker_spec_now(w);
+    c->t_pull[0] = c->t_pull[1] = time_mono_ns();
     if (w->host.pull) {
         worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
         int64_t t0 = time_mono_ns();
+        c->t_pull[0] = t0;
         if (w->host.pull(w->host.ctx, spec, cs, &p->pulled, err) == -1) {
             snprintf(reason, reason_len, "%s",
                      p->pulled.failure_reason ? p->pulled.failure_reason : "ErrImagePull");
@@ -126,8 +128,9 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
                          err->msg);
             return PREP_WAIT;
         }
+        c->t_pull[1] = time_mono_ns();
         worker_event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs",
-                     cs->image, (double)(time_mono_ns() - t0) / 1e9);
+                     cs->image, (double)(c->t_pull[1] - t0) / 1e9);
         pthread_mutex_lock(&w->lock);
         if (p->pulled.image_id) snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
         pthread_mutex_unlock(&w->lock);
@@ -148,7 +151,10 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;
     }
-    if (wasmrt_load_file(w->host.rt, p->pulled.module_path, &p->module, &p->load, err) == -1) {
+    c->t_load[0] = time_mono_ns();
+    int lrc = wasmrt_load_file(w->host.rt, p->pulled.module_path, &p->module, &p->load, err);
+    c->t_load[1] = time_mono_ns();
+    if (lrc == -1) {
         snprintf(reason, reason_len, "StartError");
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_START_FAILED;
@@ -174,6 +180,24 @@ static void termination_message(const pod_term_stamp_t *before, const char *file
     const char *rt = runtime_msg ? runtime_msg : "";
     snprintf(out, cap, "%s%s%s", rt, rt[0] && msg[0] ? ": " : "", msg);
     free(msg);
+}
+
+/* wasmrt's started callback, on the container's thread: the traced run's
+ * instantiate stage. */
+static void on_started(void *ctx, int64_t instantiate_ns)
+{
+    crun_t *c = ctx;
+    pod_worker_t *w = c->w;
+    pod_trace_t done;
+    int64_t now = time_mono_ns();
+    pthread_mutex_lock(&w->lock);
+    bool whole = false;
+    if (w->trace_crun == c && !w->trace.end[METRICS_STAGE_INSTANTIATE]) {
+        pod_trace_mark(&w->trace, METRICS_STAGE_INSTANTIATE, now - instantiate_ns, now);
+        whole = pod_trace_take(&w->trace, &done);
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (whole) worker_trace_emit(w, &done);
 }
 
 /* Runs the container once, unless a spec update came while it prepared
@@ -213,6 +237,13 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     c->runs++;
     crun_transition_locked(w, c, CLC_RUNNING);
     if (!c->init) metrics_pod_started(spec->uid, (double)(time_now_ns() - w->start_time) / 1e9);
+    if (!c->init && !w->trace_crun) {
+        /* The first app container to run: the start trace follows it. */
+        w->trace_crun = c;
+        pod_trace_mark(&w->trace, METRICS_STAGE_PULL, c->t_pull[0], c->t_pull[1]);
+        pod_trace_mark(&w->trace, METRICS_STAGE_LOAD, c->t_load[0], c->t_load[1]);
+        w->trace.begin[METRICS_STAGE_STATUS] = time_mono_ns();
+    }
     pthread_mutex_unlock(&w->lock);
 
     if (w->log_dir) {
@@ -241,6 +272,8 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .output = on_output,
         .output_ctx = &out,
         .net = p->net.net,
+        .started = on_started,
+        .started_ctx = c,
     };
     worker_event(w, c, "Normal", "Created", "Created container %s", c->name);
     worker_event(w, c, "Normal", "Started", "Started container %s", c->name);
@@ -269,6 +302,10 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         }
     }
     metrics_container_end(spec->uid, c->name, res.cpu_ns, res.memory_bytes);
+    pthread_mutex_lock(&w->lock);
+    /* A traced run that never got its instance is no start to trace. */
+    if (w->trace_crun == c && !w->trace.end[METRICS_STAGE_INSTANTIATE]) w->trace.on = false;
+    pthread_mutex_unlock(&w->lock);
     output_finish(&out);
     bool probe_killed = crun_run_end(w, c); /* its Killing event is sent */
 

@@ -198,6 +198,9 @@ typedef struct start_facts {
     bool sandbox_ok;
     char sandbox_error[ERR_MSG_MAX]; /* the FailedCreatePodSandBox message */
     json_t *resume;                  /* pods/<uid>/state.json, or NULL */
+    /* when the pod was delivered (the gathering began): the start trace's
+     * watch stage ends and its admission begins here (realtime, monotonic) */
+    int64_t seen_wall, seen_mono;
 } start_facts_t;
 
 /* Gathers the facts for pod (no lock held: network and disk). */
@@ -229,6 +232,9 @@ typedef struct status_job {
     char *text;    /* status, compact and sorted */
     bool same;     /* as last written: no PATCH */
     bool finished; /* the worker had finished before status was read */
+    /* the status carries the running state the start trace follows (read
+     * before the status) */
+    bool trace_running;
     int rc;
     err_t err;
 } status_job_t;

@@ -52,6 +52,8 @@ static bool sandbox_check(pod_manager_t *m, json_t *pod, char *msg, size_t len)
 void start_facts_gather(pod_manager_t *m, json_t *pod, start_facts_t *f)
 {
     memset(f, 0, sizeof *f);
+    f->seen_wall = time_now_ns();
+    f->seen_mono = time_mono_ns();
     f->sandbox_ok = sandbox_check(m, pod, f->sandbox_error, sizeof f->sandbox_error);
     const char *uid = json_str_at(pod, "metadata", "uid");
     if (uid) {
@@ -78,6 +80,27 @@ void start_facts_free(start_facts_t *f)
 {
     json_decref(f->resume);
     f->resume = NULL;
+}
+
+/* When the pod reached this node's watch at the earliest: its binding
+ * (the PodScheduled condition's time) or, without one, its creation.
+ * Realtime ns, 1 s resolution; 0: unknown. */
+static int64_t pod_created_wall(json_t *pod)
+{
+    int64_t created = 0, scheduled = 0;
+    const char *ct = json_str_at(pod, "metadata", "creationTimestamp");
+    if (!ct || time_parse_rfc3339(ct, &created) == -1) created = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_at(pod, "status", "conditions"), i, c)
+    {
+        const char *type = json_str_at(c, "type");
+        const char *at = json_str_at(c, "lastTransitionTime");
+        if (type && at && strcmp(type, "PodScheduled") == 0 &&
+            time_parse_rfc3339(at, &scheduled) == -1)
+            scheduled = 0;
+    }
+    return scheduled > created ? scheduled : created;
 }
 
 /* WAITING: the sandbox cannot be made; said with an Event, retried. */
@@ -107,6 +130,10 @@ static void run_locked(pod_manager_t *m, entry_t *e, start_facts_t *f, bool is_n
         why = "invalid spec";
     } else {
         e->worker = pod_worker_start(&m->host, spec, f ? f->resume : NULL);
+        /* A new pod's start is traced; a resumed one's is no start. */
+        if (f && !f->resume)
+            pod_worker_trace_begin(e->worker, e->is_static ? 0 : pod_created_wall(e->pod),
+                                   f->seen_wall, f->seen_mono);
         m->stats.pods_started++;
         e->refresh_at = time_mono_ns() + REFRESH_INTERVAL_NS;
     }

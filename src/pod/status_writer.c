@@ -42,6 +42,9 @@ void status_take_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
      * read the other way round, a worker ending in between would make a
      * status of a running pod count as the final one. */
     job->finished = entry_finished(e);
+    /* Before the status too: a running state published after this read
+     * may be in the status, one published before it surely is. */
+    job->trace_running = e->worker && pod_worker_trace_running(e->worker);
     job->worker = e->worker;
     job->status = e->worker ? pod_worker_status_json(e->worker) : json_incref(e->fixed_status);
     job->text = json_dumps(job->status, JSON_SORT_KEYS | JSON_COMPACT);
@@ -81,6 +84,7 @@ void status_done_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
         e->last_status = job->text;
         job->text = NULL;
         if (job->finished) e->final_written = true;
+        if (job->trace_running && e->worker) pod_worker_trace_acked(e->worker);
     } else {
         m->stats.status_errors++;
         diag_warn("pod %s/%s: status: %s", job->ns, job->name, job->err.msg);

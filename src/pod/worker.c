@@ -241,9 +241,16 @@ static pod_wait_t run_inits_locked(pod_worker_t *w)
 static void *pod_main(void *arg)
 {
     pod_worker_t *w = arg;
+    int64_t t0 = time_mono_ns();
     pod_wait_t r = setup_sandbox(w);
+    int64_t t1 = time_mono_ns();
     if (r == POD_WAIT_MET) r = setup_volumes(w);
+    int64_t t2 = time_mono_ns();
     pthread_mutex_lock(&w->lock);
+    if (r == POD_WAIT_MET) {
+        pod_trace_mark(&w->trace, METRICS_STAGE_SANDBOX, t0, t1);
+        pod_trace_mark(&w->trace, METRICS_STAGE_VOLUMES, t1, t2);
+    }
     if (r == POD_WAIT_MET && w->lc == PLC_STARTING) {
         pod_transition_locked(w, PLC_INITIALIZING);
         pthread_mutex_unlock(&w->lock);
@@ -492,6 +499,43 @@ void pod_worker_update(pod_worker_t *w, podspec_t *spec)
         worker_event(w, killed[i], "Normal", "Killing",
                      "Container %s definition changed, will be restarted", killed[i]->name);
     free(killed);
+}
+
+/* --- the start trace ------------------------------------------------------------------- */
+
+void worker_trace_emit(pod_worker_t *w, const pod_trace_t *t)
+{
+    const podspec_t *s = worker_spec_now(w);
+    pod_trace_emit(t, s->namespace, s->name, s->uid);
+}
+
+void pod_worker_trace_begin(pod_worker_t *w, int64_t created_wall, int64_t seen_wall,
+                            int64_t seen_mono)
+{
+    pthread_mutex_lock(&w->lock);
+    pod_trace_begin(&w->trace, created_wall, seen_wall, seen_mono, time_mono_ns());
+    pthread_mutex_unlock(&w->lock);
+}
+
+bool pod_worker_trace_running(pod_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool running = w->trace.on && w->trace.begin[METRICS_STAGE_STATUS] != 0 &&
+                   w->trace.end[METRICS_STAGE_STATUS] == 0;
+    pthread_mutex_unlock(&w->lock);
+    return running;
+}
+
+void pod_worker_trace_acked(pod_worker_t *w)
+{
+    pod_trace_t done;
+    pthread_mutex_lock(&w->lock);
+    int64_t b = w->trace.begin[METRICS_STAGE_STATUS];
+    if (b && !w->trace.end[METRICS_STAGE_STATUS])
+        pod_trace_mark(&w->trace, METRICS_STAGE_STATUS, b, time_mono_ns());
+    bool whole = pod_trace_take(&w->trace, &done);
+    pthread_mutex_unlock(&w->lock);
+    if (whole) worker_trace_emit(w, &done);
 }
 
 /* --- waiting and freeing ----------------------------------------------------------------- */

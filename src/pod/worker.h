@@ -92,6 +92,20 @@ typedef char **(*pod_net_live_fn)(void *ctx, size_t *n);
  * many, or -1 (err: the first failure; the rest were still tried). */
 int pod_net_gc(pod_net_t *net, pod_net_live_fn live, void *ctx, err_t *err);
 
+/* --- the start trace (pod/trace.h) ----------------------------------------------------- */
+
+/* Begins the trace of a new pod (not a resumed one): created at
+ * created_wall (realtime ns, 0: unknown), delivered by the watch at
+ * seen_wall (realtime) / seen_mono; its worker has just started. */
+void pod_worker_trace_begin(pod_worker_t *w, int64_t created_wall, int64_t seen_wall,
+                            int64_t seen_mono);
+/* Whether the traced container's running state has been published, so
+ * that a status read from now on carries it (read before the status). */
+bool pod_worker_trace_running(pod_worker_t *w);
+/* A status write that carried it was acknowledged: the status stage ends
+ * (first call only); a trace that is whole then is emitted. */
+void pod_worker_trace_acked(pod_worker_t *w);
+
 /* Per-container summary for `wasmlet run` and metrics. */
 typedef struct pod_container_summary {
     const char *name;

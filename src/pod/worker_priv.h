@@ -25,6 +25,7 @@
 
 #include "pod/lifecycle.h"
 #include "pod/termination.h"
+#include "pod/trace.h"
 #include "pod/worker.h"
 #include "probe/probe.h"
 #include "wasm/wasmrt.h"
@@ -114,6 +115,9 @@ typedef struct crun {
     const char *kill_reason;
     probe_set_t *probes;
     probe_hook_t *post_start, *pre_stop;
+    /* own: the container thread: the last attempt's pull and load
+     * (monotonic begin, end), for the pod's start trace */
+    int64_t t_pull[2], t_load[2];
 } crun_t;
 
 /* The pod.
@@ -182,6 +186,12 @@ struct pod_worker {
     char *netns;
     char *pod_ips; /* comma-separated, or NULL */
     char sandbox_error[512];
+
+    /* lock: the pod's start trace (trace.h), begun by the manager
+     * (pod_worker_trace_begin) for a new pod; trace_crun: the app
+     * container whose first run it follows, NULL until one runs. */
+    pod_trace_t trace;
+    const crun_t *trace_crun;
 };
 
 /* The thread creation the worker uses (pthread_create; tests make it
@@ -228,6 +238,10 @@ void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s);
 void worker_publish(pod_worker_t *w);
 void worker_event(pod_worker_t *w, crun_t *c, const char *type, const char *reason, const char *fmt,
                   ...) __attribute__((format(printf, 5, 6)));
+
+/* worker.c: emits the trace when it just became whole (call without the
+ * lock, with what pod_trace_take copied). */
+void worker_trace_emit(pod_worker_t *w, const pod_trace_t *t);
 
 /* container.c: the container thread's body, and whether a container that
  * ended with exit_code runs again under the pod's restart policy. */

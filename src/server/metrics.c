@@ -49,6 +49,7 @@ static void pods_section(strbuf_t *sb, const server_t *s, const metrics_snapshot
     strbuf_printf(sb, "wasmlet_pod_status_updates_total{result=\"error\"} %llu\n",
                   (unsigned long long)ps.status_errors);
     metrics_render_pod_starts(sb, m);
+    metrics_render_pod_start_stages(sb, m);
     metrics_render_container_runs(sb, m);
 }
 

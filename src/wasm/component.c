@@ -270,6 +270,7 @@ void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_
         return;
     }
     result->instantiate_ns = time_mono_ns() - t0;
+    if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_component_func_t func;
     if (!wasmtime_component_instance_get_func(&inst, cx, mod->run, &func)) {

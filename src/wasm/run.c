@@ -210,6 +210,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         goto out;
     }
     result->instantiate_ns = time_mono_ns() - t0;
+    if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_extern_t start;
     if (!wasmtime_instance_export_get(cx, &inst, "_start", 6, &start) ||

@@ -165,6 +165,12 @@ typedef struct wasmrt_spec {
     wasmrt_output_fn output; /* NULL discards output */
     void *output_ctx;
     wasmrt_net_t net; /* components only */
+    /* Called on the running thread once the instance exists, before its
+     * entry point (_start, wasi:cli/run) is called, with how long the
+     * store, WASI and the instantiation took; NULL: not called. Not called
+     * when the instantiation fails. */
+    void (*started)(void *ctx, int64_t instantiate_ns);
+    void *started_ctx;
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {

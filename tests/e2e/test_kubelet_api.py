@@ -372,6 +372,53 @@ def test_metrics_parse_and_count(cluster, node, namespace, images):
     assert samples(text, "resource_scrape_error")[""] == 0
 
 
+STAGES = ["watch", "admission", "sandbox", "volumes", "pull", "load", "instantiate", "status",
+          "node"]
+
+
+def stage_counts(cluster, node):
+    cert, key = apiserver_client(cluster)
+    st, text = get(cluster, node, "/metrics", cert=cert, key=key)
+    assert st == 200
+    counts = samples(text, "wasmlet_pod_start_stage_duration_seconds_count")
+    return {stage: counts.get(f'{{stage="{stage}"}}', 0) for stage in STAGES}, text
+
+
+def test_pod_start_trace(cluster, node, namespace, images):
+    """A pod start is traced: one structured log line with every stage,
+    and one more observation in each stage's histogram in /metrics."""
+    before, _ = stage_counts(cluster, node)
+    pod = create_pod(cluster, namespace, "traced", node.node,
+                     [container("app", images["ticker"], args=["60000"])])
+    uid = pod["metadata"]["uid"]
+    lines = []
+
+    def traced():
+        lines[:] = [ln for ln in node.node.log_text().splitlines()
+                    if "pod start trace " in ln and uid in ln]
+        return bool(lines)
+
+    wait_for(traced, 60, interval=0.2, desc="the pod's start trace in the node's log")
+    assert len(lines) == 1, lines
+    trace = json.loads(lines[0].split("pod start trace ", 1)[1])
+    assert trace["pod"] == f"{namespace}/traced" and trace["uid"] == uid
+    for stage in STAGES:
+        assert trace[f"{stage}_ms"] >= 0, (stage, trace)
+    # node: delivered to the last stage's end, so it covers what the worker did.
+    assert trace["node_ms"] >= trace["admission_ms"] + trace["volumes_ms"]
+    assert trace["node_ms"] >= trace["status_ms"]
+    assert trace["watch_ms"] < 60000  # creationTimestamp's 1 s resolution, not a clock mix-up
+    assert abs(trace["seen_wall_ns"] / 1e9 - time.time()) < 120
+    after, text = stage_counts(cluster, node)
+    for stage in STAGES:
+        assert after[stage] >= before[stage] + 1, (stage, before, after)
+    promtool_check(text)
+    # The trace is emitted once, not again on later status writes.
+    time.sleep(1.5)
+    traced()
+    assert len(lines) == 1, lines
+
+
 def test_stats_summary(cluster, node, namespace, images):
     """A busy container's CPU shows in the summary, rising, with its logs."""
     create_pod(cluster, namespace, "busy", node.node, [container("app", images["spin"])],

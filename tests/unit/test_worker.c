@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "kube/manifest.h"
+#include "metrics/registry.h"
 #include "kube/pod_spec.h"
 #include "log/crilog.h"
 #include "pod/state.h"
@@ -845,6 +846,62 @@ static void stop_running_pod(void **state)
     done_with(f, w);
 }
 
+/* --- the start trace ------------------------------------------------------------------- */
+
+/* A traced pod: sandbox, volumes, pull, load and instantiate are stamped
+ * by the worker, status by the acknowledgement; the trace is emitted once,
+ * into the registry's histograms, whichever of the instance and the
+ * acknowledgement comes last. An untraced pod adds nothing. */
+static void start_trace_recorded(void **state)
+{
+    fixture_t *f = *state;
+    metrics_reset();
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: traced, uid: t-1}\n"
+                            "spec:\n  containers:\n"
+                            "    - {name: a, image: sleeper.wasm, args: ['3600']}\n",
+                            NULL);
+    int64_t now = time_now_ns();
+    pod_worker_trace_begin(w, now - 250 * NS_PER_MS, now, time_mono_ns());
+    wait_running(f, w, 5000);
+    assert_true(pod_worker_trace_running(w));
+    pod_worker_trace_acked(w);
+    assert_false(pod_worker_trace_running(w)); /* the status stage ended */
+    int64_t until = time_mono_ns() + 5000 * slow_factor() * NS_PER_MS;
+    metrics_snapshot_t m;
+    do {
+        metrics_snapshot(&m);
+        if (m.stage_count[METRICS_STAGE_NODE]) break;
+        time_sleep_ms(5);
+    } while (time_mono_ns() < until);
+    for (int s = 0; s < METRICS_STAGE_COUNT; s++) {
+        if (m.stage_count[s] != 1)
+            fail_msg("stage %s: %llu observations", metrics_start_stage_names[s],
+                     (unsigned long long)m.stage_count[s]);
+    }
+    assert_true(m.stage_sum[METRICS_STAGE_WATCH] >= 0.25);
+    assert_true(m.stage_sum[METRICS_STAGE_NODE] >= m.stage_sum[METRICS_STAGE_INSTANTIATE]);
+    pod_worker_trace_acked(w); /* again: nothing more */
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 2000);
+    done_with(f, w);
+
+    /* Not begun (a resumed pod, `wasmlet run`): nothing observed. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: untraced, uid: t-2}\n"
+              "spec:\n  restartPolicy: Never\n  containers:\n    - {name: a, image: hello.wasm}\n",
+              NULL);
+    wait_done(w, 5000);
+    assert_false(pod_worker_trace_running(w));
+    pod_worker_trace_acked(w);
+    done_with(f, w);
+    metrics_snapshot_t m2;
+    metrics_snapshot(&m2);
+    for (int s = 0; s < METRICS_STAGE_COUNT; s++)
+        assert_int_equal(m2.stage_count[s], 1);
+    metrics_reset();
+}
+
 /* --- status shape -------------------------------------------------------------------- */
 
 static void check_condition_types(json_t *st)
@@ -1653,6 +1710,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(node_shutdown_disruption_target, setup, teardown),
         cmocka_unit_test_setup_teardown(termination_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(state_file_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(start_trace_recorded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
