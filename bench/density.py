@@ -24,6 +24,7 @@ cores, the API server, etcd and the scheduler set the pace of creation, and
 the report gives that pace (pods/s) separately from wasmlet's memory.
 """
 
+import os
 import statistics
 import time
 
@@ -43,6 +44,8 @@ def sample_rss(pid, n=5, interval=0.4):
 
 
 def run(env, quick=False, target=None):
+    """target: the top step (default 1000; BENCH_DENSITY_PODS overrides)."""
+    target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
     steps = [0, 20, 100] if quick else [0, 100, target or 1000]
     top = steps[-1]
     node = env.start_node("bench-density", max_pods=top + 100)
@@ -117,6 +120,15 @@ def run(env, quick=False, target=None):
                 out["per_pod_net_kib"] = gross - out["per_pod_by_kind_kib"]["linear_memory"]
             else:
                 out["per_pod_net_kib"] = out["per_pod_net_declared_kib"]
+        if first and last["pods"] > first["pods"]:
+            n = last["pods"] - first["pods"]
+            # Threads each extra idle pod holds (one container each).
+            out["threads_per_pod"] = (last["threads"] - first["threads"]) / n
+            kinds = out.get("per_pod_by_kind_kib") or {}
+            if kinds and out["threads_per_pod"] > 0:
+                # Beyond its resident linear memory and one thread's stack.
+                out["per_pod_net_one_thread_kib"] = (
+                    out["per_pod_net_kib"] - kinds["thread_stacks"] / out["threads_per_pod"])
         out["idle_rss_kib"] = levels[0]["rss_kib"]
         # Deletion of all of them, timed: the node stops every instance.
         t0 = time.monotonic()
@@ -125,6 +137,9 @@ def run(env, quick=False, target=None):
         kit.wait_threads_settle(node.pid, levels[0]["threads"], 120)
         out["delete_all_s"] = time.monotonic() - t0
         out["rss_after_delete_kib"] = sample_rss(node.pid)
+        out["threads_after_delete"] = kit.proc_status(node.pid, "Threads")
+        if out["rss_after_delete_kib"] and out["idle_rss_kib"]:
+            out["rss_returned_ratio"] = out["rss_after_delete_kib"] / out["idle_rss_kib"]
         return out
     finally:
         watch.close()

@@ -37,19 +37,84 @@ carry nanosecond timestamps:
 
 The kubelet's share is "status watch event to Running": our watch seeing
 the binding -> our watch seeing the started status.
+
+The breakdown of the node's part comes from wasmlet's own start trace: one
+line per pod, `pod start trace {json}`, with the stages wasmlet stamps
+(src/pod/trace.h; the same figures feed the
+wasmlet_pod_start_stage_duration_seconds histograms of /metrics):
+
+  create, schedule   as above (the client and our watch)
+  watch delivery     our watch sees the binding -> wasmlet's watch delivered
+                     the pod (seen_wall_ns of the trace)
+  admission          delivered -> its worker started
+  sandbox, volumes   the pod's network sandbox; its volumes (the projected
+                     token: a TokenRequest, kube-root-ca.crt from a watch)
+  pull, load         the first app container's pull and module load
+  other              the rest up to the running state: container
+                     environment (service links), thread starts, Events
+  status write       running state published -> the status write carrying
+                     it acknowledged (the status writer's queue and PATCH)
+  to our watch       that acknowledgement -> our watch sees it
+instantiate runs beside the status write on the container's thread, so it
+is shown but not summed.
 """
 
 import calendar
+import json
 import re
 import time
 
 import kit
 
 STAGES = ["create", "schedule", "deliver", "volumes", "pull", "load", "status"]
+# The stages of the breakdown from wasmlet's start trace, in order; they sum
+# to the pod's start latency but for "instantiate" (beside "status").
+TRACE_STAGES = ["create", "schedule", "watch", "admission", "sandbox", "volumes", "pull", "load",
+                "other", "status", "to_watch", "instantiate"]
 
 _TS = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"
 _RE_STARTED = re.compile(_TS + r" I pod ([^/\s]+)/(\S+) \(([^)]*)\): started$")
 _RE_EVENT = re.compile(_TS + r" I pod ([^/\s]+)/(\S+?)(?: container (\S+))?: (\w+): (.*)$")
+
+
+_RE_TRACE = re.compile(_TS + r" I pod start trace (\{.*\})$")
+
+
+def parse_traces(text, ns=None):
+    """{pod name: trace dict} from wasmlet's `pod start trace {json}` lines."""
+    out = {}
+    for line in text.splitlines():
+        m = _RE_TRACE.match(line)
+        if not m:
+            continue
+        try:
+            t = json.loads(m.group(2))
+        except ValueError:
+            continue
+        pns, _, name = t.get("pod", "").partition("/")
+        if ns and pns != ns:
+            continue
+        out.setdefault(name, t)
+    return out
+
+
+def trace_stages(sched, started, trace):
+    """The node's stages (ms) of one pod from its start trace, joined to our
+    watch's view (sched: binding seen, started: started seen; epoch s)."""
+    if not trace:
+        return {}
+    seen = trace["seen_wall_ns"] / 1e9
+    st = {k: trace.get(f"{k}_ms") for k in ("admission", "sandbox", "volumes", "pull", "load",
+                                              "instantiate", "status")}
+    running_at = trace.get("running_at_ms")
+    acked_at = trace.get("acked_at_ms")
+    known = [v for k, v in st.items() if k not in ("instantiate", "status") and v is not None]
+    st["other"] = running_at - sum(known) if running_at is not None else None
+    st["watch"] = (seen - sched) * 1000.0 if sched is not None else None
+    st["to_watch"] = ((started - seen) * 1000.0 - acked_at
+                      if started is not None and acked_at is not None else None)
+    st["node"] = trace.get("node_ms")
+    return st
 
 
 def rfc3339(ts):
@@ -80,7 +145,7 @@ def parse_node_log(text, ns=None):
     return out
 
 
-def pod_record(name, sent, done, tl, marks):
+def pod_record(name, sent, done, tl, marks, trace=None):
     """Latency and stages (ms) of one pod."""
     r = {"name": name}
     started = tl.get("started")
@@ -101,6 +166,10 @@ def pod_record(name, sent, done, tl, marks):
         "load": ms(marks.get("Pulled"), marks.get("Created")),
         "status": ms(marks.get("Created"), started),
     }
+    r["trace"] = trace_stages(sched, started, trace)
+    if r["trace"]:
+        r["trace"]["create"] = r["stages"]["create"]
+        r["trace"]["schedule"] = r["stages"]["schedule"]
     r["retries"] = [e for e in marks.get("events", []) if e not in
                     ("Pulling", "Pulled", "Created", "Started")]
     return r
@@ -121,6 +190,14 @@ def cell_summary(records):
     for s in STAGES:
         vals = [r["stages"][s] for r in ok if r["stages"].get(s) is not None]
         out["stages_p50"][s] = kit.pct(vals, 50) if vals else None
+    traced = [r for r in ok if r.get("trace")]
+    out["traced"] = len(traced)
+    out["trace_p50"] = {}
+    out["trace_p99"] = {}
+    for s in TRACE_STAGES + ["node"]:
+        vals = [r["trace"][s] for r in traced if r["trace"].get(s) is not None]
+        out["trace_p50"][s] = kit.pct(vals, 50) if vals else None
+        out["trace_p99"][s] = kit.pct(vals, 99) if vals else None
     return out
 
 
@@ -150,9 +227,11 @@ class Runner:
     def collect(self, ns, sends, watch):
         events = watch.events()
         tls = kit.timelines(events)
-        marks = parse_node_log(self.node.log_text(), ns)
-        return [pod_record(n, s, d, tls.get(n, {}), marks.get(n, {})) for n, (s, d) in
-                sends.items()]
+        text = self.node.log_text()
+        marks = parse_node_log(text, ns)
+        traces = parse_traces(text, ns)
+        return [pod_record(n, s, d, tls.get(n, {}), marks.get(n, {}), traces.get(n))
+                for n, (s, d) in sends.items()]
 
     def sequential(self, label, images, args, count, lean=False):
         """count pods one after the other; images[i % len] for pod i."""
@@ -288,4 +367,8 @@ def merge_rounds(sums):
             out[metric][q] = kit.median([s[metric].get(q) for s in sums])
     out["stages_p50"] = {st: kit.median([s["stages_p50"].get(st) for s in sums])
                          for st in STAGES}
+    out["traced"] = sum(s.get("traced", 0) for s in sums)
+    for key in ("trace_p50", "trace_p99"):
+        out[key] = {st: kit.median([(s.get(key) or {}).get(st) for s in sums])
+                    for st in TRACE_STAGES + ["node"]}
     return out

@@ -80,6 +80,13 @@ void pod_trace_format(const pod_trace_t *t, const char *ns, const char *name, co
         /* microsecond precision is what the clocks give that matters */
         json_object_set_new(o, key, json_real((double)(int64_t)(sec[s] * 1e6) / 1e3));
     }
+    /* Where the status stage lies, as offsets from the delivery: its begin
+     * (the running state published) and its end (acknowledged). */
+    static const char *const at[2] = {"running_at_ms", "acked_at_ms"};
+    int64_t ends[2] = {t->begin[METRICS_STAGE_STATUS], t->end[METRICS_STAGE_STATUS]};
+    for (int i = 0; i < 2; i++)
+        if (ends[i] && t->seen)
+            json_object_set_new(o, at[i], json_real((double)((ends[i] - t->seen) / 1000) / 1e3));
     char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(12));
     strbuf_puts(sb, "pod start trace ");
     strbuf_puts(sb, text ? text : "{}");

@@ -68,8 +68,10 @@ void pod_trace_seconds(const pod_trace_t *t, double seconds[METRICS_STAGE_COUNT]
                        bool have[METRICS_STAGE_COUNT]);
 
 /* The structured log line's text: "pod start trace " and a JSON object
- * with the pod ("ns/name"), its uid, seen_wall_ns and <stage>_ms for each
- * stage measured. */
+ * with the pod ("ns/name"), its uid, seen_wall_ns, <stage>_ms for each
+ * stage measured, and running_at_ms / acked_at_ms: the status stage's
+ * begin and end as offsets from the delivery (to join the line with
+ * another clock's view of the pod). */
 void pod_trace_format(const pod_trace_t *t, const char *ns, const char *name, const char *uid,
                       strbuf_t *sb);
 

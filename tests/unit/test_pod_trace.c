@@ -142,7 +142,9 @@ static void log_line_is_json(void **state)
     assert_float_equal(json_real_value(json_object_get(o, "instantiate_ms")), 0.25, 1e-6);
     assert_float_equal(json_real_value(json_object_get(o, "status_ms")), 19.0, 1e-6);
     assert_float_equal(json_real_value(json_object_get(o, "node_ms")), 40.0, 1e-6);
-    assert_int_equal(json_object_size(o), 3 + METRICS_STAGE_COUNT);
+    assert_float_equal(json_real_value(json_object_get(o, "running_at_ms")), 21.0, 1e-6);
+    assert_float_equal(json_real_value(json_object_get(o, "acked_at_ms")), 40.0, 1e-6);
+    assert_int_equal(json_object_size(o), 5 + METRICS_STAGE_COUNT);
     json_decref(o);
     strbuf_free(&sb);
 }
