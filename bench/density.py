@@ -43,6 +43,15 @@ def sample_rss(pid, n=5, interval=0.4):
     return statistics.median(vals) if vals else None
 
 
+def map_count(pid):
+    """The process's memory mappings (vm.max_map_count bounds them)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return None
+
+
 def run(env, quick=False, target=None):
     """target: the top step (default 1000; BENCH_DENSITY_PODS overrides)."""
     target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
@@ -93,6 +102,7 @@ def run(env, quick=False, target=None):
                 "smaps_kib": kit.smaps_breakdown(node.pid, linear),
                 "hwm_kib": kit.proc_status(node.pid, "VmHWM"),
                 "threads": kit.proc_status(node.pid, "Threads"),
+                "maps": map_count(node.pid),
                 "apiserver_rss_kib": kit.rss_kib(pids.get("kube-apiserver", 0)),
                 "etcd_rss_kib": kit.rss_kib(pids.get("etcd", 0)),
                 "create_s": t_created, "running_s": t_running, "cpu": usage,
@@ -124,6 +134,9 @@ def run(env, quick=False, target=None):
             n = last["pods"] - first["pods"]
             # Threads each extra idle pod holds (one container each).
             out["threads_per_pod"] = (last["threads"] - first["threads"]) / n
+            if last.get("maps") and first.get("maps"):
+                # Memory mappings per pod: what vm.max_map_count must allow.
+                out["maps_per_pod"] = (last["maps"] - first["maps"]) / n
             kinds = out.get("per_pod_by_kind_kib") or {}
             if kinds and out["threads_per_pod"] > 0:
                 # Beyond its resident linear memory and one thread's stack.

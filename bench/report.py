@@ -422,7 +422,8 @@ def write():
           "the client's and our watch's view of the same pod on the same clock "
           "(CLOCK_REALTIME). *create*: POST sent to 201. *schedule*: 201 to our watch seeing "
           "the binding (may be slightly negative). *watch delivery*: that to wasmlet's watch "
-          "delivering the pod. *admission*: delivered to its worker started (RuntimeClass, "
+          "delivering the pod (negative when wasmlet's watch gets the pod before ours does). "
+          "*admission*: delivered to its worker started (RuntimeClass, "
           "resume state, Node labels, the admission verdict). *sandbox*: the pod's network "
           "sandbox (none for a pod without ports). *volumes*: the pod's volumes, the "
           "projected service-account token (a TokenRequest; kube-root-ca.crt from a watch) "
@@ -526,7 +527,8 @@ def write():
             w("Where each extra pod's memory is (slope per pod, from /proc/<pid>/smaps):\n")
             w("| kind | KiB per pod |\n|---|---|")
             for k, label in (("linear_memory", "linear memory, resident pages"),
-                             ("thread_stacks", "thread stacks (2 threads per pod)"),
+                             ("thread_stacks", f"thread stacks "
+                              f"({fmt(dens.get('threads_per_pod'), '', 2)} threads per pod)"),
                              ("heap_other", "malloc heaps, Wasmtime instance data, buffers"),
                              ("files", "file-backed (code)")):
                 w(f"| {label} | {fmt(kinds.get(k), '', 1)} |")
@@ -539,7 +541,8 @@ def write():
           f"end. Deleting all of them took {fmt(dens.get('delete_all_s'), ' s', 1)}; "
           f"wasmlet's RSS afterwards: "
           f"{fmt(after and after / 1024, ' MiB', 1)}"
-          " (not returned to the system when the pods went).\n")
+          + (f" ({dens['rss_returned_ratio']:.2f}x its RSS before the pods came)"
+             if dens.get("rss_returned_ratio") else "") + ".\n")
         if imgs["density"]:
             w(f"![density]({imgs['density']})\n")
         busy = [lv for lv in dens["levels"] if lv["running_s"]]
@@ -684,8 +687,11 @@ def issue14_targets(w, lat, floor, dens, ch):
           f"thread | {fmt(net1, ' KiB')} ({fmt(dens.get('per_pod_net_kib'), ' KiB')} with "
           f"all its threads' stacks) | - | {verdict(net1 is not None and net1 <= 96)} |")
         tpp = dens.get("threads_per_pod")
+        mpp = dens.get("maps_per_pod")
         w(f"| no thread per pod beyond its running containers' (one each here) | "
-          f"{fmt(tpp, ' threads per pod', 2)} | - | "
+          f"{fmt(tpp, ' threads per pod', 2)}"
+          + (f"; {mpp:.1f} memory mappings per pod (vm.max_map_count)" if mpp else "")
+          + " | - | "
           f"{verdict(tpp is not None and tpp <= 1.05)} |")
         ratio = dens.get("rss_returned_ratio")
         w(f"| memory returned: RSS after all are deleted within 1.25x of before | "

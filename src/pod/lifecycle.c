@@ -115,5 +115,6 @@ bool crun_transition_locked(pod_worker_t *w, crun_t *c, container_lc_t to)
     c->lc = to;
     pod_ready_refresh_locked(w);
     pthread_cond_broadcast(&w->cond);
+    if (to == CLC_DONE) worker_end_if_due_locked(w);
     return true;
 }

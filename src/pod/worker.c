@@ -4,12 +4,18 @@
  * Threads: pod_worker_start creates the pod thread, which attaches the
  * pod's network sandbox (sandbox.c), sets up the volumes, then starts one
  * container thread per init container in turn (waiting for each to
- * complete, or for a sidecar to run), then one per app container, and
- * waits for them, for a stop, or for the active deadline: the pod thread
- * is the only watcher of activeDeadlineSeconds, so the deadline fires
- * once. At the end it stops the sidecars, joins every container thread,
- * destroys the sandbox (on every path: deletion, eviction, a failed start,
- * the last container done) and publishes the final status.
+ * complete, or for a sidecar to run), then one per app container. Then it
+ * hands the pod over to the pod runner (runner.c) and returns, so that a
+ * running pod holds no thread but its containers': a runner thread fires
+ * the active deadline, and ends the pod once its last app container is
+ * done (after a stop too: every app container ends then). Until the hand
+ * over the pod thread watches the deadline, after it the runner; both
+ * fire it only on a pod not yet stopping, under the lock, so it fires
+ * once. The end (pod_finish, on the pod thread when the pod stopped before
+ * the hand-over, else on the runner) stops the sidecars, joins every
+ * container thread, destroys the sandbox (on every path: deletion,
+ * eviction, a failed start, the last container done) and publishes the
+ * final status.
  * pod_worker_stop and pod_worker_update run on the caller's thread (the
  * pod manager's) and only change state under the lock, request stops and
  * wake the pod thread.
@@ -238,6 +244,8 @@ static pod_wait_t run_inits_locked(pod_worker_t *w)
     return POD_WAIT_MET;
 }
 
+static void pod_finish(pod_worker_t *w, pod_wait_t r);
+
 static void *pod_main(void *arg)
 {
     pod_worker_t *w = arg;
@@ -268,10 +276,72 @@ static void *pod_main(void *arg)
         pthread_mutex_lock(&w->lock);
         for (size_t i = 0; i < w->napps; i++)
             if (w->apps[i].lc == CLC_NEW) start_container_locked(w, &w->apps[i]);
+        /* A running pod holds no thread of its own: its deadline and its
+         * end (the last app container done, which a stop also leads to)
+         * are the pod runner's from here. */
+        if (w->lc == PLC_RUNNING && !apps_done(w, NULL) &&
+            !(w->deadline && time_mono_ns() >= w->deadline)) {
+            w->handed_over = true;
+            if (w->deadline) pod_runner_arm(w, w->deadline);
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
         /* Wait for the app containers, a stop, or the deadline. */
         r = pod_wait_locked(w, apps_done, NULL, SYNC_FOREVER);
     }
-    /* The app containers are done, or the pod stops: sidecars end too. */
+    pthread_mutex_unlock(&w->lock);
+    pod_finish(w, r);
+    return NULL;
+}
+
+/* --- the pod runner's part -------------------------------------------------------------- */
+
+void worker_end_if_due_locked(pod_worker_t *w)
+{
+    lock_assert_held(&w->lock);
+    if (!w->handed_over || w->end_wanted || !apps_done(w, NULL)) return;
+    w->end_wanted = true;
+    pod_runner_arm(w, 0);
+}
+
+void worker_runner_fire(pod_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool end = w->end_wanted && !w->end_started;
+    bool fired = false;
+    if (end) {
+        w->end_started = true;
+    } else if (w->lc < PLC_STOPPING && w->deadline) {
+        /* The active deadline of a running pod (before, the pod thread
+         * watched it): fails the pod once; a deadline moved later (or
+         * earlier, which arms it again) waits on. */
+        if (time_mono_ns() >= w->deadline) {
+            fail_pod_locked(w, DEADLINE_REASON, DEADLINE_MESSAGE);
+            fired = true;
+        } else {
+            pod_runner_arm(w, w->deadline);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (fired) {
+        worker_event(w, NULL, "Normal", DEADLINE_REASON, DEADLINE_MESSAGE);
+        worker_publish(w);
+    }
+    if (!end) return;
+    /* The pod thread returned when it handed the pod over. */
+    if (w->joinable) {
+        pthread_join(w->thread, NULL);
+        w->joinable = false;
+    }
+    pod_finish(w, POD_WAIT_MET);
+}
+/* The pod's end, on the pod thread or (a handed-over pod) on a runner
+ * thread: the app containers are done, or the pod stops, so sidecars end
+ * too; every container thread is joined, the sandbox destroyed, and the
+ * pod FINISHED. r: how the pod thread's last wait ended. */
+static void pod_finish(pod_worker_t *w, pod_wait_t r)
+{
+    pthread_mutex_lock(&w->lock);
     stop_all_locked(w);
     pthread_mutex_unlock(&w->lock);
     if (r == POD_WAIT_DEADLINE) {
@@ -304,7 +374,6 @@ static void *pod_main(void *arg)
     pod_transition_locked(w, PLC_FINISHED);
     pthread_mutex_unlock(&w->lock);
     worker_publish(w);
-    return NULL;
 }
 
 /* --- the public API ------------------------------------------------------------------- */
@@ -437,6 +506,8 @@ static void update_deadline_locked(pod_worker_t *w, const podspec_t *spec)
     lock_assert_held(&w->lock);
     int64_t d = deadline_of(w, spec->active_deadline_seconds);
     if (d != w->deadline) w->deadline = d;
+    /* A handed-over pod's deadline is the runner's to watch. */
+    if (w->handed_over && d && w->lc < PLC_STOPPING) pod_runner_arm(w, d);
 }
 
 /* Update step: container images. A container whose image changed takes
@@ -563,6 +634,8 @@ void pod_worker_free(pod_worker_t *w)
 {
     if (!w) return;
     pod_worker_wait(w, -1);
+    /* FINISHED is set before the end's last publish: wait it out. */
+    pod_runner_forget(w);
     if (w->joinable) pthread_join(w->thread, NULL);
     for (size_t i = 0; i < w->ninit; i++)
         wasmrt_stop_free(w->inits[i].stop);

@@ -2,7 +2,8 @@
  * implement it (and by its unit tests); nothing else includes it.
  *
  *   worker.c       the pod thread and the public API (start, stop, update,
- *                  wait, free)
+ *                  wait, free); a running pod's deadline and end, fired by
+ *   runner.c       the pod runner: a heap of due workers on two threads
  *   lifecycle.c    the two state machines: every transition, logged once
  *   container.c    one container's thread: pull, env, load, run, restart
  *                  policy and back-off
@@ -120,6 +121,15 @@ typedef struct crun {
     int64_t t_pull[2], t_load[2];
 } crun_t;
 
+/* A worker's place in the pod runner (runner.c); all runner.c's lock. */
+typedef struct pod_runner_slot {
+    int64_t due;  /* when it fires (monotonic ns) */
+    size_t index; /* in the heap, while in_heap */
+    bool in_heap; /* armed, waiting to fire */
+    bool firing;  /* a runner thread is in worker_runner_fire for it */
+    bool rearm;   /* armed while firing: back into the heap afterwards */
+} pod_runner_slot_t;
+
 /* The pod.
  *
  * Legal combinations: t_ready_to_start is set from INITIALIZING on,
@@ -143,8 +153,16 @@ struct pod_worker {
     pthread_cond_t cond;
     pthread_t thread;
     /* a pod thread exists and must be joined; independent of lc (a pod
-     * whose thread could not be created is FINISHED without one) */
+     * whose thread could not be created is FINISHED without one). Set
+     * before the pod thread runs; cleared by the pod's end on the runner
+     * (which joins it) before pod_worker_free reads it. */
     bool joinable;
+    /* lock: the pod thread started the app containers and returned; what
+     * the pod waits for from then on (its deadline, its end) is the pod
+     * runner's (runner.c). end_wanted: every app container is done (the
+     * end is queued on the runner); end_started: a runner thread ends it. */
+    bool handed_over, end_wanted, end_started;
+    pod_runner_slot_t run_slot;
 
     /* Fixed at start: a spec update cannot add or remove containers. */
     crun_t *inits, *apps;
@@ -238,6 +256,21 @@ void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s);
 void worker_publish(pod_worker_t *w);
 void worker_event(pod_worker_t *w, crun_t *c, const char *type, const char *reason, const char *fmt,
                   ...) __attribute__((format(printf, 5, 6)));
+
+/* runner.c: the node's pod runner. arm: w fires (worker_runner_fire, on
+ * a runner thread, no lock held) at due (monotonic ns) or at the earlier
+ * instant it was armed for already; called with or without w->lock.
+ * forget: w never fires again; waits for a fire in progress (call
+ * without w->lock). */
+void pod_runner_arm(pod_worker_t *w, int64_t due);
+void pod_runner_forget(pod_worker_t *w);
+
+/* worker.c: a handed-over pod's runner fire: its active deadline, or its
+ * end (sidecars stopped, threads joined, sandbox destroyed, FINISHED). */
+void worker_runner_fire(pod_worker_t *w);
+/* worker.c: queues the end of a handed-over pod whose app containers are
+ * all done (called at every container's move to DONE). */
+void worker_end_if_due_locked(pod_worker_t *w);
 
 /* worker.c: emits the trace when it just became whole (call without the
  * lock, with what pod_trace_take copied). */

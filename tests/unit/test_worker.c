@@ -26,6 +26,7 @@
 #include "wasm/wasmrt.h"
 #include "wasm_signals.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdatomic.h>
@@ -784,6 +785,83 @@ static void deadline_exceeded(void **state)
     assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 0), "restartCount")), 0);
     assert_true(has_event(f, "DeadlineExceeded", NULL));
     done_with(f, w);
+}
+
+static int task_count(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) fail_msg("cannot read /proc/self/task");
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A running pod holds no thread of its own, only its running containers'
+ * (the pod thread hands it to the pod runner once its app containers
+ * started); its end, by a stop or by its last app container, still comes
+ * and publishes FINISHED. */
+static void running_pod_holds_only_container_threads(void **state)
+{
+    fixture_t *f = *state;
+    /* The runner's threads start with its first use: use it once first,
+     * so they are in the base count. */
+    pod_worker_t *w = start(f,
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: warm}\n"
+                            "spec:\n  restartPolicy: Never\n"
+                            "  containers: [{name: a, image: sleeper.wasm, args: ['3600']}]\n",
+                            NULL);
+    wait_running(f, w, 5000);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 2000);
+    done_with(f, w);
+    time_sleep_ms(50);
+    int base = task_count();
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: two}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  containers:\n"
+              "    - {name: a, image: sleeper.wasm, args: ['3600']}\n"
+              "    - {name: b, image: sleeper.wasm, args: ['1']}\n",
+              NULL);
+    wait_running(f, w, 5000);
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    int now = task_count();
+    while (now != base + 2 && time_mono_ns() < until) {
+        time_sleep_ms(5);
+        now = task_count();
+    }
+    printf("threads: %d idle, %d with a pod of two running containers\n", base, now);
+    assert_int_equal(now, base + 2);
+    /* b ends by itself after a second: its thread goes, the pod goes on. */
+    until = time_mono_ns() + 5000 * slow_factor() * NS_PER_MS;
+    while (task_count() != base + 1 && time_mono_ns() < until)
+        time_sleep_ms(10);
+    assert_int_equal(task_count(), base + 1);
+    assert_false(pod_worker_finished(w));
+    int64_t t0 = time_mono_ns();
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    printf("stop of a handed-over pod: %.1f ms\n", (double)(time_mono_ns() - t0) / 1e6);
+    assert_true(time_mono_ns() - t0 < 200 * NS_PER_MS * slow_factor());
+    assert_string_equal(pod_worker_phase(w), "Failed"); /* a killed run under Never */
+    done_with(f, w);
+
+    /* Its last app container ending ends it, without a stop. */
+    w = start(f,
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: short}\n"
+              "spec:\n  restartPolicy: Never\n"
+              "  containers: [{name: a, image: sleeper.wasm, args: ['1']}]\n",
+              NULL);
+    wait_running(f, w, 5000);
+    wait_done(w, 5000);
+    assert_string_equal(pod_worker_phase(w), "Succeeded");
+    done_with(f, w);
+    until = time_mono_ns() + 2000 * slow_factor() * NS_PER_MS;
+    while (task_count() != base && time_mono_ns() < until)
+        time_sleep_ms(10);
+    assert_int_equal(task_count(), base);
 }
 
 /* activeDeadlineSeconds counts from the pod's start, init containers
@@ -1711,6 +1789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(termination_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(state_file_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(start_trace_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(running_pod_holds_only_container_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
