@@ -73,7 +73,9 @@ TRACE_STAGES = ["create", "schedule", "watch", "admission", "sandbox", "volumes"
                 "other", "status", "to_watch", "instantiate"]
 
 _TS = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"
-_RE_STARTED = re.compile(_TS + r" I pod ([^/\s]+)/(\S+) \(([^)]*)\): started$")
+# "started" as the pod table logs a new pod's worker started ("new -> running:
+# started"; older wasmlets logged "started" alone).
+_RE_STARTED = re.compile(_TS + r" I pod ([^/\s]+)/(\S+) \(([^)]*)\): (?:new -> running: )?started$")
 _RE_EVENT = re.compile(_TS + r" I pod ([^/\s]+)/(\S+?)(?: container (\S+))?: (\w+): (.*)$")
 
 

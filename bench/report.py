@@ -257,6 +257,8 @@ def write():
       f"{m.get('mem_gib', '?')} GiB, Linux {m.get('kernel', '?')}. Whole run "
       f"{fmt(meta.get('wall_s'), ' s')}; `bench/run.sh`"
       f"{' --quick' if meta.get('quick') else ''}.\n")
+    for note in meta.get("notes", []):
+        w(f"Note: {note}.\n")
     la = meta.get("loadavg_start")
     if la:
         w(f"Load average at start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1/5/15 min), at "
@@ -713,16 +715,28 @@ def issue14_targets(w, lat, floor, dens, ch):
                                         "kube-controller-manager"))
         cores = top_step["cpu"].get("cores", 2)
         busy = sum(sh.values())
-        cp_bound = bool(sat) and busy >= 0.9 * cores and cp > wl
+        others = sh.get("others", 0)
+        # The control plane's CPU is the limit when the machine is saturated
+        # and the control plane, not other work, holds most of it.
+        cp_bound = bool(sat) and busy >= 0.9 * cores and cp >= max(wl, others) and \
+            cp >= 0.5 * busy
         ok = best >= 60 or (cp_bound and per10 is not None and per10 <= 0.2)
-        how = ("at least 60/s" if best >= 60 else
-               "below 60/s, limited by the control plane's CPU with wasmlet within 0.2 cores "
-               "per 10 pods/s" if ok else "below 60/s, and not shown to be the control "
-               "plane's limit within 0.2 wasmlet cores per 10 pods/s")
+        if best >= 60:
+            how = "at least 60/s"
+        elif ok:
+            how = ("below 60/s, limited by the control plane's CPU with wasmlet within 0.2 "
+                   "cores per 10 pods/s")
+        elif bool(sat) and others >= cp:
+            how = (f"below 60/s on a machine saturated by other work ({others:.2f} cores), "
+                   "so the control plane's limit is not shown")
+        else:
+            how = ("below 60/s, and not shown to be the control plane's limit within 0.2 "
+                   "wasmlet cores per 10 pods/s")
         w(f"| churn: create, run, delete at 60 pods/s (or the control plane's CPU the limit, "
           f"wasmlet at most 0.2 cores per 10 pods/s) | {best:.1f} pods/s; wasmlet "
           f"{fmt(per10, ' cores', 2)} per 10 pods/s at {top_step['offered_rate']}/s offered "
-          f"| control plane {cp:.2f} cores of {busy:.2f} busy | {verdict(ok)} ({how}) |")
+          f"| control plane {cp:.2f} cores, other work {others:.2f}, of {busy:.2f} busy | "
+          f"{verdict(ok)} ({how}) |")
     else:
         w("| churn at 60 pods/s | churn part not run | - | not measured |")
     w("| beyond the bench: how far one node goes (10,000 pods?) | a run of its own, not "

@@ -335,6 +335,7 @@ void worker_runner_fire(pod_worker_t *w)
     }
     pod_finish(w, POD_WAIT_MET);
 }
+
 /* The pod's end, on the pod thread or (a handed-over pod) on a runner
  * thread: the app containers are done, or the pod stops, so sidecars end
  * too; every container thread is joined, the sandbox destroyed, and the
