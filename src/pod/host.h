@@ -64,6 +64,9 @@ typedef struct pod_host {
     /* Pod networking; NULL: every pod uses the host's network (and reports
      * host_ip as its podIP), as `wasmlet run` does. */
     pod_net_t *net;
+    /* The IPv4 address served wasi:http components listen on; NULL: every
+     * address of the pod's namespace (`wasmlet run`: loopback). */
+    const char *serve_addr;
     int64_t node_allocatable_cpu;    /* millicores, for resourceFieldRef without limits */
     int64_t node_allocatable_memory; /* bytes */
 

@@ -199,6 +199,9 @@ void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s)
 {
     lock_assert_held(&w->lock);
     if (c->pre_stop) return; /* a preStop runs: the stop follows it */
+    /* The grace period covers the preStop hook and then the drain of a
+     * served component's requests, as it covers preStop and SIGTERM. */
+    wasmrt_stop_drain_by(c->stop, time_mono_ns() + (grace_s > 0 ? grace_s : 0) * NS_PER_SEC);
     if (!c->init && c->lc == CLC_RUNNING && c->run_live && c->spec->pre_stop && grace_s > 0) {
         probe_target_t t = probe_target(w);
         c->pre_stop = probe_hook_start(probe_sched_shared(), c->spec->pre_stop, &t, grace_s * 1000,

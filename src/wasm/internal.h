@@ -20,6 +20,8 @@ struct wasmrt_stop {
      * (poll, pollable.block, blocking stream calls), which epoch
      * interruption cannot reach. */
     wasmlet_cancel_token_t *token;
+    /* wasmrt_stop_drain_by's deadline (monotonic ns), 0 for none. */
+    _Atomic int64_t drain_deadline;
 };
 
 /* Waits on stop until the monotonic deadline; true when stopped. */
@@ -83,10 +85,16 @@ typedef struct wasmrt_run_ctx {
 /* Builds rt->clinker. */
 int wasmrt_component_linker_new(wasmrt_t *rt, err_t *err);
 /* Checks that a loaded component can run as a container: it exports
- * wasi:cli/run (*run gets its run function) and imports only what
- * rt->clinker provides. Errors name what is wrong. */
+ * wasi:cli/run (*run gets its run function) or, failing that,
+ * wasi:http/incoming-handler (*kind becomes WASMRT_HTTP_COMPONENT and *run
+ * stays NULL), and imports only what rt->clinker provides. Errors name
+ * what is wrong. */
 int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
-                           wasmtime_component_export_index_t **run, err_t *err);
+                           wasmtime_component_export_index_t **run, wasmrt_kind_t *kind,
+                           err_t *err);
+/* Serves a WASMRT_HTTP_COMPONENT until stop, then drains (http.c). */
+void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec,
+                       wasmrt_stop_t *stop, wasmrt_result_t *result);
 /* Instantiates the component in the store (WASI already set) and calls
  * wasi:cli/run, filling result; the caller deletes the store. */
 void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_store_t *store,
