@@ -111,8 +111,7 @@ void metrics_render_served(strbuf_t *sb)
         for (size_t b = 0; b < METRICS_SERVED_BUCKETS; b++)
             cumulative[b] = run += e->bucket[b];
         prom_histogram(sb, "wasmlet_served_request_duration_seconds", strbuf_str(&l),
-                       metrics_served_bounds, METRICS_SERVED_BUCKETS, cumulative, e->count,
-                       e->sum);
+                       metrics_served_bounds, METRICS_SERVED_BUCKETS, cumulative, e->count, e->sum);
         strbuf_free(&l);
     }
     pthread_mutex_unlock(&mu);

@@ -92,7 +92,7 @@ typedef struct prepared {
     size_t nmounts;
     wasmrt_module_t *module;
     wasmrt_load_info_t load;
-    pod_net_policy_t net; /* a component's network, from the pod's annotations */
+    pod_net_policy_t net;       /* a component's network, from the pod's annotations */
     pod_http_serving_t serving; /* a wasi:http component's ports and settings */
 } prepared_t;
 
@@ -182,9 +182,8 @@ static void on_serving(void *ctx, const char *addrs)
 static void on_request_done(void *ctx, const wasmrt_http_request_t *req)
 {
     output_ctx_t *o = ctx;
-    metrics_served_request(o->spec->uid, o->spec->namespace, o->spec->name, o->c->name,
-                           req->status, req->outcome != WASMRT_HTTP_ANSWERED,
-                           (double)req->duration_ns / 1e9);
+    metrics_served_request(o->spec->uid, o->spec->namespace, o->spec->name, o->c->name, req->status,
+                           req->outcome != WASMRT_HTTP_ANSWERED, (double)req->duration_ns / 1e9);
 }
 
 /* "(a wasi:http component, served on port 8080)" for the Started event. */
@@ -195,7 +194,8 @@ static void serving_note(const prepared_t *p, char *out, size_t len)
     const wasmrt_http_t *h = &p->serving.http;
     size_t used = (size_t)snprintf(out, len, " (a wasi:http component, served on port%s ",
                                    h->nports > 1 ? "s" : "");
-    if (!h->nports) used += (size_t)snprintf(out + used, len - used, "%d", WASMRT_HTTP_DEFAULT_PORT);
+    if (!h->nports)
+        used += (size_t)snprintf(out + used, len - used, "%d", WASMRT_HTTP_DEFAULT_PORT);
     for (size_t i = 0; i < h->nports && used < len; i++)
         used += (size_t)snprintf(out + used, len - used, "%s%u", i ? ", " : "", h->ports[i]);
     if (used < len) snprintf(out + used, len - used, ")");

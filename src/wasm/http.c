@@ -162,9 +162,9 @@ void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *
         .memory_limit = (size_t)spec->memory_limit,
         .max_in_flight =
             http->max_in_flight ? http->max_in_flight : WASMRT_HTTP_DEFAULT_MAX_IN_FLIGHT,
-        .request_timeout_ms = (uint64_t)(http->request_timeout_ms > 0
-                                             ? http->request_timeout_ms
-                                             : WASMRT_HTTP_DEFAULT_TIMEOUT_MS),
+        .request_timeout_ms =
+            (uint64_t)(http->request_timeout_ms > 0 ? http->request_timeout_ms
+                                                    : WASMRT_HTTP_DEFAULT_TIMEOUT_MS),
         .cpu_millicores = spec->cpu_millicores,
         .epoch_tick_ms = (uint32_t)rt->tick_ms,
         .output = on_output,
@@ -183,11 +183,18 @@ void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *
     opened = 0; /* the server owns the sockets now */
     result->instantiate_ns = time_mono_ns() - t0;
     if (http->serving) {
+        /* The ports bound, port 0 resolved. */
         char addrs[256] = "";
         size_t used = 0;
-        for (size_t i = 0; i < nports && used < sizeof addrs; i++)
+        for (size_t i = 0; i < nports && used < sizeof addrs; i++) {
+            struct sockaddr_in sa;
+            socklen_t sl = sizeof sa;
+            unsigned port = getsockname(fds[i], (struct sockaddr *)&sa, &sl) == 0
+                                ? ntohs(sa.sin_port)
+                                : ports[i];
             used += (size_t)snprintf(addrs + used, sizeof addrs - used, "%s%s:%u", i ? ", " : "",
-                                     addr, ports[i]);
+                                     addr, port);
+        }
         http->serving(http->ctx, addrs);
     }
 
