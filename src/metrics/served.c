@@ -21,6 +21,8 @@ typedef struct served {
     uint64_t bucket[METRICS_SERVED_BUCKETS]; /* not cumulative */
     uint64_t count;
     double sum;
+    uint64_t instances;
+    double instantiate_sum;
     struct served *next;
 } served_t;
 
@@ -35,7 +37,8 @@ static served_t *find_locked(const char *uid, const char *container)
 }
 
 void metrics_served_request(const char *pod_uid, const char *namespace, const char *pod,
-                            const char *container, int status, bool failed, double seconds)
+                            const char *container, int status, bool failed, double seconds,
+                            double instantiate_seconds)
 {
     int cls = status >= 200 && status < 600 ? status / 100 - 1 : CLASS_NONE;
     if (status >= 100 && status < 200) cls = CLASS_2XX; /* informational: not an error */
@@ -58,6 +61,10 @@ void metrics_served_request(const char *pod_uid, const char *namespace, const ch
     if (b < METRICS_SERVED_BUCKETS) e->bucket[b]++;
     e->count++;
     e->sum += seconds;
+    if (instantiate_seconds > 0) {
+        e->instances++;
+        e->instantiate_sum += instantiate_seconds;
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -113,6 +120,15 @@ void metrics_render_served(strbuf_t *sb)
         prom_histogram(sb, "wasmlet_served_request_duration_seconds", strbuf_str(&l),
                        metrics_served_bounds, METRICS_SERVED_BUCKETS, cumulative, e->count, e->sum);
         strbuf_free(&l);
+    }
+    prom_family(sb, "wasmlet_served_instantiate_seconds", "summary",
+                "Seconds to make the fresh instance of a served request.");
+    for (served_t *e = entries; e; e = e->next) {
+        strbuf_puts(sb, "wasmlet_served_instantiate_seconds_sum{");
+        labels(sb, e);
+        strbuf_printf(sb, "} %.9g\nwasmlet_served_instantiate_seconds_count{", e->instantiate_sum);
+        labels(sb, e);
+        strbuf_printf(sb, "} %llu\n", (unsigned long long)e->instances);
     }
     pthread_mutex_unlock(&mu);
 }

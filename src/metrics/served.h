@@ -20,7 +20,8 @@ extern const double metrics_served_bounds[METRICS_SERVED_BUCKETS];
  * status (0: nothing sent) after seconds; failed when the component did not
  * answer it itself (a trap, a timeout, an overload refusal...). */
 void metrics_served_request(const char *pod_uid, const char *namespace, const char *pod,
-                            const char *container, int status, bool failed, double seconds);
+                            const char *container, int status, bool failed, double seconds,
+                            double instantiate_seconds);
 
 typedef struct metrics_served {
     uint64_t requests;
@@ -32,8 +33,10 @@ typedef struct metrics_served {
 bool metrics_served_get(const char *pod_uid, const char *container, metrics_served_t *out);
 
 /* wasmlet_served_requests_total{namespace,pod,container,code} (code: 2xx,
- * 3xx, 4xx, 5xx or "none"), wasmlet_served_request_errors_total and the
- * wasmlet_served_request_duration_seconds histogram. */
+ * 3xx, 4xx, 5xx or "none"), wasmlet_served_request_errors_total, the
+ * wasmlet_served_request_duration_seconds histogram and the
+ * wasmlet_served_instantiate_seconds summary (a fresh instance per request:
+ * what making it took). */
 void metrics_render_served(strbuf_t *sb);
 
 /* Forgets the pods not in keep (their uids). */

@@ -183,7 +183,8 @@ static void on_request_done(void *ctx, const wasmrt_http_request_t *req)
 {
     output_ctx_t *o = ctx;
     metrics_served_request(o->spec->uid, o->spec->namespace, o->spec->name, o->c->name, req->status,
-                           req->outcome != WASMRT_HTTP_ANSWERED, (double)req->duration_ns / 1e9);
+                           req->outcome != WASMRT_HTTP_ANSWERED, (double)req->duration_ns / 1e9,
+                           (double)req->instantiate_ns / 1e9);
 }
 
 /* "(a wasi:http component, served on port 8080)" for the Started event. */
