@@ -102,8 +102,8 @@ def ready_probe(path="/ready", **extra):
     return p
 
 
-def node_metrics(cluster, node):
-    """/metrics of the node's HTTPS API, as the API server asks for it (its
+def node_api(cluster, node, path="/metrics"):
+    """A path of the node's HTTPS API, as the API server asks for it (its
     kubelet client certificate)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -112,7 +112,7 @@ def node_metrics(cluster, node):
                         cluster.env["WASMLET_APISERVER_KUBELET_CLIENT_KEY"])
     conn = http.client.HTTPSConnection("127.0.0.1", node.port, timeout=20, context=ctx)
     try:
-        conn.request("GET", "/metrics")
+        conn.request("GET", path)
         r = conn.getresponse()
         body = r.read().decode(errors="replace")
         assert r.status == 200, (r.status, body[:200])
@@ -238,7 +238,7 @@ def test_deployment_behind_service_trap_and_rollout_without_drops(
         assert set(seen) == set(new), seen
 
     # The served requests are counted per pod in /metrics.
-    metrics = node_metrics(cluster, node)
+    metrics = node_api(cluster, node)
     new_pod = next(iter(new))
     ours = [line for line in metrics.splitlines()
             if line.startswith("wasmlet_served_requests_total{")
@@ -248,6 +248,13 @@ def test_deployment_behind_service_trap_and_rollout_without_drops(
               if line.startswith("wasmlet_served_request_errors_total{")
               and f'namespace="{namespace}"' in line]
     assert errors, "no wasmlet_served_request_errors_total series"
+    # ... and in /stats/summary, as user-defined metrics of the container.
+    summary = json.loads(node_api(cluster, node, "/stats/summary"))
+    pod = next(p for p in summary["pods"] if p["podRef"]["name"] == new_pod)
+    udm = {m["name"]: m for c in pod["containers"] for m in c.get("userDefinedMetrics") or []}
+    assert udm["served_requests"]["value"] >= 1, udm
+    assert udm["served_requests"]["type"] == "cumulative"
+    assert "served_request_errors" in udm and "served_request_seconds" in udm
 
 
 def test_readiness_flip_moves_a_pod_out_of_the_service_and_back(
