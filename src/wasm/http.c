@@ -13,11 +13,13 @@
  * The instances' output and the access log reach spec->output from the
  * server's threads, several at once: a lock keeps each write whole. */
 #include "wasm/internal.h"
+#include "util/diag.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +93,49 @@ static void on_request_done(void *data, const wasmlet_http_request_log_t *log)
         if (n > 0) emit(s, 2, line, (size_t)n);
     }
     if (http->request_done) http->request_done(http->ctx, &req);
+}
+
+/* The component on the serving engine (the pooling allocator makes a
+ * request's instance in microseconds), made once per module from its
+ * compiled code; the node's engine's when that cannot be (said once). */
+static const wasmtime_component_t *served_component(wasmrt_t *rt, wasmrt_module_t *mod)
+{
+    pthread_mutex_lock(&rt->lock);
+    const wasmtime_component_t *have = mod->served;
+    pthread_mutex_unlock(&rt->lock);
+    if (have) return have;
+    char why[512] = "";
+    wasm_engine_t *engine = wasmrt_serve_engine(rt, why, sizeof why);
+    wasmtime_component_t *made = NULL;
+    if (engine) {
+        wasm_byte_vec_t code;
+        wasmtime_error_t *error = wasmtime_component_serialize(mod->component, &code);
+        if (!error) {
+            error = wasmtime_component_deserialize(engine, (const uint8_t *)code.data, code.size,
+                                                   &made);
+            wasm_byte_vec_delete(&code);
+        }
+        if (error) {
+            char msg[400];
+            wasmrt_error_message(error, msg, sizeof msg);
+            wasmtime_error_delete(error);
+            snprintf(why, sizeof why, "cannot move the component to the serving engine: %s", msg);
+        }
+    }
+    if (!made) {
+        static atomic_bool said;
+        if (!atomic_exchange(&said, true))
+            diag_warn("serving wasi:http without the pooling allocator: %s", why);
+        return mod->component;
+    }
+    pthread_mutex_lock(&rt->lock);
+    if (!mod->served)
+        mod->served = made;
+    else
+        wasmtime_component_delete(made); /* another container made it first */
+    have = mod->served;
+    pthread_mutex_unlock(&rt->lock);
+    return have;
 }
 
 /* A listening TCP socket on addr:port; -1 with msg filled. */
@@ -171,7 +216,8 @@ void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *
         .request_done = on_request_done,
         .callback_data = &s,
     };
-    wasmtime_error_t *error = wasmlet_http_server_start(mod->component, &config, &server);
+    wasmtime_error_t *error =
+        wasmlet_http_server_start(served_component(rt, mod), &config, &server);
     if (error) {
         char why[480];
         wasmrt_error_message(error, why, sizeof why);

@@ -37,12 +37,21 @@ struct wasmrt_module {
     /* A component: */
     wasmtime_component_t *component;
     wasmtime_component_export_index_t *run; /* wasi:cli/run's run */
+    /* A wasi:http component on rt's serving engine, made at its first
+     * serve (guarded by rt->lock; NULL until then). */
+    wasmtime_component_t *served;
     int refs;                               /* guarded by rt->lock */
     struct wasmrt_module *next;             /* rt->modules list */
 };
 
 struct wasmrt {
     wasm_engine_t *engine;
+    /* The engine served wasi:http components run on: the same settings
+     * (so compiled code moves between them), with the pooling allocator.
+     * Made at the first serve (serve_lock); the ticker bumps it too. */
+    _Atomic(wasm_engine_t *) serve_engine;
+    bool serve_engine_tried;
+    pthread_mutex_t serve_lock;
     wasmtime_linker_t *linker; /* WASI preview 1 + our poll_oneoff; shared, read-only */
     /* WASI preview 2 with cancellable waits, outgoing wasi:http through the
      * store's policy, and exit-with-code; shared, read-only. */
@@ -92,6 +101,9 @@ int wasmrt_component_linker_new(wasmrt_t *rt, err_t *err);
 int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
                            wasmtime_component_export_index_t **run, wasmrt_kind_t *kind,
                            err_t *err);
+/* The serving engine (made on the first call), or NULL when it cannot be
+ * made: then why says so and callers use rt->engine (engine.c). */
+wasm_engine_t *wasmrt_serve_engine(wasmrt_t *rt, char *why, size_t len);
 /* Serves a WASMRT_HTTP_COMPONENT until stop, then drains (http.c). */
 void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec,
                        wasmrt_stop_t *stop, wasmrt_result_t *result);

@@ -315,6 +315,7 @@ void wasmrt_module_free(wasmrt_module_t *m)
     if (m->module) wasmtime_module_delete(m->module);
     if (m->run) wasmtime_component_export_index_delete(m->run);
     if (m->component) wasmtime_component_delete(m->component);
+    if (m->served) wasmtime_component_delete(m->served);
     free(m);
 }
 
