@@ -166,7 +166,9 @@ struct Shared {
     permits: Arc<Semaphore>,
     cpu: Option<Arc<CpuBudget>>,
     cb: Callbacks,
-    /// true: stop accepting, close connections once idle.
+    /// true: stop accepting, close connections once idle. Raised with
+    /// `send_replace`, which stores the value even while no task has
+    /// subscribed yet (`send` would drop it).
     draining: watch::Sender<bool>,
     /// true: end every request and connection now.
     killed: watch::Sender<bool>,
@@ -539,8 +541,9 @@ async fn raised(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|v| *v).await;
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
-    let _guard = TaskGuard::new(&shared);
+/// `_guard` is taken before the task is spawned, so that a shutdown never
+/// sees "no task left" while one is about to start.
+async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, _guard: TaskGuard) {
     let mut draining = shared.draining.subscribe();
     let mut killed = shared.killed.subscribe();
     let svc_shared = shared.clone();
@@ -564,8 +567,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
     shared.connections.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
-    let _guard = TaskGuard::new(&shared);
+async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, _guard: TaskGuard) {
     let mut draining = shared.draining.subscribe();
     loop {
         tokio::select! {
@@ -577,13 +579,17 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
                         continue; // dropped: closed at once
                     }
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(shared.clone(), stream));
+                    let guard = TaskGuard::new(&shared);
+                    tokio::spawn(serve_connection(shared.clone(), stream, guard));
                 }
                 // Out of descriptors or similar: wait a little, go on.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
         }
     }
+    // Closed before the guard counts this task out: once the shutdown sees
+    // no task left, nothing listens any more.
+    drop(listener);
 }
 
 // --- the C entry points -----------------------------------------------------------
@@ -703,7 +709,8 @@ pub unsafe extern "C" fn wasmlet_http_server_start(
             idle: Notify::new(),
         });
         for listener in listeners {
-            rt.spawn(accept_loop(shared.clone(), listener));
+            let guard = TaskGuard::new(&shared);
+            rt.spawn(accept_loop(shared.clone(), listener, guard));
         }
         *out = Box::into_raw(Box::new(wasmlet_http_server_t {
             shared,
@@ -743,7 +750,7 @@ fn shutdown(server: &mut wasmlet_http_server_t, grace_ms: u64) -> usize {
     let shared = server.shared.clone();
     let Ok(rt) = runtime() else { return 0 };
     rt.block_on(async move {
-        let _ = shared.draining.send(true);
+        shared.draining.send_replace(true);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(grace_ms);
         let max = shared.max_in_flight as usize;
         wait_until(&shared, deadline, |s| {
@@ -751,7 +758,7 @@ fn shutdown(server: &mut wasmlet_http_server_t, grace_ms: u64) -> usize {
         })
         .await;
         let left = max.saturating_sub(shared.permits.available_permits());
-        let _ = shared.killed.send(true);
+        shared.killed.send_replace(true);
         // Everything yields at its next epoch tick or host call: bounded.
         let end = tokio::time::Instant::now() + Duration::from_secs(5);
         wait_until(&shared, end, |s| s.tasks.load(Ordering::SeqCst) == 0).await;
