@@ -79,13 +79,9 @@ bool metrics_served_get(const char *pod_uid, const char *container, metrics_serv
 
 static void labels(strbuf_t *sb, const served_t *e)
 {
-    strbuf_puts(sb, "namespace=\"");
-    prom_label_value(sb, e->namespace);
-    strbuf_puts(sb, "\",pod=\"");
-    prom_label_value(sb, e->pod);
-    strbuf_puts(sb, "\",container=\"");
-    prom_label_value(sb, e->container);
-    strbuf_puts(sb, "\"");
+    prom_label(sb, true, "namespace", e->namespace);
+    prom_label(sb, false, "pod", e->pod);
+    prom_label(sb, false, "container", e->container);
 }
 
 void metrics_render_served(strbuf_t *sb)
