@@ -21,7 +21,7 @@ import traceback
 
 import kit
 
-PARTS = ["floor", "latency", "compute", "churn", "density"]
+PARTS = ["floor", "latency", "compute", "churn", "http", "density"]
 
 
 def machine():
@@ -104,7 +104,7 @@ def main():
     try:
         env.up()
         node = None
-        if {"latency", "compute", "churn"} & set(parts):
+        if {"latency", "compute", "churn", "http"} & set(parts):
             node = env.start_node("bench-node", max_pods=1100)
         import apifloor  # noqa: PLC0415
         import latency  # noqa: PLC0415
@@ -144,6 +144,9 @@ def main():
         if "churn" in parts:
             import churn  # noqa: PLC0415
             run_part("churn", lambda: churn.run(env, node, quick=a.quick), a.quick)
+        if "http" in parts:
+            import serving  # noqa: PLC0415
+            run_part("http", lambda: serving.run(env, node, quick=a.quick), a.quick)
         if load1 is not None and not a.quick and load1 > 1.5 * (os.cpu_count() or 2):
             # A busy machine makes start latency the noisiest figure: measure
             # the pair once more at the end; the report takes the quieter one

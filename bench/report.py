@@ -629,10 +629,15 @@ def write():
         if imgs["compute"]:
             w(f"![compute]({imgs['compute']})\n")
 
+    http_raw = kit.load_raw("http")
+    if http_raw and http_raw.get("data"):
+        http_section(w, http_raw["data"])
+
     # -- failures
     failed = [(n, r) for n, r in (("floor", floor_raw), ("latency", lat_raw),
                                   ("density", dens_raw), ("churn", ch_raw),
-                                  ("compute", comp_raw)) if r and r.get("error")]
+                                  ("compute", comp_raw), ("http", http_raw))
+              if r and r.get("error")]
     if failed:
         w("## Parts that failed\n")
         for n, r in failed:
@@ -784,3 +789,34 @@ def churn_verdict(ch):
     else:
         txt += "The CPUs were not saturated: a serial step sets this limit, not the machine."
     return txt
+
+
+def http_section(w, h):
+    """Serving wasi:http: wasmlet in a pod against `wasmtime serve`."""
+    w("## Serving HTTP\n")
+    w("The hello wasi:http component (`examples/components/http-hello.c`, path `/`) served by "
+      "wasmlet in a pod through its pod IP, and by `wasmtime serve` on loopback, on the same "
+      f"cores; wrk for {h['seconds']} s per run, median of {h['reps']} alternating runs "
+      "(bench/serving.py).\n")
+    med = h["median"]
+    w("| connections | server | requests/s | p50 | p99 | errors |")
+    w("|---|---|---|---|---|---|")
+    for conns in h["connections"]:
+        for name, by_c in med.items():
+            m = by_c.get(str(conns)) or by_c.get(conns)
+            if not m:
+                continue
+            w(f"| {conns} | {name} | {m['rps']:.0f} | {fmt(m['p50_ms'], ' ms', 2)} | "
+              f"{fmt(m['p99_ms'], ' ms', 2)} | {m['errors']} |")
+    w("")
+    if h.get("instantiate_us") is not None:
+        w(f"Per-request instantiation in wasmlet: {h['instantiate_us']:.1f} µs on average "
+          "(`wasmlet_served_instantiate_seconds`).\n")
+    t = h.get("targets")
+    if t:
+        w(f"- requests/s at 16 connections: {t['rps_ratio']:.2f}x `wasmtime serve` "
+          f"(target >= 1.0x): {verdict(t['rps_met'])}")
+        w(f"- p99 at 16 connections: {t['p99_ratio']:.2f}x `wasmtime serve` "
+          f"(target <= 1.2x): {verdict(t['p99_met'])}\n")
+    else:
+        w("**wasmtime CLI not found**: the comparison with `wasmtime serve` is missing.\n")

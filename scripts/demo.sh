@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's main command: a local Kubernetes control plane, a wasmlet
 # node joined to it with only a bootstrap token, and sample pods (a Job, a
-# Deployment, a pod reading a mounted ConfigMap and Secret), shown with
-# kubectl. The cluster and node keep running afterwards;
+# Deployment, a pod reading a mounted ConfigMap and Secret, a wasi:http
+# component served behind a Service), shown with kubectl and a request
+# through the Service from inside a pod's network namespace. The cluster and node keep running afterwards;
 # `scripts/demo.sh down` stops them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,12 +41,15 @@ cluster/cluster.sh approve-serving "$node" >/dev/null 2>&1 || true
 for m in hello ticker files; do
   build/wasmlet push "build/examples/$m.wasm" "$WASMLET_REGISTRY/$m:v1" >/dev/null
 done
+build/wasmlet push build/examples/http-hello.component.wasm "$WASMLET_REGISTRY/http-hello:v1" \
+  >/dev/null
 for f in examples/cluster/*.yaml; do
   sed "s|REGISTRY|$WASMLET_REGISTRY|g" "$f" | kubectl apply -f -
 done
 kubectl wait --for=condition=complete job/hello-job --timeout=120s
 kubectl rollout status deployment/ticker --timeout=120s
 kubectl wait --for=jsonpath='{.status.phase}'=Succeeded pod/config-reader --timeout=60s
+kubectl rollout status deployment/hello-http --timeout=120s
 
 echo
 kubectl get nodes,pods -o wide
@@ -58,6 +62,21 @@ echo "--- kubectl logs config-reader -c show-config"
 kubectl logs config-reader -c show-config
 echo "--- kubectl logs config-reader -c show-secret"
 kubectl logs config-reader -c show-secret
+# A request through the Service's ClusterIP, made from inside the network
+# namespace of one of the hello-http pods (a Service IP is reached only from
+# a pod's namespace, never from the host's own).
+svc=$(kubectl get service hello-http -o jsonpath='{.spec.clusterIP}')
+uid=$(kubectl get pods -l app=hello-http -o jsonpath='{.items[0].metadata.uid}')
+echo "--- curl http://$svc/whoami, from inside pod $uid's network namespace (twice)"
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  if nsenter --net="$data/node/net/netns/$uid" curl -sf --max-time 2 "http://$svc/whoami"; then
+    nsenter --net="$data/node/net/netns/$uid" curl -sf --max-time 2 "http://$svc/whoami" || true
+    break
+  fi
+  sleep 1 # kube-proxy programs the Service's rules
+done
+echo "--- kubectl logs deployment/hello-http --tail=2"
+kubectl logs deployment/hello-http --tail=2
 echo
 echo "The cluster and node keep running: eval \"\$(cluster/cluster.sh env)\" to use kubectl;"
 echo "scripts/demo.sh down stops them."

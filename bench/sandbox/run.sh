@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 n=${2:-100}
-wt=$(sed -n 's/^WASMTIME_DIR:PATH=//p' "$build/CMakeCache.txt")
+wt=$("$root/scripts/wasmtime.sh")
 [ -f "$build/libwasmlet_core.a" ] && [ -n "$wt" ] ||
     { echo "run.sh: $build has no libwasmlet_core.a or WASMTIME_DIR" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/wasmlet-sandbox-bench-XXXXXX)

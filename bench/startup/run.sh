@@ -42,7 +42,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # --- the in-process benchmark ---------------------------------------------
 bench=$build/bench/startup/startup_bench
 if [ ! -x "$bench" ]; then
-    wt=$(sed -n 's/^WASMTIME_DIR:PATH=//p' "$build/CMakeCache.txt")
+    wt=$("$root/scripts/wasmtime.sh")
     [ -f "$build/libwasmlet_core.a" ] && [ -n "$wt" ] ||
         { echo "run.sh: $build has no libwasmlet_core.a or WASMTIME_DIR" >&2; exit 1; }
     bench=$tmp/startup_bench

@@ -9,6 +9,9 @@
  *   /trap       a trap (unreachable), so the host answers 500 itself
  *   /ready      200 "ready\n" when the file named by $READY_FILE exists,
  *               503 "not ready\n" otherwise (or when READY_FILE is unset)
+ *   /whoami     200 with $POD_NAME (the replica that answered) and a newline
+ *   /sleep?ms=N 200 "slept\n" after N milliseconds (at most 600000): a request
+ *               that stays in flight, for the limit, timeout and drain tests
  *   anything else 404 "not found\n"
  */
 // component-world: http-hello
@@ -111,7 +114,8 @@ void exports_wasi_http_incoming_handler_handle(
         snprintf(path, sizeof path, "%.*s", (int)path_s.len, (const char *)path_s.ptr);
         http_hello_string_free(&path_s);
     }
-    path[strcspn(path, "?")] = '\0';
+    char *query = strchr(path, '?');
+    if (query) *query++ = '\0';
 
     if (strcmp(path, "/") == 0) {
         static const char hello[] = "hello from wasmlet\n";
@@ -125,6 +129,20 @@ void exports_wasi_http_incoming_handler_handle(
         free(buf.ptr);
     } else if (strcmp(path, "/trap") == 0) {
         __builtin_trap();
+    } else if (strcmp(path, "/whoami") == 0) {
+        const char *name = getenv("POD_NAME");
+        char text[300];
+        int n = snprintf(text, sizeof text, "%s\n", name ? name : "unknown");
+        http_hello_respond(response_out, 200, text, (size_t)n);
+    } else if (strcmp(path, "/sleep") == 0) {
+        long ms = query && strncmp(query, "ms=", 3) == 0 ? strtol(query + 3, NULL, 10) : 0;
+        if (ms < 0) ms = 0;
+        if (ms > 600000) ms = 600000;
+        wasi_clocks_monotonic_clock_own_pollable_t p =
+            wasi_clocks_monotonic_clock_subscribe_duration((uint64_t)ms * 1000000u);
+        wasi_io_poll_method_pollable_block(wasi_io_poll_borrow_pollable(p));
+        wasi_io_poll_pollable_drop_own(p);
+        http_hello_respond(response_out, 200, "slept\n", 6);
     } else if (strcmp(path, "/ready") == 0) {
         const char *flag = getenv("READY_FILE");
         FILE *f = flag ? fopen(flag, "r") : NULL;

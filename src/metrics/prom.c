@@ -37,3 +37,10 @@ void prom_histogram(strbuf_t *sb, const char *name, const char *labels, const do
                       (unsigned long long)count);
     }
 }
+
+void prom_label(strbuf_t *sb, bool first, const char *name, const char *value)
+{
+    strbuf_printf(sb, "%s%s=\"", first ? "" : ",", name);
+    prom_label_value(sb, value);
+    strbuf_putc(sb, '"');
+}

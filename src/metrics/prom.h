@@ -6,6 +6,7 @@
 
 #include "util/strbuf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,9 @@ void prom_family(strbuf_t *sb, const char *name, const char *type, const char *h
 /* Appends a label value with the format's escapes (backslash, double
  * quote, newline); NULL appends nothing. */
 void prom_label_value(strbuf_t *sb, const char *v);
+
+/* Appends `name="value"` (value escaped), after a comma unless first. */
+void prom_label(strbuf_t *sb, bool first, const char *name, const char *value);
 
 /* The series of one histogram: a bucket per bound (cumulative counts), the
  * +Inf bucket, _sum and _count. labels ("k=\"v\",...") may be NULL. */

@@ -2,6 +2,7 @@
 #include "pod/annotations.h"
 #include "pod/termination.h"
 #include "util/json.h"
+#include "util/time.h"
 #include "util/xalloc.h"
 
 #include <ifaddrs.h>
@@ -113,4 +114,54 @@ void pod_net_policy_free(pod_net_policy_t *n)
     strvec_free(&n->hosts);
     free(n->ca_file);
     memset(n, 0, sizeof *n);
+}
+
+int pod_http_serving_from_spec(const podspec_t *spec, const podspec_container_t *c,
+                               pod_http_serving_t *out, err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *ports = json_object_get(c->raw, "ports");
+    out->ports = xcalloc(json_array_size(ports) + 1, sizeof *out->ports);
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        const char *proto = json_string_value(json_object_get(p, "protocol"));
+        json_int_t port = json_integer_value(json_object_get(p, "containerPort"));
+        if ((proto && strcmp(proto, "TCP") != 0) || port < 1 || port > 65535) continue;
+        out->ports[out->http.nports++] = (uint16_t)port;
+    }
+    out->http.ports = out->ports;
+    const char *max = annotation(spec, "http-max-in-flight");
+    if (max) {
+        char *end;
+        long n = strtol(max, &end, 10);
+        if (!*max || *end || n < 1 || n > 1000000)
+            return err_set(err,
+                           "annotation %shttp-max-in-flight: \"%s\" is not a whole number from "
+                           "1 to 1000000",
+                           POD_ANNOTATION_PREFIX, max);
+        out->http.max_in_flight = (uint32_t)n;
+    }
+    const char *timeout = annotation(spec, "http-request-timeout");
+    if (timeout) {
+        int64_t ns;
+        if (time_parse_duration(timeout, &ns) == -1 || ns < NS_PER_MS)
+            return err_set(err,
+                           "annotation %shttp-request-timeout: \"%s\" is not a duration of 1ms "
+                           "or more (60s, 1m30s)",
+                           POD_ANNOTATION_PREFIX, timeout);
+        out->http.request_timeout_ms = ns / NS_PER_MS;
+    }
+    bool access_log = true;
+    if (flag(annotation(spec, "http-access-log"), "http-access-log", &access_log, err) == -1)
+        return -1;
+    out->http.no_access_log = !access_log;
+    return 0;
+}
+
+void pod_http_serving_free(pod_http_serving_t *h)
+{
+    free(h->ports);
+    memset(h, 0, sizeof *h);
 }

@@ -10,7 +10,12 @@
  *   wasmlet.dev/http-allowed-hosts  "a.example,*.b.example": the only hosts
  *                                   outgoing HTTP may reach ("" allows none)
  *   wasmlet.dev/http-ca-file        a PEM file inside one of the container's
- *                                   mounts that HTTPS trusts too */
+ *                                   mounts that HTTPS trusts too
+ * and how a wasi:http component is served (wasmrt_http_t):
+ *   wasmlet.dev/http-max-in-flight  "256": requests in flight at once, per
+ *                                   container; past it the answer is 503
+ *   wasmlet.dev/http-request-timeout "60s": a request's instance ends then
+ *   wasmlet.dev/http-access-log     "false": no access-log line per request */
 #ifndef WASMLET_POD_ANNOTATIONS_H
 #define WASMLET_POD_ANNOTATIONS_H
 
@@ -35,5 +40,19 @@ int pod_net_policy_from_annotations(const podspec_t *spec, const wasmrt_mount_t 
                                     size_t nmounts, const char *host_ip, pod_net_policy_t *out,
                                     err_t *err);
 void pod_net_policy_free(pod_net_policy_t *n);
+
+/* How a container that is a wasi:http component is served, with the
+ * storage its pointers point into. */
+typedef struct pod_http_serving {
+    wasmrt_http_t http;
+    uint16_t *ports;
+} pod_http_serving_t;
+
+/* Fills out: the TCP containerPorts the container declares (none: 8080, as
+ * runwasi serves) and the annotations above. Errors name the annotation and
+ * say what it takes. pod_http_serving_free in every case. */
+int pod_http_serving_from_spec(const podspec_t *spec, const podspec_container_t *c,
+                               pod_http_serving_t *out, err_t *err);
+void pod_http_serving_free(pod_http_serving_t *h);
 
 #endif

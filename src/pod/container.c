@@ -29,6 +29,7 @@
 #include "pod/env.h"
 #include "pod/worker_priv.h"
 #include "metrics/registry.h"
+#include "metrics/served.h"
 #include "net/net.h"
 #include "util/diag.h"
 #include "util/fs.h"
@@ -47,6 +48,7 @@
 typedef struct output_ctx {
     pod_worker_t *w;
     crun_t *c;
+    const podspec_t *spec;
     crilog_writer_t *log;
     strbuf_t line[3];      /* per stream, for host->output */
     pod_term_tail_t *tail; /* FallbackToLogsOnError: the output's tail */
@@ -90,7 +92,8 @@ typedef struct prepared {
     size_t nmounts;
     wasmrt_module_t *module;
     wasmrt_load_info_t load;
-    pod_net_policy_t net; /* a component's network, from the pod's annotations */
+    pod_net_policy_t net;       /* a component's network, from the pod's annotations */
+    pod_http_serving_t serving; /* a wasi:http component's ports and settings */
 } prepared_t;
 
 static void prepared_free(prepared_t *p)
@@ -102,6 +105,7 @@ static void prepared_free(prepared_t *p)
     volume_mounts_free(p->mounts, p->nmounts);
     wasmrt_module_release(p->module);
     pod_net_policy_free(&p->net);
+    pod_http_serving_free(&p->serving);
     memset(p, 0, sizeof *p);
 }
 
@@ -159,11 +163,49 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_START_FAILED;
     }
+    if (wasmrt_module_kind(p->module) == WASMRT_HTTP_COMPONENT &&
+        pod_http_serving_from_spec(spec, cs, &p->serving, err) == -1) {
+        snprintf(reason, reason_len, "CreateContainerConfigError");
+        worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
+        return PREP_WAIT;
+    }
     pthread_mutex_lock(&w->lock);
     if (!c->image_id[0])
         snprintf(c->image_id, sizeof c->image_id, "%s", wasmrt_module_digest(p->module));
     pthread_mutex_unlock(&w->lock);
     return PREP_OK;
+}
+
+/* --- serving a wasi:http component ----------------------------------------------- */
+
+static void on_serving(void *ctx, const char *addrs)
+{
+    output_ctx_t *o = ctx;
+    worker_event(o->w, o->c, "Normal", "Serving",
+                 "Serving wasi:http on %s (HTTP/1.1, a fresh instance per request)", addrs);
+}
+
+static void on_request_done(void *ctx, const wasmrt_http_request_t *req)
+{
+    output_ctx_t *o = ctx;
+    metrics_served_request(o->spec->uid, o->spec->namespace, o->spec->name, o->c->name, req->status,
+                           req->outcome != WASMRT_HTTP_ANSWERED, (double)req->duration_ns / 1e9,
+                           (double)req->instantiate_ns / 1e9);
+}
+
+/* "(a wasi:http component, served on port 8080)" for the Started event. */
+static void serving_note(const prepared_t *p, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (wasmrt_module_kind(p->module) != WASMRT_HTTP_COMPONENT) return;
+    const wasmrt_http_t *h = &p->serving.http;
+    size_t used = (size_t)snprintf(out, len, " (a wasi:http component, served on port%s ",
+                                   h->nports > 1 ? "s" : "");
+    if (!h->nports)
+        used += (size_t)snprintf(out + used, len - used, "%d", WASMRT_HTTP_DEFAULT_PORT);
+    for (size_t i = 0; i < h->nports && used < len; i++)
+        used += (size_t)snprintf(out + used, len - used, "%s%u", i ? ", " : "", h->ports[i]);
+    if (used < len) snprintf(out + used, len - used, ")");
 }
 
 /* --- one run ------------------------------------------------------------------------ */
@@ -206,7 +248,7 @@ static void on_started(void *ctx, int64_t instantiate_ns)
 static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
 {
     const podspec_t *spec = worker_spec_now(w);
-    output_ctx_t out = {.w = w, .c = c};
+    output_ctx_t out = {.w = w, .c = c, .spec = spec};
     pod_term_tail_t *tail = NULL;
     if (c->spec->termination_message_policy == TERM_MSG_FALLBACK_TO_LOGS_ON_ERROR) {
         tail = xmalloc(sizeof *tail);
@@ -274,9 +316,16 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .net = p->net.net,
         .started = on_started,
         .started_ctx = c,
+        .http = p->serving.http,
     };
+    rs.http.bind_addr = w->host.serve_addr;
+    rs.http.serving = on_serving;
+    rs.http.request_done = on_request_done;
+    rs.http.ctx = &out;
+    char note[160];
+    serving_note(p, note, sizeof note);
     worker_event(w, c, "Normal", "Created", "Created container %s", c->name);
-    worker_event(w, c, "Normal", "Started", "Started container %s", c->name);
+    worker_event(w, c, "Normal", "Started", "Started container %s%s", c->name, note);
     worker_publish(w);
 
     wasmrt_result_t res;

@@ -64,6 +64,9 @@ typedef struct pod_host {
     /* Pod networking; NULL: every pod uses the host's network (and reports
      * host_ip as its podIP), as `wasmlet run` does. */
     pod_net_t *net;
+    /* The IPv4 address served wasi:http components listen on; NULL: every
+     * address of the pod's namespace (`wasmlet run`: loopback). */
+    const char *serve_addr;
     int64_t node_allocatable_cpu;    /* millicores, for resourceFieldRef without limits */
     int64_t node_allocatable_memory; /* bytes */
 
@@ -109,28 +112,5 @@ static inline volume_host_t pod_host_volumes(const pod_host_t *h)
                                     .allocatable_cpu = h->node_allocatable_cpu,
                                     .allocatable_memory = h->node_allocatable_memory}};
 }
-
-/* TRANSITIONAL, to be removed at the merge: lets the callers that still
- * pass a pod_host_t to volume_setup() and volume_refresh()
- * (pod/worker.c, pod/manager.c) compile unchanged while they are being
- * rewritten. Once they call `volume_host_t vh = pod_host_volumes(&w->host);
- * volume_setup(&vh, ...)`, delete everything from here to #endif. */
-static inline const volume_host_t *pod_host_volumes_tmp_(const pod_host_t *h)
-{
-    static _Thread_local volume_host_t vh;
-    vh = pod_host_volumes(h);
-    return &vh;
-}
-static inline const volume_host_t *pod_host_volumes_same_(const volume_host_t *h)
-{
-    return h;
-}
-#define POD_VOLUME_HOST_(h)                                                                        \
-    _Generic((h),                                                                                  \
-        pod_host_t *: pod_host_volumes_tmp_,                                                       \
-        const pod_host_t *: pod_host_volumes_tmp_,                                                 \
-        default: pod_host_volumes_same_)(h)
-#define volume_setup(h, ...) (volume_setup)(POD_VOLUME_HOST_(h), __VA_ARGS__)
-#define volume_refresh(h, ...) (volume_refresh)(POD_VOLUME_HOST_(h), __VA_ARGS__)
 
 #endif

@@ -21,24 +21,35 @@
  *     deadline, eviction, a probe's kill) and is given the grace period;
  *     the stop follows as soon as it ends (Warning FailedPreStopHook when
  *     it failed). A WebAssembly module cannot be asked to stop politely,
- *     so the grace period is the preStop's time and nothing more.
+ *     so for it the grace period is the preStop's time and nothing more; a
+ *     served wasi:http component drains its requests in flight in what is
+ *     left of it (wasmrt_stop_drain_by).
  *
  * The probes and hooks run on the node's probe queue (probe_sched_shared);
  * their callbacks take w->lock briefly and call the host without it. The
  * container thread stops them (crun_run_end) without the lock, after
  * clearing run_live under it, so a late callback acts on nothing.
  *
- * The target is the pod's IP: today the node's (host.host_ip), with no
- * network namespace of its own; a pod with a sandbox gives its IP and
- * namespace path here (probe_target). */
+ * The target is the pod's IP, reached from inside the pod's network
+ * namespace (so no route from the node to the pod network is assumed), or
+ * the node's IP (host.host_ip) for a pod on the host network
+ * (probe_target). */
 #include "pod/worker_priv.h"
 #include "util/sync.h"
 #include "util/time.h"
 
 #include <stdio.h>
+#include <string.h>
 
-static probe_target_t probe_target(const pod_worker_t *w)
+/* buf (len bytes) holds the IP of the returned target; the probe set and
+ * hooks copy it. */
+static probe_target_t probe_target_locked(const pod_worker_t *w, char *buf, size_t len)
 {
+    lock_assert_held(&w->lock);
+    if (w->netns && w->pod_ips) {
+        snprintf(buf, len, "%.*s", (int)strcspn(w->pod_ips, ","), w->pod_ips);
+        return (probe_target_t){.pod_ip = buf, .netns = w->netns};
+    }
     return (probe_target_t){.pod_ip = w->host.host_ip, .netns = NULL};
 }
 
@@ -101,11 +112,12 @@ static void start_probes_locked(pod_worker_t *w, crun_t *c)
     const podspec_container_t *cs = c->spec;
     if (!cs->liveness_probe && !cs->readiness_probe && !cs->startup_probe) return;
     const podspec_t *spec = worker_spec_now(w);
+    char ip[64];
     probe_set_spec_t ps = {
         .probes = {[PROBE_LIVENESS] = cs->liveness_probe,
                    [PROBE_READINESS] = cs->readiness_probe,
                    [PROBE_STARTUP] = cs->startup_probe},
-        .target = probe_target(w),
+        .target = probe_target_locked(w, ip, sizeof ip),
         .started_mono = time_mono_ns(),
         .ns = spec->namespace,
         .pod = spec->name,
@@ -164,7 +176,8 @@ void crun_run_begin_locked(pod_worker_t *w, crun_t *c)
     c->probe_ready = c->init || !c->spec->readiness_probe;
     if (c->init) return;
     if (c->spec->post_start) {
-        probe_target_t t = probe_target(w);
+        char ip[64];
+        probe_target_t t = probe_target_locked(w, ip, sizeof ip);
         int64_t grace = pod_grace_locked(w);
         c->post_start = probe_hook_start(probe_sched_shared(), c->spec->post_start, &t,
                                          (grace > 0 ? grace : 1) * 1000, post_start_done, c);
@@ -199,8 +212,12 @@ void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s)
 {
     lock_assert_held(&w->lock);
     if (c->pre_stop) return; /* a preStop runs: the stop follows it */
+    /* The grace period covers the preStop hook and then the drain of a
+     * served component's requests, as it covers preStop and SIGTERM. */
+    wasmrt_stop_drain_by(c->stop, time_mono_ns() + (grace_s > 0 ? grace_s : 0) * NS_PER_SEC);
     if (!c->init && c->lc == CLC_RUNNING && c->run_live && c->spec->pre_stop && grace_s > 0) {
-        probe_target_t t = probe_target(w);
+        char ip[64];
+        probe_target_t t = probe_target_locked(w, ip, sizeof ip);
         c->pre_stop = probe_hook_start(probe_sched_shared(), c->spec->pre_stop, &t, grace_s * 1000,
                                        pre_stop_done, c);
         return;

@@ -243,15 +243,12 @@ void probe_metrics_render(strbuf_t *sb)
                 "by result.");
     pthread_mutex_lock(&metrics_mu);
     for (const series_t *s = metrics_head; s; s = s->next) {
-        strbuf_puts(sb, "prober_probe_total{container=\"");
-        prom_label_value(sb, s->container);
-        strbuf_puts(sb, "\",namespace=\"");
-        prom_label_value(sb, s->ns);
-        strbuf_puts(sb, "\",pod=\"");
-        prom_label_value(sb, s->pod);
-        strbuf_puts(sb, "\",pod_uid=\"");
-        prom_label_value(sb, s->uid);
-        strbuf_printf(sb, "\",probe_type=\"%s\",result=\"%s\"} %llu\n", s->kind,
+        strbuf_puts(sb, "prober_probe_total{");
+        prom_label(sb, true, "container", s->container);
+        prom_label(sb, false, "namespace", s->ns);
+        prom_label(sb, false, "pod", s->pod);
+        prom_label(sb, false, "pod_uid", s->uid);
+        strbuf_printf(sb, ",probe_type=\"%s\",result=\"%s\"} %llu\n", s->kind,
                       result_names[s->result], (unsigned long long)s->count);
     }
     pthread_mutex_unlock(&metrics_mu);

@@ -218,6 +218,7 @@ int run_main(int argc, char **argv)
         .logs_dir = logs_dir,
         .node_name = "localhost",
         .host_ip = "127.0.0.1",
+        .serve_addr = "127.0.0.1",
         .backoff_initial_ms = backoff_initial,
         .backoff_max_ms = backoff_max,
         .give_up_on_setup_error = true,

@@ -15,6 +15,7 @@
 #include "kube/client.h"
 #include "metrics/prom.h"
 #include "metrics/registry.h"
+#include "metrics/served.h"
 #include "probe/probe.h"
 #include "server/endpoints.h"
 #include "util/proc.h"
@@ -139,6 +140,7 @@ void server_handle_metrics(server_t *s, http_req_t *r)
     runtime_section(&sb, s, &m);
     api_section(&sb, s);
     metrics_render_http(&sb);
+    metrics_render_served(&sb);
     metrics_render_certs(&sb, &m, time_now_ns());
     probe_metrics_render(&sb);
     process_section(&sb);

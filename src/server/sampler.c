@@ -9,6 +9,7 @@
  * under mu, replaced by pointer, freed by the last reader to release one. */
 #include "server/sampler.h"
 #include "metrics/registry.h"
+#include "metrics/served.h"
 #include "util/proc.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -160,6 +161,7 @@ static void sample(server_sampler_t *s)
         for (size_t i = 0; i < pods.n; i++)
             uids[i] = pods.items[i].uid;
         metrics_forget_pods_except(uids, pods.n);
+        metrics_served_forget_except(uids, pods.n);
         free(uids);
     }
     server_pod_samples_free(&pods);

@@ -23,6 +23,7 @@
 #include "log/crilog.h"
 #include "metrics/prom.h"
 #include "metrics/registry.h"
+#include "metrics/served.h"
 #include "server/endpoints.h"
 #include "util/fs.h"
 #include "util/proc.h"
@@ -118,6 +119,22 @@ static json_t *container_summary(server_t *s, const server_rates_t *rt,
         acc->logs_inodes += lu.inodes;
     }
     free(dir);
+    metrics_served_t sv;
+    if (metrics_served_get(p->uid, name, &sv)) {
+        /* A served wasi:http component's requests, as the Summary API's
+         * user-defined metrics. */
+        json_t *t = jtime(now);
+        json_object_set_new(c, "userDefinedMetrics",
+                            json_pack("[{s:s, s:s, s:s, s:O, s:f}, {s:s, s:s, s:s, s:O, s:f}, "
+                                      "{s:s, s:s, s:s, s:O, s:f}]",
+                                      "name", "served_requests", "type", "cumulative", "units",
+                                      "requests", "time", t, "value", (double)sv.requests, "name",
+                                      "served_request_errors", "type", "cumulative", "units",
+                                      "requests", "time", t, "value", (double)sv.errors, "name",
+                                      "served_request_seconds", "type", "cumulative", "units",
+                                      "seconds", "time", t, "value", sv.seconds_sum));
+        json_decref(t);
+    }
     acc->cpu_ns += u.cpu_ns;
     return c;
 }

@@ -62,7 +62,7 @@ static bool wasi_version_links(const char *name, size_t len)
 /* Finds the run function of wasi:cli/run, or says what the component is
  * instead. */
 static int find_run(wasmrt_t *rt, const wasmtime_component_t *component,
-                    wasmtime_component_export_index_t **run, err_t *err)
+                    wasmtime_component_export_index_t **run, wasmrt_kind_t *kind, err_t *err)
 {
     wasmtime_component_type_t *ty = wasmtime_component_type(component);
     size_t n = wasmtime_component_type_export_count(ty, rt->engine);
@@ -104,15 +104,19 @@ static int find_run(wasmrt_t *rt, const wasmtime_component_t *component,
                 "the component exports %.*s, a WASI version this host cannot run: it runs "
                 "WASI 0.2 components (wasi:cli/run@0.2.x, up to %s)",
                 (int)other_len, other_run, WASMRT_WASI_P2_VERSION);
+    } else if (http_name && wasi_version_links(http_name, http_len)) {
+        *kind = WASMRT_HTTP_COMPONENT; /* served: wasmrt_http_serve */
+        rc = 0;
     } else if (http_name) {
         err_set(err,
-                "this is an HTTP proxy component (it exports %.*s, not wasi:cli/run): it is "
-                "served by the HTTP server, not run as a command container",
-                (int)http_len, http_name);
+                "the component exports %.*s, a WASI version this host cannot serve: it serves "
+                "WASI 0.2 components (wasi:http/incoming-handler@0.2.x, up to %s)",
+                (int)http_len, http_name, WASMRT_WASI_P2_VERSION);
     } else {
         err_set(err,
-                "the component exports no wasi:cli/run (the entry point of a wasi:cli/command "
-                "component); it exports %s",
+                "the component exports neither wasi:cli/run (the entry point of a "
+                "wasi:cli/command component) nor wasi:http/incoming-handler (that of a "
+                "wasi:http/proxy component); it exports %s",
                 names.len ? strbuf_str(&names) : "nothing");
     }
     strbuf_free(&names);
@@ -149,10 +153,11 @@ static void on_unsatisfied(void *data, const char *name, size_t name_len, const 
 }
 
 int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
-                           wasmtime_component_export_index_t **run, err_t *err)
+                           wasmtime_component_export_index_t **run, wasmrt_kind_t *kind,
+                           err_t *err)
 {
     *run = NULL;
-    if (find_run(rt, component, run, err) == -1) return -1;
+    if (find_run(rt, component, run, kind, err) == -1) return -1;
     unsatisfied_t u = {STRBUF_INIT, STRBUF_INIT, false};
     ptrdiff_t n = wasmlet_component_linker_unsatisfied(rt->clinker, component, on_unsatisfied, &u);
     int rc = 0;

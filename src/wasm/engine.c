@@ -189,9 +189,31 @@ static void *ticker_main(void *arg)
         while (!rt->ticker_quit && cond_wait_until(&rt->ticker_cond, &rt->ticker_lock, next))
             ;
         wasmtime_engine_increment_epoch(rt->engine);
+        wasm_engine_t *serve = atomic_load(&rt->serve_engine);
+        if (serve) wasmtime_engine_increment_epoch(serve);
     }
     pthread_mutex_unlock(&rt->ticker_lock);
     return NULL;
+}
+
+/* The settings of both engines (the serving engine adds pooling). */
+static wasm_config_t *base_config(const wasmrt_t *rt)
+{
+    wasm_config_t *config = wasm_config_new();
+    wasmtime_config_epoch_interruption_set(config, true);
+    wasmtime_config_cranelift_opt_level_set(config, WASMTIME_OPT_LEVEL_SPEED);
+    /* Linear memory initialised copy-on-write from the compiled image:
+     * instantiation maps pages instead of copying data segments. */
+    wasmtime_config_memory_init_cow_set(config, true);
+    /* Wasm runs on the calling thread's stack (sync calls), up to
+     * max_wasm_stack below its entry; container threads are sized for it
+     * (wasmrt_thread_stack_size). Wasmtime refuses a max_wasm_stack above
+     * async_stack_size once async support is compiled in, as it is for the
+     * component model, so the two move together. Async stacks are used
+     * only by served wasi:http requests (http.c), which run async. */
+    wasmtime_config_max_wasm_stack_set(config, rt->max_wasm_stack);
+    wasmtime_config_async_stack_size_set(config, rt->max_wasm_stack + WASMRT_HOST_STACK_MARGIN);
+    return config;
 }
 
 int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
@@ -204,23 +226,10 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->compile_lock, NULL);
     pthread_mutex_init(&rt->ticker_lock, NULL);
+    pthread_mutex_init(&rt->serve_lock, NULL);
     cond_init_monotonic(&rt->ticker_cond);
 
-    wasm_config_t *config = wasm_config_new();
-    wasmtime_config_epoch_interruption_set(config, true);
-    wasmtime_config_cranelift_opt_level_set(config, WASMTIME_OPT_LEVEL_SPEED);
-    /* Linear memory initialised copy-on-write from the compiled image:
-     * instantiation maps pages instead of copying data segments. */
-    wasmtime_config_memory_init_cow_set(config, true);
-    /* Wasm runs on the calling thread's stack (sync calls), up to
-     * max_wasm_stack below its entry; container threads are sized for it
-     * (wasmrt_thread_stack_size). Wasmtime refuses a max_wasm_stack above
-     * async_stack_size once async support is compiled in, as it is for the
-     * component model, so the two move together; the async stacks are
-     * never allocated, since nothing runs async. */
-    wasmtime_config_max_wasm_stack_set(config, rt->max_wasm_stack);
-    wasmtime_config_async_stack_size_set(config, rt->max_wasm_stack + WASMRT_HOST_STACK_MARGIN);
-    rt->engine = wasm_engine_new_with_config(config);
+    rt->engine = wasm_engine_new_with_config(base_config(rt));
     if (!rt->engine) {
         err_set(err, "cannot create the Wasmtime engine");
         goto fail;
@@ -249,6 +258,7 @@ fail:
     if (rt->engine) wasm_engine_delete(rt->engine);
     pthread_cond_destroy(&rt->ticker_cond);
     pthread_mutex_destroy(&rt->ticker_lock);
+    pthread_mutex_destroy(&rt->serve_lock);
     pthread_mutex_destroy(&rt->compile_lock);
     pthread_mutex_destroy(&rt->lock);
     free(rt->cache_dir);
@@ -275,10 +285,49 @@ void wasmrt_close(wasmrt_t *rt)
     wasmtime_component_linker_delete(rt->clinker);
     wasmtime_linker_delete(rt->linker);
     wasm_engine_delete(rt->engine);
+    if (atomic_load(&rt->serve_engine)) wasm_engine_delete(atomic_load(&rt->serve_engine));
+    pthread_mutex_destroy(&rt->serve_lock);
     pthread_cond_destroy(&rt->ticker_cond);
     pthread_mutex_destroy(&rt->ticker_lock);
     pthread_mutex_destroy(&rt->compile_lock);
     pthread_mutex_destroy(&rt->lock);
     free(rt->cache_dir);
     free(rt);
+}
+
+/* The serving engine's pool, node-wide. A request's instance of a
+ * component built with the preview-1 adapter holds about three core
+ * instances and two memories, so these let some 500 requests run at once
+ * across the node; past that an instantiation fails and the request is
+ * answered 503. Each memory slot reserves Wasmtime's default 4 GiB of
+ * address space (plus guards), never committed until used. */
+#define SERVE_POOL_COMPONENT_INSTANCES 1024
+#define SERVE_POOL_CORE_INSTANCES 4096
+#define SERVE_POOL_MEMORIES 1024
+#define SERVE_POOL_TABLES 4096
+#define SERVE_POOL_STACKS 1024
+
+wasm_engine_t *wasmrt_serve_engine(wasmrt_t *rt, char *why, size_t len)
+{
+    pthread_mutex_lock(&rt->serve_lock);
+    wasm_engine_t *engine = atomic_load(&rt->serve_engine);
+    if (!engine && !rt->serve_engine_tried) {
+        rt->serve_engine_tried = true;
+        wasm_config_t *config = base_config(rt);
+        wasmtime_pooling_allocation_config_t *pool = wasmtime_pooling_allocation_config_new();
+        wasmtime_pooling_allocation_config_total_component_instances_set(
+            pool, SERVE_POOL_COMPONENT_INSTANCES);
+        wasmtime_pooling_allocation_config_total_core_instances_set(pool,
+                                                                    SERVE_POOL_CORE_INSTANCES);
+        wasmtime_pooling_allocation_config_total_memories_set(pool, SERVE_POOL_MEMORIES);
+        wasmtime_pooling_allocation_config_total_tables_set(pool, SERVE_POOL_TABLES);
+        wasmtime_pooling_allocation_config_total_stacks_set(pool, SERVE_POOL_STACKS);
+        wasmtime_pooling_allocation_strategy_set(config, pool);
+        wasmtime_pooling_allocation_config_delete(pool);
+        engine = wasm_engine_new_with_config(config);
+        atomic_store(&rt->serve_engine, engine);
+    }
+    pthread_mutex_unlock(&rt->serve_lock);
+    if (!engine) snprintf(why, len, "the pooling allocator is not available here (address space?)");
+    return engine;
 }

@@ -20,6 +20,8 @@ struct wasmrt_stop {
      * (poll, pollable.block, blocking stream calls), which epoch
      * interruption cannot reach. */
     wasmlet_cancel_token_t *token;
+    /* wasmrt_stop_drain_by's deadline (monotonic ns), 0 for none. */
+    _Atomic int64_t drain_deadline;
 };
 
 /* Waits on stop until the monotonic deadline; true when stopped. */
@@ -35,12 +37,21 @@ struct wasmrt_module {
     /* A component: */
     wasmtime_component_t *component;
     wasmtime_component_export_index_t *run; /* wasi:cli/run's run */
+    /* A wasi:http component on rt's serving engine, made at its first
+     * serve (guarded by rt->lock; NULL until then). */
+    wasmtime_component_t *served;
     int refs;                               /* guarded by rt->lock */
     struct wasmrt_module *next;             /* rt->modules list */
 };
 
 struct wasmrt {
     wasm_engine_t *engine;
+    /* The engine served wasi:http components run on: the same settings
+     * (so compiled code moves between them), with the pooling allocator.
+     * Made at the first serve (serve_lock); the ticker bumps it too. */
+    _Atomic(wasm_engine_t *) serve_engine;
+    bool serve_engine_tried;
+    pthread_mutex_t serve_lock;
     wasmtime_linker_t *linker; /* WASI preview 1 + our poll_oneoff; shared, read-only */
     /* WASI preview 2 with cancellable waits, outgoing wasi:http through the
      * store's policy, and exit-with-code; shared, read-only. */
@@ -83,10 +94,19 @@ typedef struct wasmrt_run_ctx {
 /* Builds rt->clinker. */
 int wasmrt_component_linker_new(wasmrt_t *rt, err_t *err);
 /* Checks that a loaded component can run as a container: it exports
- * wasi:cli/run (*run gets its run function) and imports only what
- * rt->clinker provides. Errors name what is wrong. */
+ * wasi:cli/run (*run gets its run function) or, failing that,
+ * wasi:http/incoming-handler (*kind becomes WASMRT_HTTP_COMPONENT and *run
+ * stays NULL), and imports only what rt->clinker provides. Errors name
+ * what is wrong. */
 int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
-                           wasmtime_component_export_index_t **run, err_t *err);
+                           wasmtime_component_export_index_t **run, wasmrt_kind_t *kind,
+                           err_t *err);
+/* The serving engine (made on the first call), or NULL when it cannot be
+ * made: then why says so and callers use rt->engine (engine.c). */
+wasm_engine_t *wasmrt_serve_engine(wasmrt_t *rt, char *why, size_t len);
+/* Serves a WASMRT_HTTP_COMPONENT until stop, then drains (http.c). */
+void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec,
+                       wasmrt_stop_t *stop, wasmrt_result_t *result);
 /* Instantiates the component in the store (WASI already set) and calls
  * wasi:cli/run, filling result; the caller deletes the store. */
 void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_store_t *store,

@@ -239,7 +239,7 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
     }
     wasmtime_instance_pre_t *pre = NULL;
     wasmtime_component_export_index_t *run = NULL;
-    int rc = kind == WASMRT_COMPONENT ? wasmrt_component_check(rt, c.component, &run, err)
+    int rc = kind == WASMRT_COMPONENT ? wasmrt_component_check(rt, c.component, &run, &kind, err)
                                       : prepare_core(rt, c.module, &pre, err);
     if (rc == -1) {
         compiled_free(&c);
@@ -315,6 +315,7 @@ void wasmrt_module_free(wasmrt_module_t *m)
     if (m->module) wasmtime_module_delete(m->module);
     if (m->run) wasmtime_component_export_index_delete(m->run);
     if (m->component) wasmtime_component_delete(m->component);
+    if (m->served) wasmtime_component_delete(m->served);
     free(m);
 }
 
@@ -330,7 +331,15 @@ wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod)
 
 const char *wasmrt_kind_name(wasmrt_kind_t kind)
 {
-    return kind == WASMRT_COMPONENT ? "component" : "module";
+    switch (kind) {
+    case WASMRT_CORE_MODULE:
+        return "module";
+    case WASMRT_COMPONENT:
+        return "component";
+    case WASMRT_HTTP_COMPONENT:
+        return "wasi:http component";
+    }
+    return "module";
 }
 
 size_t wasmrt_loaded_modules(wasmrt_t *rt)

@@ -170,6 +170,10 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         return 0;
     }
 
+    if (mod->kind == WASMRT_HTTP_COMPONENT) {
+        wasmrt_http_serve(rt, mod, spec, stop, result);
+        return 0;
+    }
     wasmrt_run_ctx_t run = {.rt = rt, .stop = stop, .spec = spec};
     if (spec->cpu_millicores > 0 && spec->cpu_millicores < 1000) {
         run.cpu_period_ns = CPU_PERIOD_NS;
@@ -264,7 +268,7 @@ const char *wasmrt_outcome_reason(const wasmrt_result_t *result)
     case WASMRT_OOM:
         return "OOMKilled";
     case WASMRT_STOPPED:
-        return "Error";
+        return result->exit_code == 0 ? "Completed" : "Error";
     case WASMRT_START_FAILED:
         return "StartError";
     }

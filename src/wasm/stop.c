@@ -34,6 +34,11 @@ void wasmrt_stop_request(wasmrt_stop_t *stop)
     wasmlet_cancel_token_cancel(stop->token);
 }
 
+void wasmrt_stop_drain_by(wasmrt_stop_t *stop, int64_t deadline_mono_ns)
+{
+    atomic_store(&stop->drain_deadline, deadline_mono_ns);
+}
+
 bool wasmrt_stop_requested(wasmrt_stop_t *stop)
 {
     return stop && atomic_load(&stop->requested);

@@ -2,8 +2,9 @@
  * (deps/wasmtime-capi, libwasmtime.a) adds to the Wasmtime 48 C API, for
  * what that API lacks: TCP/UDP and a socket address check for WASI preview 2,
  * cancellable blocking WASI waits, a memory limit summed over a store's
- * memories, outgoing wasi:http with a per-store policy, and a check of a
- * component's imports that names each one a linker lacks.
+ * memories, outgoing wasi:http with a per-store policy, a check of a
+ * component's imports that names each one a linker lacks, and serving
+ * wasi:http/proxy components (the incoming half of wasi:http).
  *
  * Errors: functions returning wasmtime_error_t * return NULL on success, else
  * an error the caller owns (wasmtime_error_message, wasmtime_error_delete).
@@ -28,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #ifdef __cplusplus
@@ -198,6 +200,106 @@ typedef void (*wasmlet_unsatisfied_fn)(void *data, const char *name, size_t name
 ptrdiff_t wasmlet_component_linker_unsatisfied(const wasmtime_component_linker_t *linker,
                                                const wasmtime_component_t *component,
                                                wasmlet_unsatisfied_fn report, void *data);
+
+/* --- serving wasi:http/proxy components ------------------------------------ */
+
+/* An HTTP/1.1 server (hyper, keep-alive) that answers each request on the
+ * given listening sockets with a fresh instance of a component exporting
+ * wasi:http/incoming-handler, as `wasmtime serve` does. It runs on a tokio
+ * runtime of the wrapper's own (one for the process, a worker thread per
+ * core); the caller keeps the lifecycle, limits, logs and metrics. */
+typedef struct wasmlet_http_server wasmlet_http_server_t;
+
+/* A directory preopened in every request's instance. */
+typedef struct wasmlet_http_mount {
+    const char *host_path;
+    const char *guest_path;
+    bool read_only;
+} wasmlet_http_mount_t;
+
+/* How a request ended (wasmlet_http_request_log_t.outcome). */
+enum wasmlet_http_outcome {
+    WASMLET_HTTP_ANSWERED = 0,    /* the component answered and returned */
+    WASMLET_HTTP_TRAPPED = 1,     /* a trap (or a memory growth past the limit): 500 unless
+                                   * the component had answered already */
+    WASMLET_HTTP_TIMED_OUT = 2,   /* the request timeout ended the instance: 504 unless the
+                                   * component had answered already */
+    WASMLET_HTTP_OVERLOADED = 3,  /* refused with 503: max_in_flight requests in flight */
+    WASMLET_HTTP_ENDED = 4,       /* ended by the server's shutdown past its grace */
+    WASMLET_HTTP_NO_RESPONSE = 5, /* the component returned or failed without an answer: 500 */
+};
+
+/* One finished request, for the access log and metrics; valid during the
+ * callback only. status is the status sent (0 if none was); message (NULL
+ * when there is nothing to say) is the failure's whole text: for a trap,
+ * Wasmtime's error with its backtrace (see wasmrt_condense). */
+typedef struct wasmlet_http_request_log {
+    const char *method;
+    const char *target; /* path and query */
+    uint16_t status;
+    int outcome; /* enum wasmlet_http_outcome */
+    uint64_t duration_ns;    /* request head received to instance ended */
+    uint64_t instantiate_ns; /* 0 if no instance was made */
+    const char *message;
+} wasmlet_http_request_log_t;
+
+typedef struct wasmlet_http_server_config {
+    /* Listening TCP sockets (bound and listening, any blocking mode). On
+     * success the server owns and closes them; on error they stay the
+     * caller's. Accepted connections belong to the sockets' network
+     * namespace, whatever thread accepts them. */
+    const int *listen_fds;
+    size_t n_listen_fds;
+    /* Every instance's argv, env ("NAME=value") and preopens, copied. */
+    const char *const *args;
+    size_t n_args;
+    const char *const *env;
+    size_t n_env;
+    const wasmlet_http_mount_t *mounts;
+    size_t n_mounts;
+    /* Bytes all the memories of one instance may use together; 0: no cap. */
+    size_t memory_limit;
+    /* Requests in flight at once; past it the answer is 503. Positive. */
+    uint32_t max_in_flight;
+    /* The end of a request's instance, wherever it is (wasm or host call),
+     * this long after the request arrived. Positive. */
+    uint64_t request_timeout_ms;
+    /* CPU all requests may use together, in thousandths of a core; 0: no
+     * limit. Measured by sampling at epoch ticks of epoch_tick_ms (the
+     * engine's ticker period; its engine must have epoch interruption). */
+    uint32_t cpu_millicores;
+    uint32_t epoch_tick_ms;
+    /* stdout (1) and stderr (2) of the instances, and each finished request;
+     * either may be NULL. Called on the server's threads, concurrently, with
+     * callback_data, until wasmlet_http_server_delete returns. */
+    void (*output)(void *data, int stream, const uint8_t *buf, size_t len);
+    void (*request_done)(void *data, const wasmlet_http_request_log_t *log);
+    void *callback_data;
+} wasmlet_http_server_config_t;
+
+/* Pre-links `component` (WASI preview 2 and wasi:http; outgoing requests
+ * fail inside the component with internal-error naming why) and starts
+ * serving. Errors: no wasi:http/incoming-handler export, imports the host
+ * lacks, unusable mount directories are found per request (answer 500).
+ * The component's engine must tick its epoch (every epoch_tick_ms). */
+wasmtime_error_t *wasmlet_http_server_start(const wasmtime_component_t *component,
+                                            const wasmlet_http_server_config_t *config,
+                                            wasmlet_http_server_t **out);
+
+/* Drains: closes the listeners, lets each connection finish the request it
+ * serves (then closes it), waits up to grace_ms for requests in flight,
+ * then ends whatever is left and returns once it has ended. Returns how
+ * many requests were still in flight at grace_ms (0: drained). Blocks;
+ * call it from a thread of the caller's, not from a callback. Later calls
+ * do nothing and return 0. */
+size_t wasmlet_http_server_shutdown(wasmlet_http_server_t *server, uint64_t grace_ms);
+
+/* Requests in flight now. */
+size_t wasmlet_http_server_in_flight(const wasmlet_http_server_t *server);
+
+/* Shuts down with no grace if not done yet, and frees the server. NULL is
+ * ignored. */
+void wasmlet_http_server_delete(wasmlet_http_server_t *server);
 
 #ifdef __cplusplus
 }

@@ -78,6 +78,9 @@ typedef struct wasmrt_load_info {
 typedef enum wasmrt_kind {
     WASMRT_CORE_MODULE, /* a WASI preview 1 command (_start) */
     WASMRT_COMPONENT,   /* a WASI preview 2 wasi:cli/command component (wasi:cli/run) */
+    /* A wasi:http/proxy component (it exports wasi:http/incoming-handler and
+     * no wasi:cli/run): wasmrt_run serves it over HTTP (see wasmrt_http_t). */
+    WASMRT_HTTP_COMPONENT,
 } wasmrt_kind_t;
 
 /* The highest WASI 0.2 version the host links (Wasmtime 48's wasmtime-wasi);
@@ -88,8 +91,8 @@ typedef enum wasmrt_kind {
  * computed). Every defect a user can cause gets a message that says what
  * is wrong: not WebAssembly, truncated or invalid; for a core module no
  * _start or imports the host does not provide (all named); for a component
- * no wasi:cli/run export (naming what it exports, and saying when it is an
- * HTTP proxy component, to be served by the HTTP server), imports the host
+ * no wasi:cli/run export nor wasi:http/incoming-handler (naming what it
+ * exports), imports the host
  * does not provide (each named), or a WASI version the host cannot link
  * (naming the one it has). */
 int wasmrt_load_file(wasmrt_t *rt, const char *path, wasmrt_module_t **out,
@@ -102,7 +105,7 @@ void wasmrt_module_release(wasmrt_module_t *mod);
 const char *wasmrt_module_digest(const wasmrt_module_t *mod);
 /* A core module or a component. */
 wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod);
-/* "module" or "component", for messages. */
+/* "module", "component" or "wasi:http component", for messages. */
 const char *wasmrt_kind_name(wasmrt_kind_t kind);
 /* Number of modules held in memory (for metrics and tests). */
 size_t wasmrt_loaded_modules(wasmrt_t *rt);
@@ -113,6 +116,10 @@ wasmrt_stop_t *wasmrt_stop_new(void);
 void wasmrt_stop_request(wasmrt_stop_t *stop);
 bool wasmrt_stop_requested(wasmrt_stop_t *stop);
 void wasmrt_stop_free(wasmrt_stop_t *stop);
+/* Lets a later stop drain until the monotonic deadline: a served
+ * wasi:http component stops accepting and gives its requests in flight
+ * until then (a command is stopped at once whatever this says). */
+void wasmrt_stop_drain_by(wasmrt_stop_t *stop, int64_t deadline_mono_ns);
 /* Sleeps up to ms milliseconds, returning early (true) when stop is requested.
  * Used by callers that wait between restarts of a container. */
 bool wasmrt_stop_wait(wasmrt_stop_t *stop, int64_t ms);
@@ -153,6 +160,51 @@ typedef struct wasmrt_net {
 bool wasmrt_net_allows_destination(const wasmrt_net_t *net, const struct sockaddr *addr,
                                    socklen_t len);
 
+/* One request a served wasi:http component finished (see wasmrt_http_t). */
+typedef enum wasmrt_http_outcome {
+    WASMRT_HTTP_ANSWERED,    /* the component answered */
+    WASMRT_HTTP_TRAPPED,     /* it trapped or outgrew its memory: 500 unless it had answered */
+    WASMRT_HTTP_TIMED_OUT,   /* past the request timeout: 504 unless it had answered */
+    WASMRT_HTTP_OVERLOADED,  /* refused (503): too many requests in flight */
+    WASMRT_HTTP_ENDED,       /* ended by a stop past its drain deadline */
+    WASMRT_HTTP_NO_RESPONSE, /* it returned or failed without answering: 500 */
+} wasmrt_http_outcome_t;
+
+typedef struct wasmrt_http_request {
+    const char *method;
+    const char *target; /* path and query */
+    int status;         /* what was sent; 0 when nothing was */
+    wasmrt_http_outcome_t outcome;
+    int64_t duration_ns;
+    int64_t instantiate_ns; /* 0 when no instance was made */
+} wasmrt_http_request_t;
+
+#define WASMRT_HTTP_DEFAULT_PORT 8080
+#define WASMRT_HTTP_DEFAULT_MAX_IN_FLIGHT 256
+#define WASMRT_HTTP_DEFAULT_TIMEOUT_MS 60000
+
+/* How a WASMRT_HTTP_COMPONENT is served: HTTP/1.1 with keep-alive on each
+ * port, on the calling thread's network namespace (a pod's, when the thread
+ * entered it), with a fresh instance per request (wasmlet_http_server_*).
+ * Each instance gets the spec's argv, env, mounts and output, and its
+ * memory_limit; cpu_millicores throttles all requests together. The access
+ * log (one line per request on stdout's stream, "http: GET / 200 0.41ms")
+ * and the trap text of each failed request (on stderr's) go to output. */
+typedef struct wasmrt_http {
+    const uint16_t *ports; /* none: WASMRT_HTTP_DEFAULT_PORT */
+    size_t nports;
+    const char *bind_addr;      /* an IPv4 literal; NULL: every address (0.0.0.0) */
+    uint32_t max_in_flight;     /* 0: WASMRT_HTTP_DEFAULT_MAX_IN_FLIGHT */
+    int64_t request_timeout_ms; /* 0: WASMRT_HTTP_DEFAULT_TIMEOUT_MS */
+    bool no_access_log;
+    /* Once listening, with the addresses ("0.0.0.0:8080"), on the calling
+     * thread; may be NULL. */
+    void (*serving)(void *ctx, const char *addrs);
+    /* Each finished request, on the server's threads; may be NULL. */
+    void (*request_done)(void *ctx, const wasmrt_http_request_t *req);
+    void *ctx;
+} wasmrt_http_t;
+
 typedef struct wasmrt_spec {
     const char *const *argv;
     size_t argc;
@@ -171,6 +223,7 @@ typedef struct wasmrt_spec {
      * when the instantiation fails. */
     void (*started)(void *ctx, int64_t instantiate_ns);
     void *started_ctx;
+    wasmrt_http_t http; /* wasi:http components only */
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {
@@ -179,7 +232,8 @@ typedef enum wasmrt_outcome {
     WASMRT_TRAPPED,      /* a trap: unreachable, out of bounds, stack overflow ... */
     WASMRT_OOM,          /* linear memory (of all a component's memories together)
                           * would have grown past memory_limit */
-    WASMRT_STOPPED,      /* wasmrt_stop_request */
+    WASMRT_STOPPED,      /* wasmrt_stop_request (a served wasi:http component that
+                          * drained all its requests in time exits 0) */
     WASMRT_START_FAILED, /* could not be instantiated (mounts, imports, start-up) */
 } wasmrt_outcome_t;
 

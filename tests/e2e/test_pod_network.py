@@ -19,23 +19,18 @@ the test makes (namespaces, veths, listeners) is removed at the end.
 import ipaddress
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from kubetest import restart_node, wait_for, wasm_container, wasm_pod, wasm_pod_spec
+from netkit import CLUSTER_CIDR, SERVICE_CIDR, ClientNamespace, kube_proxy_serves, link_exists
 
-CLUSTER_CIDR = ipaddress.ip_network("198.18.0.0/15")
-SERVICE_CIDR = ipaddress.ip_network("198.18.0.0/20")
-# The part of the /15 the local cluster leaves to tests (cluster.sh).
-CLIENT_RANGE = ipaddress.ip_network("198.18.16.0/20")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="pod networking needs root (network namespaces)")
@@ -61,25 +56,7 @@ while time.time() < end:
     c.close()
 """
 
-# One TCP exchange: connect, read a line, print it. Run inside the client ns.
-CLIENT = r"""
-import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2) as c:
-        c.settimeout(2)
-        print(c.makefile().readline().strip())
-except OSError as e:
-    print("ERR", e)
-    sys.exit(1)
-"""
-
-
 # -- helpers --------------------------------------------------------------------
-
-
-def sh(*args, check=True, timeout=30):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check,
-                          timeout=timeout)
 
 
 def node_pod_cidr(cluster, node):
@@ -124,10 +101,6 @@ def host_veths(state):
     return [i["name"] for i in ifs if not i.get("sandbox")]
 
 
-def link_exists(name):
-    return sh("ip", "link", "show", "dev", name, check=False).returncode == 0
-
-
 def pods_on(cluster, ns, selector=None):
     return cluster.list("pods", ns, selector=selector)
 
@@ -169,48 +142,6 @@ class Listeners:
         self.procs = []
 
 
-class ClientNamespace:
-    """A network namespace made by the test, joined to the host by a veth
-    pair on a /30 from CLIENT_RANGE, with one route: the cluster's /15
-    through the host. Nothing else is reachable from it."""
-
-    def __init__(self):
-        tag = uuid.uuid4().hex[:6]
-        self.name = f"wlt-cli-{tag}"
-        self.host_if, self.ns_if = f"wlth{tag}", f"wltc{tag}"
-        subnets = list(CLIENT_RANGE.subnets(new_prefix=30))[64:]  # past 198.18.16.0/24
-        net = random.choice(subnets)
-        self.host_ip, self.ip = [str(a) for a in list(net.hosts())[:2]]
-        self.made = False
-
-    def __enter__(self):
-        sh("ip", "netns", "add", self.name)
-        self.made = True
-        sh("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
-        sh("ip", "link", "set", self.ns_if, "netns", self.name)
-        sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
-        sh("ip", "link", "set", self.host_if, "up")
-        self.exec("ip", "addr", "add", f"{self.ip}/30", "dev", self.ns_if)
-        self.exec("ip", "link", "set", self.ns_if, "up")
-        self.exec("ip", "link", "set", "lo", "up")
-        self.exec("ip", "route", "add", str(CLUSTER_CIDR), "via", self.host_ip)
-        return self
-
-    def exec(self, *args, check=True, timeout=30):
-        return sh("ip", "netns", "exec", self.name, *args, check=check, timeout=timeout)
-
-    def ask(self, ip, port):
-        """One exchange with ip:port from inside; the answer or None."""
-        p = self.exec(sys.executable, "-c", CLIENT, ip, port, check=False, timeout=10)
-        return p.stdout.strip() if p.returncode == 0 else None
-
-    def __exit__(self, *exc):
-        if link_exists(self.host_if):
-            sh("ip", "link", "del", self.host_if, check=False)
-        if self.made:
-            sh("ip", "netns", "del", self.name, check=False)
-
-
 def deployment(name, image, node, replicas, port):
     labels = {"app": name}
     spec = wasm_pod_spec([wasm_container("app", image, ["100000"],
@@ -225,10 +156,6 @@ def service(name, port, target):
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
             "spec": {"selector": {"app": name},
                      "ports": [{"name": "http", "port": port, "targetPort": target}]}}
-
-
-def kube_proxy_serves(cluster):
-    return not (cluster.data_dir / "run" / "kube-proxy.skipped").exists()
 
 
 # -- tests ------------------------------------------------------------------------

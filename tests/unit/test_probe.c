@@ -50,7 +50,7 @@ typedef struct server {
     pthread_t thread;
     atomic_bool quit;
     atomic_int active;   /* connection handlers running */
-    atomic_int requests; /* requests answered */
+    atomic_int requests; /* requests answered (counted just before the answer) */
     atomic_bool flip;    /* /flip answers 200 once set, 500 before */
     pthread_mutex_t mu;
     char last_request[4096]; /* mu */
@@ -131,8 +131,10 @@ static void *conn_main(void *arg)
         snprintf(reply, sizeof reply,
                  "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     }
-    conn_write(ssl, cn->fd, reply);
+    /* Counted before the answer goes out, so that a client that has its
+     * answer sees its request counted. */
     atomic_fetch_add(&s->requests, 1);
+    conn_write(ssl, cn->fd, reply);
 done:
     if (ssl) {
         SSL_shutdown(ssl);

@@ -1012,7 +1012,7 @@ static void bad_modules_refused(void **state)
     } cases[] = {
         {"bad/empty", "the file is empty"},
         {"bad/notwasm", "does not start with the \\0asm magic"},
-        {"bad/component", "exports no wasi:cli/run"},
+        {"bad/component", "exports neither wasi:cli/run"},
         {"bad/nostart", "no _start"},
         {"bad/nostart-export", "no _start"},
         {"bad/truncated", "unexpected end-of-file"},

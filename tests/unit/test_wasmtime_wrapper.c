@@ -3,7 +3,9 @@
  * called directly, below wasm/: the TCP/UDP switches and the socket
  * address check, cancel tokens and cancellable waits, the memory limit
  * summed over a store's memories, outgoing wasi:http with a per-store
- * policy, the check of a component's imports, and the per-memory limit.
+ * policy, the check of a component's imports, the per-memory limit, and
+ * the refusals of the HTTP server's start (its serving is covered through
+ * wasm/, by test_wasm_http.c).
  *
  * The components are the examples' (tcp-client, udp-echo, sleeper,
  * http-get; $WASMLET_EXAMPLES), run against servers on loopback; the
@@ -24,7 +26,12 @@
 #include "loopback_servers.h"
 #include "wasm_signals.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,6 +610,58 @@ static void unsatisfied_imports(void **state)
     wasmtime_component_delete(hello);
 }
 
+/* wasmlet_http_server_start refuses what it cannot serve, naming why, and
+ * leaves the listening socket to the caller. */
+static void http_server_refusals(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    wasmtime_component_t *command = load_component("hello");
+    wasmtime_component_t *served = load_component("http-hello");
+    wasmlet_http_server_config_t config = {
+        .listen_fds = &fd, .n_listen_fds = 1, .max_in_flight = 4, .request_timeout_ms = 1000};
+    wasmlet_http_server_t *server = NULL;
+
+    /* A command component exports no wasi:http/incoming-handler. */
+    char *text = take_text(wasmlet_http_server_start(command, &config, &server));
+    assert_non_null(strstr(text, "incoming-handler"));
+    free(text);
+    assert_null(server);
+    /* Nothing to listen on; zero limits; NULL arguments. */
+    wasmlet_http_server_config_t none = config;
+    none.n_listen_fds = 0;
+    text = take_text(wasmlet_http_server_start(served, &none, &server));
+    assert_non_null(strstr(text, "no listening socket"));
+    free(text);
+    wasmlet_http_server_config_t zero = config;
+    zero.max_in_flight = 0;
+    text = take_text(wasmlet_http_server_start(served, &zero, &server));
+    assert_non_null(strstr(text, "must be positive"));
+    free(text);
+    expect_error(wasmlet_http_server_start(NULL, &config, &server));
+    expect_error(wasmlet_http_server_start(served, NULL, &server));
+    assert_null(server);
+    /* The socket is still the caller's, open: a start with it works, and
+     * then the server owns it. */
+    assert_int_equal(fcntl(fd, F_GETFD), FD_CLOEXEC);
+    check_ok(wasmlet_http_server_start(served, &config, &server), "start");
+    assert_non_null(server);
+    assert_int_equal(wasmlet_http_server_in_flight(server), 0);
+    assert_int_equal(wasmlet_http_server_shutdown(server, 0), 0);
+    assert_int_equal(wasmlet_http_server_shutdown(server, 0), 0); /* once only */
+    wasmlet_http_server_delete(server);
+    char link[64] = "", proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (readlink(proc, link, sizeof link - 1) > 0) fail_msg("fd %d is still open: %s", fd, link);
+    wasmlet_http_server_delete(NULL);
+    wasmtime_component_delete(command);
+    wasmtime_component_delete(served);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -633,6 +692,7 @@ int main(void)
         cmocka_unit_test(memory_limit_summed),
         cmocka_unit_test(http_policy),
         cmocka_unit_test(unsatisfied_imports),
+        cmocka_unit_test(http_server_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

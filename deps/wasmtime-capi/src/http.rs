@@ -56,6 +56,15 @@ pub(crate) struct HttpHost {
 pub(crate) struct PolicyHooks {
     /// None until `wasmlet_context_set_http_policy`: every request fails.
     policy: Option<Arc<HttpPolicy>>,
+    /// Why every request fails, where the store may make none (serve.rs).
+    refusal: Option<&'static str>,
+}
+
+impl PolicyHooks {
+    /// Hooks that fail every outgoing request with `reason`.
+    pub(crate) fn refusing(reason: &'static str) -> PolicyHooks {
+        PolicyHooks { policy: None, refusal: Some(reason) }
+    }
 }
 
 struct HttpPolicy {
@@ -199,13 +208,17 @@ impl WasiHttpHooks for PolicyHooks {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), Error>> + Send> {
         let policy = self.policy.clone();
+        let refusal = self.refusal;
         Box::new(async move {
             let policy = policy.ok_or_else(|| {
-                Error::InternalError(Some(
-                    "outgoing HTTP is not configured for this store \
-                     (wasmlet_context_set_http_policy)"
-                        .to_string(),
-                ))
+                Error::InternalError(Some(refusal.map_or_else(
+                    || {
+                        "outgoing HTTP is not configured for this store \
+                         (wasmlet_context_set_http_policy)"
+                            .to_string()
+                    },
+                    str::to_string,
+                )))
             })?;
             send(policy, request, options).await
         })

@@ -11,7 +11,8 @@
 //! - `cancel`: cancellable blocking WASI waits;
 //! - `limiter`: a memory limit summed over all of a store's memories;
 //! - `http`: outgoing wasi:http with a per-store policy;
-//! - `check`: every import of a component a linker cannot satisfy.
+//! - `check`: every import of a component a linker cannot satisfy;
+//! - `serve`: serving wasi:http/proxy components (incoming wasi:http).
 //!
 //! No panic may cross the C ABI: every entry point runs its body through
 //! `ffi::guard`, which turns a panic into an error return.
@@ -23,6 +24,7 @@ mod ffi;
 mod http;
 mod layout;
 mod limiter;
+mod serve;
 mod sockets;
 mod state;
 

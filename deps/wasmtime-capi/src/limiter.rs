@@ -33,7 +33,7 @@ pub(crate) struct SumLimiter {
 }
 
 impl SumLimiter {
-    fn new(cap: usize) -> SumLimiter {
+    pub(crate) fn new(cap: usize) -> SumLimiter {
         SumLimiter {
             cap,
             total: 0,
