@@ -158,6 +158,7 @@ static void update_locked(pod_manager_t *m, entry_t *e, json_t *pod)
         return;
     }
     pod_worker_update(e->worker, spec);
+    manager_resize_locked(m, e);
 }
 
 /* A mirror pod (ours) changed or went: the static pod's entry makes it

@@ -12,6 +12,8 @@
  *   probes.c       a run's probes and lifecycle hooks (on the probe queue)
  *   sandbox.c      the pod's network sandbox: created before the volumes,
  *                  checked on resume, destroyed after the last container
+ *   resizing.c     in-place resize: allocated resources, applying them to
+ *                  running containers (live or by a restart)
  *
  * Locking: w->lock guards every field marked "lock" below, of the worker
  * and of its containers; it is never held while a module runs, an image is
@@ -24,6 +26,7 @@
 #define WASMLET_POD_WORKER_PRIV_H
 
 #include "pod/lifecycle.h"
+#include "pod/resize.h"
 #include "pod/termination.h"
 #include "pod/worker.h"
 #include "probe/probe.h"
@@ -114,6 +117,18 @@ typedef struct crun {
     const char *kill_reason;
     probe_set_t *probes;
     probe_hook_t *post_start, *pre_stop;
+    /* In-place resize (resizing.c). All lock. alloc: what the container is
+     * allocated (the status's allocatedResources), from the spec at start
+     * (or the resume state), then from each resize the node admitted.
+     * actual: what its current run has in force (the status's resources);
+     * equal to alloc whenever no run is in progress, and set to alloc at
+     * every start. resizing: a live resize was asked of the run and not
+     * yet taken; resize_error: why the last one was refused (then actual
+     * stays as it was). */
+    pod_resources_t alloc, actual;
+    bool resizing;
+    bool resize_asked; /* a live resize was ever asked of a run (its stop) */
+    char resize_error[256];
 } crun_t;
 
 /* The pod.
@@ -182,6 +197,14 @@ struct pod_worker {
     char *netns;
     char *pod_ips; /* comma-separated, or NULL */
     char sandbox_error[512];
+
+    /* resizing.c, all lock: a resize the node cannot allocate now
+     * (PodResizePending: reason Infeasible or Deferred, its message, since
+     * when; reason empty: none), and since when containers have been
+     * taking an admitted one (PodResizeInProgress). */
+    char resize_pending_reason[16];
+    char resize_pending_message[512];
+    int64_t t_resize_pending, t_resize_started;
 };
 
 /* The thread creation the worker uses (pthread_create; tests make it
@@ -246,6 +269,15 @@ json_t *pod_status_json_locked(const pod_worker_t *w);
 bool sandbox_wanted(const pod_host_t *host, const podspec_t *spec);
 int sandbox_attach(pod_worker_t *w, err_t *err);
 void sandbox_teardown(pod_worker_t *w);
+
+/* resizing.c: the memory limit a run gets from its allocation (without
+ * limits.memory, the node's allocatable); whether the pod is taking a
+ * resize (PodResizeInProgress); the run's resize callback
+ * (wasmrt_resized_fn, ctx the crun). */
+uint64_t crun_memory_limit(const pod_worker_t *w, const crun_t *c);
+bool pod_resize_in_progress_locked(const pod_worker_t *w);
+void crun_resized(void *ctx, bool ok, uint64_t memory_limit, uint32_t cpu_millicores,
+                  uint64_t usage);
 
 /* state.c: what pod_worker_resume_json returns, and applying it to a
  * container at start (before any thread exists). */
