@@ -38,6 +38,9 @@ void manager_resize_locked(pod_manager_t *m, entry_t *e)
         }
         pod_resize_admit(e->pod, &node, &v);
     }
-    pod_worker_resize(e->worker, &v);
+    if (pod_worker_resize(e->worker, &v)) {
+        e->dirty = true;
+        manager_wake(m);
+    }
     pod_worker_allocated_requests(e->worker, &e->cpu, &e->memory);
 }

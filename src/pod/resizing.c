@@ -16,9 +16,10 @@
  * (linear memory never shrinks), the refusal is kept and the pod shows
  * PodResizeInProgress with reason Error and the kubelet's message.
  *
- * Threads and locking: pod_worker_resize runs on the manager's thread,
- * crun_resized on the container's; both take w->lock, publish after
- * releasing it, and never wait on a module. */
+ * Threads and locking: pod_worker_resize runs on the manager's thread with
+ * the manager's lock held, so it does not publish (the manager marks the
+ * pod's status itself); crun_resized runs on the container's thread and
+ * publishes after releasing w->lock. Neither waits on a module. */
 #include "pod/worker.h"
 #include "pod/worker_priv.h"
 #include "util/diag.h"
@@ -131,7 +132,7 @@ static bool allocate_locked(pod_worker_t *w, crun_t *c, const pod_resources_t *d
     return false;
 }
 
-void pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict)
+bool pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict)
 {
     size_t n = w->ninit + w->napps;
     crun_t **restarted = xcalloc(n + 1, sizeof *restarted);
@@ -163,7 +164,7 @@ void pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict)
         worker_event(w, restarted[i], "Normal", "Killing", "Container %s resize requires restart",
                      restarted[i]->name);
     free(restarted);
-    if (changed) worker_publish(w);
+    return changed;
 }
 
 void crun_resized(void *ctx, bool ok, uint64_t memory_limit, uint32_t cpu_millicores,

@@ -64,8 +64,10 @@ bool pod_worker_resize_wanted(pod_worker_t *w);
  * event "Container X resize requires restart"); otherwise the pod shows
  * PodResizePending with the verdict's reason and message. NULL: it fits.
  * A spec that asks for the allocated resources clears PodResizePending.
- * Returns at once. */
-void pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict);
+ * Returns at once, and whether the pod's status changed: it does not
+ * publish it (the caller holds the pod manager's lock), later changes (a
+ * container taking its new limits) are published by the worker. */
+bool pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict);
 /* The pod's allocated requests as admission counts them (the app
  * containers' sum, or the largest init container's). */
 void pod_worker_allocated_requests(pod_worker_t *w, int64_t *cpu, int64_t *memory);
