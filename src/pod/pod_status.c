@@ -24,7 +24,9 @@
  *     Deferred, with the kubelet's message) while the node cannot allocate
  *     what the spec asks; PodResizeInProgress while a running container
  *     has not taken its allocation yet, reason Error with the message when
- *     it was refused. */
+ *     it was refused; each with its observedGeneration (the pod's
+ *     generation when the pending resize was last tried, when the one in
+ *     progress was allocated). */
 #include "pod/worker_priv.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -158,6 +160,8 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
         json_t *c = condition("PodResizePending", true, w->t_resize_pending, NULL);
         json_object_set_new(c, "reason", json_string(w->resize_pending_reason));
         json_object_set_new(c, "message", json_string(w->resize_pending_message));
+        if (w->gen_resize_pending)
+            json_object_set_new(c, "observedGeneration", json_integer(w->gen_resize_pending));
         json_array_append_new(conds, c);
     }
     if (pod_resize_in_progress_locked(w)) {
@@ -170,6 +174,8 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
             json_object_set_new(c, "message", json_string(cr->resize_error));
             break;
         }
+        if (w->gen_resize_started)
+            json_object_set_new(c, "observedGeneration", json_integer(w->gen_resize_started));
         json_array_append_new(conds, c);
     }
 

@@ -23,6 +23,7 @@
 #include "pod/worker.h"
 #include "pod/worker_priv.h"
 #include "util/diag.h"
+#include "util/json.h"
 #include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -72,13 +73,22 @@ bool pod_worker_resize_wanted(pod_worker_t *w)
     return wanted;
 }
 
+/* The newest spec's metadata.generation (0 when it has none). */
+static int64_t generation_locked(const pod_worker_t *w)
+{
+    lock_assert_held(&w->lock);
+    return json_int_at(worker_spec_now(w)->raw, 0, "metadata", "generation");
+}
+
 /* PodResizePending; true when it changed. */
 static bool set_pending_locked(pod_worker_t *w, const char *reason, const char *message)
 {
     lock_assert_held(&w->lock);
+    int64_t gen = generation_locked(w);
     if (strcmp(w->resize_pending_reason, reason) == 0 &&
-        strcmp(w->resize_pending_message, message) == 0)
+        strcmp(w->resize_pending_message, message) == 0 && w->gen_resize_pending == gen)
         return false;
+    w->gen_resize_pending = gen;
     if (strcmp(w->resize_pending_reason, reason) != 0) w->t_resize_pending = time_now_ns();
     snprintf(w->resize_pending_reason, sizeof w->resize_pending_reason, "%s", reason);
     snprintf(w->resize_pending_message, sizeof w->resize_pending_message, "%s", message);
@@ -147,6 +157,7 @@ bool pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict)
         clear_pending_locked(w);
         changed = true;
         w->t_resize_started = time_now_ns();
+        w->gen_resize_started = generation_locked(w);
         const podspec_t *spec = worker_spec_now(w);
         for (size_t i = 0; i < n; i++) {
             crun_t *c = crun_at(w, i);

@@ -205,6 +205,10 @@ struct pod_worker {
     char resize_pending_reason[16];
     char resize_pending_message[512];
     int64_t t_resize_pending, t_resize_started;
+    /* the pod's metadata.generation when the pending resize was last
+     * tried, and when the one in progress was allocated (the conditions'
+     * observedGeneration; 0: unknown) */
+    int64_t gen_resize_pending, gen_resize_started;
 };
 
 /* The thread creation the worker uses (pthread_create; tests make it

@@ -118,6 +118,7 @@ def test_resize_live_cpu_and_memory(cluster, node, namespace):
                     "Error", 15, desc="PodResizeInProgress Error")
     cond = condition(pod, "PodResizeInProgress")
     assert cond["status"] == "True"
+    assert cond.get("observedGeneration") == pod["metadata"]["generation"], cond
     m = re.fullmatch(r'cannot decrease memory limits: attempting to set container "app" memory '
                      r'limit \(25165824\) below current usage \((\d+)\)', cond["message"])
     assert m, cond["message"]
@@ -182,6 +183,7 @@ def test_resize_infeasible_and_deferred(cluster, node, namespace):
                     lambda p: condition(p, "PodResizePending"), 15, desc="PodResizePending")
     cond = condition(pod, "PodResizePending")
     assert cond["status"] == "True" and cond["reason"] == "Infeasible", cond
+    assert cond.get("observedGeneration") == pod["metadata"]["generation"], cond
     assert cond["message"] == (f"Node didn't have enough capacity: cpu, requested: 1000000, "
                                f"capacity: {alloc}"), cond
     assert cstatus(pod)["allocatedResources"] == {"cpu": "50m", "memory": "16Mi"}
