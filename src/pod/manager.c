@@ -127,6 +127,7 @@ entry_t *entry_new_locked(pod_manager_t *m, json_t *pod, bool is_static)
     e->next = m->entries;
     m->entries = e;
     pod_admission_requests(pod, &e->cpu, &e->memory);
+    e->resize_retry = true;
     return e;
 }
 

@@ -120,6 +120,10 @@ typedef struct entry {
     pod_worker_t *worker; /* see the legal combinations above */
     json_t *fixed_status; /* status to write for a pod without a worker */
     int64_t cpu, memory;  /* allocated requests, for admission (resizes.c) */
+    /* resizes.c: the syncer decides this pod's resize on its next pass (a
+     * pod just added, which may have resumed with an allocation of its
+     * own; a Deferred resize) */
+    bool resize_retry;
     /* status writer (status_writer.c) */
     bool dirty;         /* status to write */
     bool status_busy;   /* a writer is writing it (not freed, not deleted meanwhile) */

@@ -6,10 +6,11 @@
  * kept in its entry, so that admission and later resizes count what each
  * pod was allocated, not what its spec asks.
  *
- * Runs on the reflector (an update of the pod) and on the syncer (every
- * pass, for pods whose resize is not allocated yet: a Deferred resize is
- * allocated as soon as the others leave room, and a pod resumed with
- * allocated resources other than its spec's is decided again), with
+ * Runs on the reflector (an update of the pod) and on the syncer (the
+ * first pass after a pod joined the table, so that a pod resumed with
+ * allocated resources other than its spec's is decided again, and every
+ * pass while its resize is Deferred, so that it is allocated as soon as
+ * the others leave room; an Infeasible one waits for the next update), with
  * m->lock held; the worker's lock is taken inside it (the manager's lock
  * order). */
 #include "pod/manager_priv.h"
@@ -20,6 +21,7 @@ void manager_resize_locked(pod_manager_t *m, entry_t *e)
 {
     lock_assert_held(&m->lock);
     if (!e->worker || e->state != ENTRY_RUNNING) return;
+    e->resize_retry = false;
     pod_resize_verdict_t v = {.fit = POD_RESIZE_FITS};
     if (pod_worker_resize_wanted(e->worker)) {
         pod_admission_node_t node = {
@@ -37,6 +39,7 @@ void manager_resize_locked(pod_manager_t *m, entry_t *e)
             node.used_pods++;
         }
         pod_resize_admit(e->pod, &node, &v);
+        e->resize_retry = v.fit == POD_RESIZE_DEFERRED;
     }
     if (pod_worker_resize(e->worker, &v)) {
         e->dirty = true;
