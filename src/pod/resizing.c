@@ -185,20 +185,23 @@ void crun_resized(void *ctx, bool ok, uint64_t memory_limit, uint32_t cpu_millic
     pod_worker_t *w = c->w;
     bool changed = false;
     pthread_mutex_lock(&w->lock);
-    if (ok) {
-        /* An older request may arrive before the newest: only the
-         * allocation itself completes the resize. */
-        if (memory_limit == crun_memory_limit(w, c) &&
-            cpu_millicores == (uint32_t)c->alloc.v[POD_RES_CPU_LIMIT]) {
-            changed =
-                c->resizing || c->resize_error[0] || !pod_resources_equal(&c->actual, &c->alloc);
-            c->actual = c->alloc;
-            c->resizing = false;
-            c->resize_error[0] = '\0';
-        }
-    } else {
+    /* An older request may arrive before the newest: only the allocation
+     * itself completes (or fails) the resize. */
+    bool current = memory_limit == crun_memory_limit(w, c) &&
+                   cpu_millicores == (uint32_t)c->alloc.v[POD_RES_CPU_LIMIT];
+    if (current && ok) {
+        changed = c->resizing || c->resize_error[0] || !pod_resources_equal(&c->actual, &c->alloc);
+        c->actual = c->alloc;
+        c->resizing = false;
+        c->resize_error[0] = '\0';
+    } else if (current) {
         char msg[sizeof c->resize_error];
-        pod_resize_memory_error(c->name, (int64_t)crun_memory_limit(w, c), usage, msg, sizeof msg);
+        if (usage > memory_limit)
+            pod_resize_memory_error(c->name, (int64_t)memory_limit, usage, msg, sizeof msg);
+        else /* a run that started without a memory cap cannot get one */
+            snprintf(msg, sizeof msg,
+                     "cannot set a memory limit on container \"%s\": it started without one",
+                     c->name);
         changed = c->resizing || strcmp(msg, c->resize_error) != 0;
         snprintf(c->resize_error, sizeof c->resize_error, "%s", msg);
         c->resizing = false;

@@ -109,9 +109,7 @@ void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx)
         run->memory_limit = memory;
         set_cpu_limit(run, cpu);
     }
-    if (run->spec->resized)
-        run->spec->resized(run->spec->resized_ctx, ok, run->memory_limit, run->cpu_millicores,
-                           usage);
+    if (run->spec->resized) run->spec->resized(run->spec->resized_ctx, ok, memory, cpu, usage);
 }
 
 static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *delta,

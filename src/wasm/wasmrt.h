@@ -138,8 +138,9 @@ typedef void (*wasmrt_output_fn)(void *ctx, int stream, const char *data, size_t
 void wasmrt_resize(wasmrt_stop_t *stop, uint64_t memory_limit, uint32_t cpu_millicores);
 
 /* Called on the run's own thread when a wasmrt_resize reached the store:
- * ok with the limits now in force, or !ok (limits unchanged) when the
- * memory limit was below usage, the bytes of linear memory held. */
+ * ok with the limits now in force, or !ok with the limits refused (those in
+ * force stay) when the memory limit was below usage, the bytes of linear
+ * memory held (or the run started without a memory limit at all). */
 typedef void (*wasmrt_resized_fn)(void *ctx, bool ok, uint64_t memory_limit,
                                   uint32_t cpu_millicores, uint64_t usage);
 

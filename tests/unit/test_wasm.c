@@ -681,13 +681,13 @@ static void memory_limit_below_usage_refused(void **state)
     resize_run_start(&r, f->rt, "memhog", argv, 64 << 20, 200);
     assert_true(output_wait(&r.cap, "holding 8192 KiB"));
     /* Below the linear memory it holds: refused, nothing applied (not even
-     * the CPU part); the usage is told. */
+     * the CPU part); the refused limits and the usage are told. */
     wasmrt_resize(r.stop, 4 << 20, 500);
     resized_t got = resized_wait(&r.resized, 1);
     assert_int_equal(got.calls, 1);
     assert_false(got.ok);
-    assert_int_equal(got.memory_limit, 64 << 20);
-    assert_int_equal(got.cpu, 200);
+    assert_int_equal(got.memory_limit, 4 << 20);
+    assert_int_equal(got.cpu, 500);
     assert_true(got.usage > (8u << 20) && got.usage < (16u << 20));
     /* Lowered, but above what it holds: applied while it sleeps. */
     wasmrt_resize(r.stop, 32 << 20, 500);
