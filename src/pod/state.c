@@ -106,6 +106,25 @@ void pod_state_apply(pod_worker_t *w, crun_t *c, json_t *resume)
     }
 }
 
+json_t *pod_state_allocated_pod(json_t *pod, json_t *resume)
+{
+    json_t *copy = json_deep_copy(pod);
+    static const char *const lists[] = {"initContainers", "containers"};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_at(copy, "spec", lists[l]), i, c)
+        {
+            const char *name = json_str_at(c, "name");
+            pod_resources_t a;
+            if (!name || !pod_resources_load(json_at(resume, name, "allocated"), &a)) continue;
+            json_t *res = pod_resources_json(&a);
+            json_object_set_new(c, "resources", res ? res : json_object());
+        }
+    }
+    return copy;
+}
+
 char *pod_state_path(const char *pod_dir)
 {
     return xasprintf("%s/state.json", pod_dir);

@@ -1739,8 +1739,24 @@ static void resize_allocation_survives_resume(void **state)
     wait_done(w, 1000);
     done_with(f, w);
     /* The next wasmlet sees a spec asking for 48Mi (a later resize it has
-     * not decided yet): the container starts with what was allocated. */
+     * not decided yet): it admits the pod with what was allocated ... */
     snprintf(yaml, sizeof yaml, fmt, "48Mi");
+    podspec_t *desired = spec_of(yaml);
+    json_t *admitted = pod_state_allocated_pod(desired->raw, resume);
+    json_t *want = json_pack("{s:s}", "memory", "64Mi");
+    assert_true(json_equal(
+        json_object_get(
+            json_object_get(
+                json_array_get(json_object_get(json_object_get(admitted, "spec"), "containers"), 0),
+                "resources"),
+            "limits"),
+        want));
+    json_decref(want);
+    json_decref(admitted);
+    /* ... and the spec itself is left alone. */
+    assert_int_equal(desired->containers[0].memory_limit, 48 << 20);
+    podspec_free(desired);
+    /* ... and the container starts with what was allocated. */
     w = start(f, yaml, resume);
     json_decref(resume);
     wait_running(f, w, 3000);
