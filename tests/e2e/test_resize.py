@@ -17,17 +17,20 @@ its words.
   nothing allocated; asking for the allocated resources again clears it.
 - More than the node has left beside another pod: Deferred (the
   admission's message); allocated once that pod is gone.
+- The allocation survives a crash of the node: the pod found again is
+  admitted with what it was allocated, and its resize is still Deferred.
 
 One node for the module, pods bound to it by spec.nodeName.
 """
 
 import json
 import re
+import signal
 
 import pytest
 
 from container_kit import attach, container, create_pod, push, start_module_node
-from kubetest import condition, node_container_log, wait_for
+from kubetest import condition, node_container_log, restart_node, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +172,20 @@ def test_resize_restart_container_policy(cluster, node, namespace):
              desc="the restarted run's log")
 
 
+def node_to_itself(cluster, node, namespace):
+    """Waits until the earlier tests' pods have left the node (their
+    namespaces are deleted in the background)."""
+    def alone():
+        pods = cluster.list("pods", field_selector=f"spec.nodeName={node.name}")
+        return not [p for p in pods if p["metadata"]["namespace"] != namespace]
+
+    wait_for(alone, 60, desc="the node without other tests' pods")
+
+
 def test_resize_infeasible_and_deferred(cluster, node, namespace):
     """Past the node's allocatable: Infeasible; past what is left beside
     another pod: Deferred until that pod is gone."""
+    node_to_itself(cluster, node, namespace)
     alloc = cpu_millis(cluster.node(node.name)["status"]["allocatable"]["cpu"])
     small = container("app", node.ticker, args=["500"],
                       resources={"requests": {"cpu": "50m", "memory": "16Mi"}})
@@ -216,3 +230,48 @@ def test_resize_infeasible_and_deferred(cluster, node, namespace):
                     and no_resize_conditions(p), 30, desc="deferred resize allocated")
     assert cstatus(pod)["resources"]["requests"]["cpu"] == "400m"
     assert cstatus(pod)["restartCount"] == 0
+
+
+def test_resize_allocation_survives_a_restart(cluster, node, namespace):
+    """The node crashes (SIGKILL) while a resize is Deferred: the pod found
+    again is admitted with what it was allocated (not the resize), and the
+    resize is still Deferred, then allocated once there is room. Last in
+    the module: it restarts the module's node."""
+    node_to_itself(cluster, node, namespace)
+    alloc = cpu_millis(cluster.node(node.name)["status"]["allocatable"]["cpu"])
+    # "big" sorts first: a restarted node admits it before "keep".
+    big = container("app", node.ticker, args=["500"],
+                    resources={"requests": {"cpu": f"{alloc - 300}m"}})
+    create_pod(cluster, namespace, "big", node, [big], restart="Always")
+    keep = container("app", node.ticker, args=["500"],
+                     resources={"requests": {"cpu": "50m", "memory": "16Mi"}})
+    create_pod(cluster, namespace, "keep", node, [keep], restart="Always")
+    pod_where(cluster, namespace, "big", running, 60, desc="big running")
+    pod_where(cluster, namespace, "keep", running, 60, desc="keep running")
+    resize(cluster, namespace, "keep", {"requests": {"cpu": "400m"}})
+    pod_where(cluster, namespace, "keep",
+              lambda p: (condition(p, "PodResizePending") or {}).get("reason") == "Deferred",
+              15, desc="Deferred")
+    # Let the status writer's resume state file follow the verdict.
+    wait_for(lambda: list(node.data_dir.glob("pods/*/state.json")), 10, desc="state files")
+
+    node.node.signal(signal.SIGKILL)
+    node.node.proc.wait(10)
+    restart_node(node.factory, node.node)
+
+    # Its lost run counts as a restart; it was not rejected (OutOfcpu).
+    pod = pod_where(cluster, namespace, "keep",
+                    lambda p: running(p) and cstatus(p).get("restartCount") == 1, 60,
+                    desc="keep running again after the restart")
+    assert pod["status"]["phase"] == "Running"
+    assert cstatus(pod)["allocatedResources"]["cpu"] == "50m"
+    pod = pod_where(cluster, namespace, "keep",
+                    lambda p: (condition(p, "PodResizePending") or {}).get("reason") ==
+                    "Deferred", 15, desc="still Deferred after the restart")
+    assert cluster.pod(namespace, "big")["status"]["phase"] == "Running"
+
+    cluster.delete("pod", "big", namespace, wait=True)
+    pod = pod_where(cluster, namespace, "keep",
+                    lambda p: cstatus(p).get("allocatedResources", {}).get("cpu") == "400m"
+                    and no_resize_conditions(p), 30, desc="deferred resize allocated")
+    assert cstatus(pod)["restartCount"] == 1
