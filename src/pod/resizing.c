@@ -166,8 +166,7 @@ bool pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict)
             if (pod_resources_equal(&d, &c->alloc)) continue;
             if (allocate_locked(w, c, &d)) restarted[nrestarted++] = c;
         }
-        const podspec_t *s = spec;
-        diag_info("pod %s/%s: resize allocated", s->namespace, s->name);
+        diag_info("pod %s/%s: resize allocated", spec->namespace, spec->name);
     }
     pthread_mutex_unlock(&w->lock);
     /* As the kubelet words a restart for a resize. */
