@@ -730,6 +730,12 @@ cmd_up() {
     # profiling endpoints, no leader election anywhere (single instance).
     # --enable-admission-plugins adds NodeRestriction to the default set
     # (NamespaceLifecycle, LimitRanger, ServiceAccount, ...), which stays on.
+    # PodResizeValidator is turned off: it refuses every in-place resize
+    # (`kubectl patch pod --subresource resize`) of a pod on a node whose
+    # kubernetes.io/os label is not "linux", and wasmlet nodes say "wasi";
+    # without it a resize reaches the node, which decides it as the kubelet
+    # does (a resize past the node's allocatable becomes PodResizePending
+    # Infeasible there instead of a Forbidden answer here).
     start kube-apiserver "$k8s_bin/kube-apiserver" \
         --advertise-address=127.0.0.1 --bind-address=127.0.0.1 \
         --endpoint-reconciler-type=none \
@@ -739,6 +745,7 @@ cmd_up() {
         --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
         --authorization-mode=Node,RBAC \
         --enable-admission-plugins=NodeRestriction \
+        --disable-admission-plugins=PodResizeValidator \
         --enable-bootstrap-token-auth=true \
         --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
         --kubelet-client-key="$pki/apiserver-kubelet-client.key" \

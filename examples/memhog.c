@@ -1,10 +1,13 @@
 /*
- * memhog: `memhog [STEP_KIB]` allocates STEP_KIB KiB (default 1024) at a time
- * with malloc, writes every byte of each block (so every page is really
- * touched and linear memory really grows), and after each step prints
- * "allocated <total> KiB" to stdout, flushed. It never frees and never stops
- * by itself. When malloc returns NULL it prints "malloc failed at <total> KiB"
- * (the total held before the failing step) to stderr and exits 3.
+ * memhog: `memhog [STEP_KIB [HOLD_KIB [DELAY_MS]]]` allocates STEP_KIB KiB
+ * (default 1024) at a time with malloc, writes every byte of each block (so
+ * every page is really touched and linear memory really grows), and after
+ * each step prints "allocated <total> KiB" to stdout, flushed, then sleeps
+ * DELAY_MS milliseconds (default 0). It never frees. Without HOLD_KIB (or
+ * with 0) it never stops by itself; with it, once it holds at least
+ * HOLD_KIB it prints "holding <total> KiB", flushed, and sleeps forever
+ * (a service that keeps its memory). When malloc returns NULL it prints "malloc failed at <total>
+ * KiB" (the total held before the failing step) to stderr and exits 3.
  *
  * Under a memory limit enforced on memory.grow, either the host denies the
  * growth (malloc returns NULL here: exit 3, unless the host reports the
@@ -14,16 +17,19 @@
  * Blocks are chained into a list whose head lives in a volatile global, so
  * the optimiser cannot prove the memory unused and delete malloc and memset.
  *
- * A bad STEP_KIB (not a whole number in 1..1048576) prints a usage line to
- * stderr and exits 2.
+ * A bad STEP_KIB (not a whole number in 1..1048576), HOLD_KIB (0..4194304) or
+ * DELAY_MS (0..60000) prints a usage line to stderr and exits 2.
  *
  * Used by examples/pods/memhog.yaml (limits.memory 16Mi) and the tests of
- * memory limits and the OOMKilled reason.
+ * memory limits and the OOMKilled reason; with HOLD_KIB and DELAY_MS by the
+ * tests of in-place resize of limits.memory.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct block {
     struct block *next;
@@ -31,21 +37,39 @@ struct block {
 
 static struct block *volatile held;
 
+/* Parses a whole decimal number in [min, max]; -1 when it is not one. */
+static long parse_number(const char *s, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) return -1;
+    return v;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
-    long step_kib = 1024;
-    if (argc > 2) goto usage;
-    if (argc == 2) {
-        char *end = NULL;
-        errno = 0;
-        step_kib = strtol(argv[1], &end, 10);
-        if (errno != 0 || end == argv[1] || *end != '\0' || step_kib < 1 || step_kib > 1048576)
-            goto usage;
-    }
+    long step_kib = 1024, hold_kib = 0, delay_ms = 0;
+    if (argc > 4) goto usage;
+    if (argc >= 2 && (step_kib = parse_number(argv[1], 1, 1048576)) < 0) goto usage;
+    if (argc >= 3 && (hold_kib = parse_number(argv[2], 0, 4194304)) < 0) goto usage;
+    if (argc >= 4 && (delay_ms = parse_number(argv[3], 0, 60000)) < 0) goto usage;
 
     size_t step_bytes = (size_t)step_kib * 1024;
     unsigned long long total_kib = 0;
     for (;;) {
+        if (hold_kib > 0 && total_kib >= (unsigned long long)hold_kib) {
+            printf("holding %llu KiB\n", total_kib);
+            fflush(stdout);
+            for (;;)
+                sleep_ms(1000);
+        }
         struct block *b = malloc(step_bytes);
         if (b == NULL) {
             fprintf(stderr, "malloc failed at %llu KiB\n", total_kib);
@@ -57,9 +81,12 @@ int main(int argc, char **argv)
         total_kib += (unsigned long long)step_kib;
         printf("allocated %llu KiB\n", total_kib);
         fflush(stdout);
+        if (delay_ms > 0) sleep_ms(delay_ms);
     }
 
 usage:
-    fputs("usage: memhog [STEP_KIB]   (STEP_KIB in 1..1048576, default 1024)\n", stderr);
+    fputs("usage: memhog [STEP_KIB [HOLD_KIB [DELAY_MS]]]   (STEP_KIB in 1..1048576, default "
+          "1024; HOLD_KIB in 0..4194304; DELAY_MS in 0..60000)\n",
+          stderr);
     return 2;
 }

@@ -366,6 +366,23 @@ static int parse_container(json_t *c, const char *field, bool init, podspec_cont
     /* The API server defaults requests to limits. */
     if (!out->memory_request) out->memory_request = out->memory_limit;
     if (!out->cpu_request) out->cpu_request = out->cpu_limit;
+    json_t *policies = json_object_get(c, "resizePolicy");
+    for (size_t i = 0; json_is_array(policies) && i < json_array_size(policies); i++) {
+        json_t *p = json_array_get(policies, i);
+        const char *rn = json_str_at(p, "resourceName");
+        const char *pol = json_str_at(p, "restartPolicy");
+        if (!rn || !pol ||
+            (strcmp(pol, "NotRequired") != 0 && strcmp(pol, "RestartContainer") != 0))
+            return err_set(err,
+                           "%s.resizePolicy[%zu]: needs a resourceName and a restartPolicy "
+                           "of NotRequired or RestartContainer",
+                           field, i);
+        bool restarts = strcmp(pol, "RestartContainer") == 0;
+        if (strcmp(rn, "cpu") == 0)
+            out->resize_restarts_cpu = restarts;
+        else if (strcmp(rn, "memory") == 0)
+            out->resize_restarts_memory = restarts;
+    }
     const char *rp = json_str_at(c, "restartPolicy");
     if (rp) {
         if (!init || strcmp(rp, "Always") != 0)

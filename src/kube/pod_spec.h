@@ -94,6 +94,10 @@ typedef struct podspec_container {
     int64_t cpu_limit;      /* millicores, 0 = none */
     int64_t cpu_request;    /* millicores, 0 = none */
     bool sidecar;           /* an init container with restartPolicy: Always */
+    /* resizePolicy: an in-place resize of cpu / memory restarts the
+     * container (RestartContainer) instead of being applied live
+     * (NotRequired, the default). */
+    bool resize_restarts_cpu, resize_restarts_memory;
     /* Probes and lifecycle hooks; NULL when absent. */
     podspec_probe_t *liveness_probe, *readiness_probe, *startup_probe;
     podspec_action_t *post_start, *pre_stop;

@@ -277,6 +277,15 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
     snprintf(c->state.container_id, sizeof c->state.container_id, "wasmlet://%s-%s-%d",
              spec->uid[0] ? spec->uid : spec->name, c->name, c->restart_count);
     c->runs++;
+    /* The run starts with what the container is allocated (resizing.c).
+     * A stop that carried live resizes of an earlier run is told the
+     * current limits, so none of its older requests is taken. */
+    c->actual = c->alloc;
+    c->resizing = false;
+    c->resize_error[0] = '\0';
+    uint64_t memory_limit = crun_memory_limit(w, c);
+    uint32_t cpu_limit = (uint32_t)c->alloc.v[POD_RES_CPU_LIMIT];
+    if (c->resize_asked) wasmrt_resize(c->stop, memory_limit, cpu_limit);
     crun_transition_locked(w, c, CLC_RUNNING);
     if (!c->init) metrics_pod_started(spec->uid, (double)(time_now_ns() - w->start_time) / 1e9);
     if (!c->init && !w->trace_crun) {
@@ -306,13 +315,12 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .envc = p->env.len,
         .mounts = p->mounts,
         .nmounts = p->nmounts,
-        /* Without limits.memory a container may use what the node can
-         * give (allocatable), as a cgroup under the node's would. */
-        .memory_limit = (uint64_t)(c->spec->memory_limit > 0 ? c->spec->memory_limit
-                                                             : w->host.node_allocatable_memory),
-        .cpu_millicores = (uint32_t)c->spec->cpu_limit,
+        .memory_limit = memory_limit,
+        .cpu_millicores = cpu_limit,
         .output = on_output,
         .output_ctx = &out,
+        .resized = crun_resized,
+        .resized_ctx = c,
         .net = p->net.net,
         .started = on_started,
         .started_ctx = c,

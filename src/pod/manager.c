@@ -127,6 +127,7 @@ entry_t *entry_new_locked(pod_manager_t *m, json_t *pod, bool is_static)
     e->next = m->entries;
     m->entries = e;
     pod_admission_requests(pod, &e->cpu, &e->memory);
+    e->resize_retry = true;
     return e;
 }
 
@@ -158,6 +159,7 @@ static void update_locked(pod_manager_t *m, entry_t *e, json_t *pod)
         return;
     }
     pod_worker_update(e->worker, spec);
+    manager_resize_locked(m, e);
 }
 
 /* A mirror pod (ours) changed or went: the static pod's entry makes it

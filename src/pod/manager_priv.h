@@ -16,6 +16,9 @@
  *                    (for admission), the GC of sandboxes
  *                    whose pod is gone (net_gc_run)
  *   dial.c           pod_manager_dial_tcp
+ *   resizes.c        in-place resize: the node's verdict on what a pod now
+ *                    asks for, handed to its worker; the allocated requests
+ *                    admission counts
  *
  * Threads:
  *   reflector  lists and watches the pods of this node (on_list, on_event)
@@ -116,7 +119,11 @@ typedef struct entry {
     bool is_static;       /* from --pod-manifest-path; the API server has its mirror */
     pod_worker_t *worker; /* see the legal combinations above */
     json_t *fixed_status; /* status to write for a pod without a worker */
-    int64_t cpu, memory;  /* requests, for admission */
+    int64_t cpu, memory;  /* allocated requests, for admission (resizes.c) */
+    /* resizes.c: the syncer decides this pod's resize on its next pass (a
+     * pod just added, which may have resumed with an allocation of its
+     * own; a Deferred resize) */
+    bool resize_retry;
     /* status writer (status_writer.c) */
     bool dirty;         /* status to write */
     bool status_busy;   /* a writer is writing it (not freed, not deleted meanwhile) */
@@ -218,6 +225,11 @@ void start_sandbox_retry(pod_manager_t *m, entry_t *e);
 
 /* The sync thread (arg: the manager). */
 void *sync_main(void *arg);
+
+/* resizes.c: decides a resize of e's pod (when its spec asks for other
+ * resources than allocated) and hands the verdict to its worker; keeps
+ * e->cpu and e->memory at the pod's allocated requests. */
+void manager_resize_locked(pod_manager_t *m, entry_t *e);
 
 /* --- status_writer.c ------------------------------------------------------------- */
 

@@ -161,8 +161,13 @@ void start_admit_locked(pod_manager_t *m, entry_t *e, start_facts_t *f)
         node.used_memory += o->memory;
         node.used_pods++;
     }
+    /* A pod found again is admitted with what it was allocated. */
+    json_t *admitted =
+        f && f->resume ? pod_state_allocated_pod(e->pod, f->resume) : json_incref(e->pod);
+    pod_admission_requests(admitted, &e->cpu, &e->memory);
     pod_admission_t v;
-    pod_admit(e->pod, &node, &v);
+    pod_admit(admitted, &node, &v);
+    json_decref(admitted);
     if (!v.admit) {
         /* As the kubelet's rejectPod: the Event has the message, the
          * status says the pod was rejected. */

@@ -17,7 +17,16 @@
  *     none while a sandbox is still being made; the node's for a pod
  *     without one (hostNetwork, or skipped: see sandbox.c);
  *   - while the sandbox cannot be made, PodReadyToStartContainers says why
- *     (reason FailedCreatePodSandBox, the last error). */
+ *     (reason FailedCreatePodSandBox, the last error);
+ *   - in-place resize (resizing.c): each container's allocatedResources
+ *     (allocated requests) and resources (what its run has in force, or
+ *     will have at its next start); PodResizePending (Infeasible or
+ *     Deferred, with the kubelet's message) while the node cannot allocate
+ *     what the spec asks; PodResizeInProgress while a running container
+ *     has not taken its allocation yet, reason Error with the message when
+ *     it was refused; each with its observedGeneration (the pod's
+ *     generation when the pending resize was last tried, when the one in
+ *     progress was allocated). */
 #include "pod/worker_priv.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -99,6 +108,10 @@ static json_t *container_status_json(const crun_t *c)
                       : c->last.kind == CSTATE_TERMINATED ? c->last.container_id
                                                           : "";
     if (cid[0]) json_object_set_new(cs, "containerID", json_string(cid));
+    json_t *allocated = pod_resources_requests_json(&c->alloc);
+    if (allocated) json_object_set_new(cs, "allocatedResources", allocated);
+    json_t *resources = pod_resources_json(&c->actual);
+    if (resources) json_object_set_new(cs, "resources", resources);
     return cs;
 }
 
@@ -140,6 +153,29 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
         json_t *c = condition("DisruptionTarget", true, w->t_disruption, NULL);
         json_object_set_new(c, "reason", json_string("TerminationByKubelet"));
         json_object_set_new(c, "message", json_string(POD_NODE_SHUTDOWN_MESSAGE));
+        json_array_append_new(conds, c);
+    }
+
+    if (w->resize_pending_reason[0]) {
+        json_t *c = condition("PodResizePending", true, w->t_resize_pending, NULL);
+        json_object_set_new(c, "reason", json_string(w->resize_pending_reason));
+        json_object_set_new(c, "message", json_string(w->resize_pending_message));
+        if (w->gen_resize_pending)
+            json_object_set_new(c, "observedGeneration", json_integer(w->gen_resize_pending));
+        json_array_append_new(conds, c);
+    }
+    if (pod_resize_in_progress_locked(w)) {
+        json_t *c = condition("PodResizeInProgress", true,
+                              w->t_resize_started ? w->t_resize_started : w->start_time, NULL);
+        for (size_t i = 0; i < w->ninit + w->napps; i++) {
+            const crun_t *cr = i < w->ninit ? &w->inits[i] : &w->apps[i - w->ninit];
+            if (cr->state.kind != CSTATE_RUNNING || !cr->resize_error[0]) continue;
+            json_object_set_new(c, "reason", json_string("Error"));
+            json_object_set_new(c, "message", json_string(cr->resize_error));
+            break;
+        }
+        if (w->gen_resize_started)
+            json_object_set_new(c, "observedGeneration", json_integer(w->gen_resize_started));
         json_array_append_new(conds, c);
     }
 

@@ -7,7 +7,10 @@
  *   {"startTime": <realtime ns>,
  *    "<container name>": {"restartCount", "done", "exitCode", "reason",
  *                         "message", "startedAt", "finishedAt" (ns),
- *                         "imageID", "containerID"}, ...}
+ *                         "imageID", "containerID", "allocated"}, ...}
+ * "allocated" is the container's allocated resources (resize.h's
+ * pod_resources_save form), so that a resize the node admitted survives a
+ * restart of wasmlet as the kubelet's allocation checkpoint does.
  * "done" is true only for a container that ended for good by itself; one
  * interrupted by a stop (a node shutdown) is not done, so the next wasmlet
  * runs it again if its restart policy allows, or reports it lost.
@@ -29,12 +32,12 @@
 
 static json_t *resume_entry(const crun_t *c)
 {
-    return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s, s:s}", "restartCount",
+    return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:o}", "restartCount",
                      c->restart_count, "done", c->lc == CLC_DONE && !c->state.killed, "exitCode",
                      c->state.exit_code, "reason", c->state.reason, "message", c->state.message,
                      "startedAt", (json_int_t)c->state.started_at, "finishedAt",
                      (json_int_t)c->state.finished_at, "imageID", c->image_id, "containerID",
-                     c->state.container_id);
+                     c->state.container_id, "allocated", pod_resources_save(&c->alloc));
 }
 
 json_t *pod_state_json_locked(const pod_worker_t *w)
@@ -96,6 +99,30 @@ void pod_state_apply(pod_worker_t *w, crun_t *c, json_t *resume)
     }
     const char *image_id = json_str_at(r, "imageID");
     if (image_id) snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
+    pod_resources_t alloc;
+    if (pod_resources_load(json_object_get(r, "allocated"), &alloc)) {
+        c->alloc = alloc;
+        c->actual = alloc;
+    }
+}
+
+json_t *pod_state_allocated_pod(json_t *pod, json_t *resume)
+{
+    json_t *copy = json_deep_copy(pod);
+    static const char *const lists[] = {"initContainers", "containers"};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_at(copy, "spec", lists[l]), i, c)
+        {
+            const char *name = json_str_at(c, "name");
+            pod_resources_t a;
+            if (!name || !pod_resources_load(json_at(resume, name, "allocated"), &a)) continue;
+            json_t *res = pod_resources_json(&a);
+            json_object_set_new(c, "resources", res ? res : json_object());
+        }
+    }
+    return copy;
 }
 
 char *pod_state_path(const char *pod_dir)

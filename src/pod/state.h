@@ -20,4 +20,11 @@ int pod_state_save(const char *pod_dir, pod_worker_t *w, err_t *err);
  * (or it is not a JSON object). */
 json_t *pod_state_load(const char *pod_dir);
 
+/* The pod as its allocation has it: a copy of pod whose containers'
+ * resources are the allocated ones of the record (a resize the node had
+ * admitted, or not yet), for the admission of a pod found again, which
+ * counts what it was allocated, not what its spec asks now. Containers the
+ * record does not know keep theirs. */
+json_t *pod_state_allocated_pod(json_t *pod, json_t *resume);
+
 #endif

@@ -61,6 +61,8 @@ static bool sync_pass(pod_manager_t *m)
         }
         if (e->state == ENTRY_WAITING && e->sandbox_retry_at <= now && !m->shutting_down)
             start_sandbox_retry(m, e);
+        if (e->resize_retry && e->state == ENTRY_RUNNING && e->worker && !m->shutting_down)
+            manager_resize_locked(m, e);
         if (refresh_due_locked(m, e, now)) {
             refresh_job_t job;
             refresh_take_locked(m, e, &job, now);

@@ -394,6 +394,8 @@ static void init_crun(pod_worker_t *w, crun_t *c, const podspec_container_t *spe
     cstate_set(&c->state, CSTATE_WAITING, reason, NULL);
     snprintf(c->field_path, sizeof c->field_path, "spec.%s{%s}",
              init ? "initContainers" : "containers", spec->name);
+    pod_resources_of(spec, &c->alloc);
+    c->actual = c->alloc;
     pod_state_apply(w, c, w->resume);
 }
 
@@ -559,8 +561,8 @@ void pod_worker_update(pod_worker_t *w, podspec_t *spec)
     update_deadline_locked(w, spec);
     crun_t **killed = xcalloc(w->ninit + w->napps + 1, sizeof *killed);
     size_t nkilled = update_images_locked(w, spec, killed);
-    /* Resources (in-place resize) are kept in the new spec but not acted
-     * on yet; a resize step slots in here, beside the two above. */
+    /* Resources (in-place resize) are the manager's to admit: it calls
+     * pod_worker_resize with its verdict on the new spec (resizing.c). */
     /* The old spec stays alive: threads may still point into it. */
     w->retired = xrealloc(w->retired, (w->nretired + 1) * sizeof *w->retired);
     w->retired[w->nretired++] = old;

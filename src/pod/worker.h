@@ -14,6 +14,7 @@
 
 #include "kube/pod_spec.h"
 #include "pod/host.h"
+#include "pod/resize.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -53,6 +54,23 @@ void pod_worker_stop_for_node_shutdown(pod_worker_t *w);
  * module. An update that adds, removes or renames containers (which the
  * API server refuses) is ignored. */
 void pod_worker_update(pod_worker_t *w, podspec_t *spec);
+
+/* In-place resize (pod/resizing.c). Whether the newest spec asks for
+ * resources other than the allocated ones (a resize to decide). */
+bool pod_worker_resize_wanted(pod_worker_t *w);
+/* The node's verdict on the newest spec's resources (pod/resize.h): when
+ * it fits, they become the allocated ones and each running container
+ * takes its own, live or by a restart as its resizePolicy says (Killing
+ * event "Container X resize requires restart"); otherwise the pod shows
+ * PodResizePending with the verdict's reason and message. NULL: it fits.
+ * A spec that asks for the allocated resources clears PodResizePending.
+ * Returns at once, and whether the pod's status changed: it does not
+ * publish it (the caller holds the pod manager's lock), later changes (a
+ * container taking its new limits) are published by the worker. */
+bool pod_worker_resize(pod_worker_t *w, const pod_resize_verdict_t *verdict);
+/* The pod's allocated requests as admission counts them (the app
+ * containers' sum, or the largest init container's). */
+void pod_worker_allocated_requests(pod_worker_t *w, int64_t *cpu, int64_t *memory);
 
 /* Waits until the worker has finished (all containers ended, final status
  * published); timeout_ms < 0 waits forever. True when finished. */

@@ -13,6 +13,8 @@
  *   probes.c       a run's probes and lifecycle hooks (on the probe queue)
  *   sandbox.c      the pod's network sandbox: created before the volumes,
  *                  checked on resume, destroyed after the last container
+ *   resizing.c     in-place resize: allocated resources, applying them to
+ *                  running containers (live or by a restart)
  *
  * Locking: w->lock guards every field marked "lock" below, of the worker
  * and of its containers; it is never held while a module runs, an image is
@@ -25,6 +27,7 @@
 #define WASMLET_POD_WORKER_PRIV_H
 
 #include "pod/lifecycle.h"
+#include "pod/resize.h"
 #include "pod/termination.h"
 #include "pod/trace.h"
 #include "pod/worker.h"
@@ -119,6 +122,18 @@ typedef struct crun {
     /* own: the container thread: the last attempt's pull and load
      * (monotonic begin, end), for the pod's start trace */
     int64_t t_pull[2], t_load[2];
+    /* In-place resize (resizing.c). All lock. alloc: what the container is
+     * allocated (the status's allocatedResources), from the spec at start
+     * (or the resume state), then from each resize the node admitted.
+     * actual: what its current run has in force (the status's resources);
+     * equal to alloc whenever no run is in progress, and set to alloc at
+     * every start. resizing: a live resize was asked of the run and not
+     * yet taken; resize_error: why the last one was refused (then actual
+     * stays as it was). */
+    pod_resources_t alloc, actual;
+    bool resizing;
+    bool resize_asked; /* a live resize was ever asked of a run (its stop) */
+    char resize_error[256];
 } crun_t;
 
 /* A worker's place in the pod runner (runner.c); all runner.c's lock. */
@@ -210,6 +225,17 @@ struct pod_worker {
      * container whose first run it follows, NULL until one runs. */
     pod_trace_t trace;
     const crun_t *trace_crun;
+    /* resizing.c, all lock: a resize the node cannot allocate now
+     * (PodResizePending: reason Infeasible or Deferred, its message, since
+     * when; reason empty: none), and since when containers have been
+     * taking an admitted one (PodResizeInProgress). */
+    char resize_pending_reason[16];
+    char resize_pending_message[512];
+    int64_t t_resize_pending, t_resize_started;
+    /* the pod's metadata.generation when the pending resize was last
+     * tried, and when the one in progress was allocated (the conditions'
+     * observedGeneration; 0: unknown) */
+    int64_t gen_resize_pending, gen_resize_started;
 };
 
 /* The thread creation the worker uses (pthread_create; tests make it
@@ -293,6 +319,15 @@ json_t *pod_status_json_locked(const pod_worker_t *w);
 bool sandbox_wanted(const pod_host_t *host, const podspec_t *spec);
 int sandbox_attach(pod_worker_t *w, err_t *err);
 void sandbox_teardown(pod_worker_t *w);
+
+/* resizing.c: the memory limit a run gets from its allocation (without
+ * limits.memory, the node's allocatable); whether the pod is taking a
+ * resize (PodResizeInProgress); the run's resize callback
+ * (wasmrt_resized_fn, ctx the crun). */
+uint64_t crun_memory_limit(const pod_worker_t *w, const crun_t *c);
+bool pod_resize_in_progress_locked(const pod_worker_t *w);
+void crun_resized(void *ctx, bool ok, uint64_t memory_limit, uint32_t cpu_millicores,
+                  uint64_t usage);
 
 /* state.c: what pod_worker_resume_json returns, and applying it to a
  * container at start (before any thread exists). */

@@ -223,8 +223,8 @@ static void ended_with_error(wasmrt_run_ctx_t *run, wasmtime_error_t *error,
     bool memory = wasmrt_take_failure(error, NULL, result->message, sizeof result->message);
     if (run->stopped || wasmrt_stop_requested(run->stop)) {
         stopped(result);
-    } else if (memory && run->spec->memory_limit) {
-        oom(result, run->spec->memory_limit, false);
+    } else if (memory && run->memory_limit) {
+        oom(result, run->memory_limit, false);
     } else {
         result->outcome = WASMRT_TRAPPED;
         result->exit_code = WASMRT_EXIT_TRAP;

@@ -22,7 +22,24 @@ struct wasmrt_stop {
     wasmlet_cancel_token_t *token;
     /* wasmrt_stop_drain_by's deadline (monotonic ns), 0 for none. */
     _Atomic int64_t drain_deadline;
+    /* In-place resize (wasmrt_resize): the limits asked for, under lock;
+     * resize_gen counts the requests, read without the lock by the run's
+     * epoch callback (one atomic load per tick). */
+    uint64_t want_memory;
+    uint32_t want_cpu;
+    atomic_uint_fast64_t resize_gen;
 };
+
+/* How a wait of a sleeping container ended. */
+typedef enum wasmrt_wake {
+    WASMRT_WAKE_DEADLINE,
+    WASMRT_WAKE_STOP,
+    WASMRT_WAKE_RESIZE
+} wasmrt_wake_t;
+/* Waits on stop until the monotonic deadline, a stop, or a resize request
+ * newer than seen_gen. */
+wasmrt_wake_t wasmrt_stop_wait_or_resize(wasmrt_stop_t *stop, int64_t deadline_mono_ns,
+                                         uint64_t seen_gen);
 
 /* Waits on stop until the monotonic deadline; true when stopped. */
 bool wasmrt_stop_wait_until(wasmrt_stop_t *stop, int64_t deadline_mono_ns);
@@ -79,15 +96,26 @@ typedef struct wasmrt_run_ctx {
     wasmrt_t *rt;
     wasmrt_stop_t *stop;
     const wasmrt_spec_t *spec;
+    wasmrt_kind_t kind;
     /* CPU limit: time budget per period, enforced at epoch ticks. */
     int64_t cpu_period_ns;
     int64_t cpu_quota_ns;
     int64_t period_start_mono;
     int64_t period_start_cpu;
+    /* The limits in force: spec's at the start, then each applied resize. */
+    uint64_t memory_limit;
+    uint32_t cpu_millicores;
+    uint64_t resize_seen; /* the last stop->resize_gen taken */
+    bool has_memory;      /* a core module's exported memory, for its usage */
+    wasmtime_memory_t memory;
     bool stopped;  /* the run ended because of stop */
     bool exited;   /* proc_exit (or wasi:cli/exit's exit-with-code) was called ... */
     int exit_code; /* ... with this code */
 } wasmrt_run_ctx_t;
+
+/* Takes a pending wasmrt_resize into the store (run.c): called on the
+ * run's thread from the epoch callback and from a sleeping poll_oneoff. */
+void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx);
 
 /* --- components (component.c) --- */
 

@@ -19,7 +19,14 @@
  * CPU time in the current 100 ms period with the quota (limits.cpu of the
  * period, as CFS bandwidth control does for containers) and, once the quota
  * is spent, sleeps until the period ends. A module is single-threaded, so a
- * limit of 1000m or more never throttles. */
+ * limit of 1000m or more never throttles.
+ *
+ * In-place resize (wasmrt_resize): the epoch callback, and poll_oneoff
+ * while the module sleeps, take a pending request into the store: a new
+ * quota from the next period on; a new memory cap through the limiter
+ * (the stock one of a core module, the summed one of a component), unless
+ * it is below the linear memory already held, which cannot shrink: then
+ * nothing of the request is applied and the caller is told the usage. */
 #include "wasm/internal.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -52,10 +59,62 @@ static ptrdiff_t on_stderr(void *data, const unsigned char *buf, size_t len)
     return (ptrdiff_t)len;
 }
 
+/* The quota of a CPU limit (0: none; a module is single-threaded, so
+ * 1000m or more never throttles). */
+static void set_cpu_limit(wasmrt_run_ctx_t *run, uint32_t millicores)
+{
+    run->cpu_millicores = millicores;
+    if (millicores > 0 && millicores < 1000) {
+        if (run->cpu_quota_ns == 0) {
+            run->period_start_mono = time_mono_ns();
+            run->period_start_cpu = thread_cpu_ns();
+        }
+        run->cpu_period_ns = CPU_PERIOD_NS;
+        run->cpu_quota_ns = CPU_PERIOD_NS * millicores / 1000;
+    } else {
+        run->cpu_quota_ns = 0;
+    }
+}
+
+/* Bytes of linear memory the run holds now. */
+static uint64_t memory_usage(wasmrt_run_ctx_t *run, wasmtime_context_t *cx)
+{
+    if (run->has_memory) return wasmtime_memory_data_size(cx, &run->memory);
+    return wasmlet_context_memory_total(cx);
+}
+
+void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx)
+{
+    wasmrt_stop_t *stop = run->stop;
+    if (!stop || atomic_load(&stop->resize_gen) == run->resize_seen) return;
+    pthread_mutex_lock(&stop->lock);
+    run->resize_seen = atomic_load(&stop->resize_gen);
+    uint64_t memory = stop->want_memory;
+    uint32_t cpu = stop->want_cpu;
+    pthread_mutex_unlock(&stop->lock);
+    uint64_t usage = memory_usage(run, cx);
+    bool ok = true;
+    if (memory != run->memory_limit) {
+        size_t cap = memory ? (size_t)memory : SIZE_MAX;
+        if (memory && memory < usage)
+            ok = false;
+        else if (run->kind == WASMRT_COMPONENT)
+            ok = wasmlet_context_set_memory_limit_total(cx, cap);
+        else if (run->memory_limit) /* the stock limiter is installed */
+            wasmlet_context_trap_on_memory_limit(cx, cap);
+        else
+            ok = false; /* started without a limiter: none can be added now */
+    }
+    if (ok) {
+        run->memory_limit = memory;
+        set_cpu_limit(run, cpu);
+    }
+    if (run->spec->resized) run->spec->resized(run->spec->resized_ctx, ok, memory, cpu, usage);
+}
+
 static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *delta,
                                   wasmtime_update_deadline_kind_t *kind)
 {
-    (void)cx;
     wasmrt_run_ctx_t *run = data;
     *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
     *delta = 1;
@@ -63,6 +122,7 @@ static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *
         run->stopped = true;
         return wasmtime_error_new("container stopped");
     }
+    wasmrt_resize_apply(run, cx);
     if (run->cpu_quota_ns > 0) {
         int64_t now = time_mono_ns();
         if (now - run->period_start_mono >= run->cpu_period_ns) {
@@ -174,13 +234,12 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         wasmrt_http_serve(rt, mod, spec, stop, result);
         return 0;
     }
-    wasmrt_run_ctx_t run = {.rt = rt, .stop = stop, .spec = spec};
-    if (spec->cpu_millicores > 0 && spec->cpu_millicores < 1000) {
-        run.cpu_period_ns = CPU_PERIOD_NS;
-        run.cpu_quota_ns = CPU_PERIOD_NS * spec->cpu_millicores / 1000;
-        run.period_start_mono = t0;
-        run.period_start_cpu = cpu0;
-    }
+    wasmrt_run_ctx_t run = {.rt = rt,
+                            .stop = stop,
+                            .spec = spec,
+                            .kind = mod->kind,
+                            .memory_limit = spec->memory_limit};
+    set_cpu_limit(&run, spec->cpu_millicores);
     wasmtime_store_t *store = wasmtime_store_new(rt->engine, &run, NULL);
     wasmtime_context_t *cx = wasmtime_store_context(store);
     if (spec->memory_limit > 0 && mod->kind == WASMRT_CORE_MODULE) {
@@ -214,6 +273,14 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         goto out;
     }
     result->instantiate_ns = time_mono_ns() - t0;
+    wasmtime_extern_t item;
+    if (wasmtime_instance_export_get(cx, &inst, "memory", 6, &item)) {
+        if (item.kind == WASMTIME_EXTERN_MEMORY) {
+            run.memory = item.of.memory;
+            run.has_memory = true;
+        }
+        wasmtime_extern_delete(&item);
+    }
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_extern_t start;
@@ -232,7 +299,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         if (trap) wasm_trap_delete(trap);
     } else if (error || trap) {
         bool oom = wasmrt_take_failure(error, trap, result->message, sizeof result->message) &&
-                   spec->memory_limit;
+                   run.memory_limit;
         if (run.stopped) {
             result->outcome = WASMRT_STOPPED;
             result->exit_code = WASMRT_EXIT_KILLED;
@@ -242,7 +309,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
             result->exit_code = WASMRT_EXIT_KILLED;
             snprintf(result->message, sizeof result->message,
                      "linear memory would exceed the limit of %llu bytes",
-                     (unsigned long long)spec->memory_limit);
+                     (unsigned long long)run.memory_limit);
         } else {
             result->outcome = WASMRT_TRAPPED;
             result->exit_code = WASMRT_EXIT_TRAP;

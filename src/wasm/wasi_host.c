@@ -134,10 +134,17 @@ static wasm_trap_t *poll_oneoff(void *env, wasmtime_caller_t *caller, const wasm
         }
     }
     if (ready == 0 && earliest != INT64_MAX) {
-        if (earliest > t0_mono && wasmrt_stop_wait_until(run->stop, earliest)) {
-            run->stopped = true;
-            static const char msg[] = "container stopped while sleeping";
-            return wasmtime_trap_new(msg, sizeof msg - 1);
+        /* A resize asked for while it sleeps is taken at once. */
+        for (;;) {
+            wasmrt_resize_apply(run, cx);
+            if (earliest <= time_mono_ns()) break;
+            wasmrt_wake_t why = wasmrt_stop_wait_or_resize(run->stop, earliest, run->resize_seen);
+            if (why == WASMRT_WAKE_STOP) {
+                run->stopped = true;
+                static const char msg[] = "container stopped while sleeping";
+                return wasmtime_trap_new(msg, sizeof msg - 1);
+            }
+            if (why == WASMRT_WAKE_DEADLINE) break;
         }
         /* A host call holds the store, so the memory base has not moved. */
         int64_t now = time_mono_ns();

@@ -61,6 +61,12 @@ wasmtime_error_t *wasmlet_store_limit_memory_total(wasmtime_store_t *store, size
  * memories so far; 0 without one. */
 size_t wasmlet_context_memory_total(wasmtime_context_t *cx);
 
+/* Moves the summed limiter's cap to `bytes` (an in-place resize of
+ * limits.memory), for later growths. False, changing nothing, when bytes
+ * is below what the memories already hold (linear memory never shrinks)
+ * or the store has no summed limiter. */
+bool wasmlet_context_set_memory_limit_total(wasmtime_context_t *cx, size_t bytes);
+
 /* --- sockets (wasi:sockets, preview 2) ---------------------------------- */
 
 /* What an address is about to be used for (wasmtime_wasi::SocketAddrUse,

@@ -134,6 +134,23 @@ typedef struct wasmrt_mount {
  * one per stream, so stdout and stderr may arrive at the same time. */
 typedef void (*wasmrt_output_fn)(void *ctx, int stream, const char *data, size_t len);
 
+/* In-place resize: asks the run that uses stop (running now, or the next
+ * one to start with it) to take new limits without a restart. The run
+ * applies them at its next epoch tick, or at once when it sleeps in a WASI
+ * clock wait (a component blocked inside Wasmtime's WASI takes them when it
+ * runs wasm again): the CPU quota from the next period on, the memory cap
+ * for later growths. Linear memory never shrinks, so a memory limit below
+ * what the run already holds is refused, and then nothing of the request
+ * is applied. Later requests replace earlier ones. */
+void wasmrt_resize(wasmrt_stop_t *stop, uint64_t memory_limit, uint32_t cpu_millicores);
+
+/* Called on the run's own thread when a wasmrt_resize reached the store:
+ * ok with the limits now in force, or !ok with the limits refused (those in
+ * force stay) when the memory limit was below usage, the bytes of linear
+ * memory held (or the run started without a memory limit at all). */
+typedef void (*wasmrt_resized_fn)(void *ctx, bool ok, uint64_t memory_limit,
+                                  uint32_t cpu_millicores, uint64_t usage);
+
 /* The network of a component (a core module has none: WASI preview 1 has
  * no sockets). By default a component may create TCP and UDP sockets, look
  * names up and make outgoing wasi:http requests, except to what the node
@@ -216,6 +233,8 @@ typedef struct wasmrt_spec {
     uint32_t cpu_millicores; /* 0 = no limit */
     wasmrt_output_fn output; /* NULL discards output */
     void *output_ctx;
+    wasmrt_resized_fn resized; /* NULL: resizes are applied silently */
+    void *resized_ctx;
     wasmrt_net_t net; /* components only */
     /* Called on the running thread once the instance exists, before its
      * entry point (_start, wasi:cli/run) is called, with how long the

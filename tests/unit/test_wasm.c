@@ -503,6 +503,203 @@ static void memhog_without_limit_is_stopped(void **state)
     capture_free(&cap);
 }
 
+/* --- in-place resize ------------------------------------------------------ */
+
+/* What the run told of the resizes it took (wasmrt_resized_fn). */
+typedef struct resized {
+    pthread_mutex_t lock;
+    int calls;
+    bool ok;
+    uint64_t memory_limit, usage;
+    uint32_t cpu;
+} resized_t;
+
+static void on_resized(void *ctx, bool ok, uint64_t memory_limit, uint32_t cpu, uint64_t usage)
+{
+    resized_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    r->calls++;
+    r->ok = ok;
+    r->memory_limit = memory_limit;
+    r->cpu = cpu;
+    r->usage = usage;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits (up to 10 s) until the run reported `calls` resizes. */
+static resized_t resized_wait(resized_t *r, int calls)
+{
+    int64_t until = time_mono_ns() + 10 * NS_PER_SEC * slow_factor();
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        resized_t copy = *r;
+        pthread_mutex_unlock(&r->lock);
+        if (copy.calls >= calls || time_mono_ns() > until) return copy;
+        time_sleep_ms(2);
+    }
+}
+
+/* Waits (up to 10 s) until stdout holds text. */
+static bool output_wait(capture_t *cap, const char *text)
+{
+    int64_t until = time_mono_ns() + 10 * NS_PER_SEC * slow_factor();
+    while (time_mono_ns() < until) {
+        pthread_mutex_lock(&cap->lock);
+        bool found = strstr(out_of(cap, 1), text) != NULL;
+        pthread_mutex_unlock(&cap->lock);
+        if (found) return true;
+        time_sleep_ms(5);
+    }
+    return false;
+}
+
+/* A container run on a thread of its own, resized from this one. */
+typedef struct resize_run {
+    wasmrt_t *rt;
+    const char *name;
+    const char *const *argv;
+    wasmrt_spec_t spec;
+    wasmrt_stop_t *stop;
+    capture_t cap;
+    resized_t resized;
+    wasmrt_result_t res;
+    pthread_t thread;
+} resize_run_t;
+
+static void *resize_run_main(void *arg)
+{
+    resize_run_t *r = arg;
+    run_argv(r->rt, r->name, r->argv, &r->spec, r->stop, &r->cap, &r->res);
+    return NULL;
+}
+
+static void resize_run_start(resize_run_t *r, wasmrt_t *rt, const char *name,
+                             const char *const *argv, uint64_t memory_limit, uint32_t cpu)
+{
+    memset(r, 0, sizeof *r);
+    r->rt = rt;
+    r->name = name;
+    r->argv = argv;
+    capture_init(&r->cap);
+    pthread_mutex_init(&r->resized.lock, NULL);
+    r->stop = wasmrt_stop_new();
+    r->spec.memory_limit = memory_limit;
+    r->spec.cpu_millicores = cpu;
+    r->spec.resized = on_resized;
+    r->spec.resized_ctx = &r->resized;
+    /* The stack a container thread gets (see on_container_thread). */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    assert_int_equal(pthread_attr_setstacksize(&attr, wasmrt_thread_stack_size(rt)), 0);
+    assert_int_equal(pthread_create(&r->thread, &attr, resize_run_main, r), 0);
+    pthread_attr_destroy(&attr);
+}
+
+static void resize_run_end(resize_run_t *r)
+{
+    wasmrt_stop_request(r->stop);
+    pthread_join(r->thread, NULL);
+    wasmrt_stop_free(r->stop);
+    capture_free(&r->cap);
+    pthread_mutex_destroy(&r->resized.lock);
+}
+
+static void cpu_limit_resized_live(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    const char *argv[] = {"spin", NULL};
+    resize_run_t r;
+    resize_run_start(&r, f->rt, "spin", argv, 0, 100);
+    assert_true(output_wait(&r.cap, "spinning"));
+    time_sleep_ms(500);
+    /* From 100m to no throttling at all (1000m for one thread). */
+    wasmrt_resize(r.stop, 0, 1000);
+    resized_t got = resized_wait(&r.resized, 1);
+    assert_int_equal(got.calls, 1);
+    assert_true(got.ok);
+    assert_int_equal(got.cpu, 1000);
+    time_sleep_ms(1500);
+    resize_run_end(&r);
+    assert_int_equal(r.res.outcome, WASMRT_STOPPED);
+    /* Throttled all along, 2 s at 100m would be ~200 ms of CPU; 1.5 s
+     * unthrottled is far more (even a loaded machine gives a spinning
+     * thread well over the quota). */
+    printf("spin CPU with 0.5 s at 100m then 1.5 s at 1000m: %.0f ms\n",
+           (double)r.res.cpu_ns / 1e6);
+    assert_true(r.res.cpu_ns > 400 * (uint64_t)NS_PER_MS);
+
+    /* And back down: from unthrottled to 100m. */
+    resize_run_start(&r, f->rt, "spin", argv, 0, 0);
+    assert_true(output_wait(&r.cap, "spinning"));
+    wasmrt_resize(r.stop, 0, 100);
+    got = resized_wait(&r.resized, 1);
+    assert_true(got.ok);
+    assert_int_equal(got.cpu, 100);
+    time_sleep_ms(1000);
+    resize_run_end(&r);
+    printf("spin CPU with 1 s at 100m: %.0f ms\n", (double)r.res.cpu_ns / 1e6);
+    assert_true(r.res.cpu_ns < 400 * (uint64_t)NS_PER_MS * (uint64_t)slow_factor());
+}
+
+static void memory_limit_raised_live(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    /* 1 MiB every 30 ms up to 24 MiB, under a 16 MiB limit raised to
+     * 64 MiB as soon as it started: it gets past 16 MiB and holds 24. */
+    const char *argv[] = {"memhog", "1024", "24576", "30", NULL};
+    resize_run_t r;
+    resize_run_start(&r, f->rt, "memhog", argv, 16 << 20, 0);
+    assert_true(output_wait(&r.cap, "allocated 1024 KiB"));
+    wasmrt_resize(r.stop, 64 << 20, 0);
+    resized_t got = resized_wait(&r.resized, 1);
+    assert_true(got.ok);
+    assert_int_equal(got.memory_limit, 64 << 20);
+    assert_true(got.usage > 0 && got.usage < (16u << 20));
+    assert_true(output_wait(&r.cap, "holding 24576 KiB"));
+    resize_run_end(&r);
+    assert_int_equal(r.res.outcome, WASMRT_STOPPED);
+    assert_true(r.res.memory_bytes > (24u << 20));
+
+    /* Without the raise the same module is OOMKilled at 16 MiB. */
+    resize_run_start(&r, f->rt, "memhog", argv, 16 << 20, 0);
+    pthread_join(r.thread, NULL);
+    assert_int_equal(r.res.outcome, WASMRT_OOM);
+    assert_non_null(strstr(r.res.message, "16777216"));
+    wasmrt_stop_free(r.stop);
+    capture_free(&r.cap);
+    pthread_mutex_destroy(&r.resized.lock);
+}
+
+static void memory_limit_below_usage_refused(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    const char *argv[] = {"memhog", "1024", "8192", NULL};
+    resize_run_t r;
+    resize_run_start(&r, f->rt, "memhog", argv, 64 << 20, 200);
+    assert_true(output_wait(&r.cap, "holding 8192 KiB"));
+    /* Below the linear memory it holds: refused, nothing applied (not even
+     * the CPU part); the refused limits and the usage are told. */
+    wasmrt_resize(r.stop, 4 << 20, 500);
+    resized_t got = resized_wait(&r.resized, 1);
+    assert_int_equal(got.calls, 1);
+    assert_false(got.ok);
+    assert_int_equal(got.memory_limit, 4 << 20);
+    assert_int_equal(got.cpu, 500);
+    assert_true(got.usage > (8u << 20) && got.usage < (16u << 20));
+    /* Lowered, but above what it holds: applied while it sleeps. */
+    wasmrt_resize(r.stop, 32 << 20, 500);
+    got = resized_wait(&r.resized, 2);
+    assert_int_equal(got.calls, 2);
+    assert_true(got.ok);
+    assert_int_equal(got.memory_limit, 32 << 20);
+    assert_int_equal(got.cpu, 500);
+    resize_run_end(&r);
+    assert_int_equal(r.res.outcome, WASMRT_STOPPED);
+}
+
 static void spin_stop_latency(void **state)
 {
     wasm_signals_restore();
@@ -1297,6 +1494,9 @@ int main(void)
         cmocka_unit_test(bad_modules_refused),
         cmocka_unit_test(compile_cache),
         cmocka_unit_test(concurrent_runs),
+        cmocka_unit_test(cpu_limit_resized_live),
+        cmocka_unit_test(memory_limit_raised_live),
+        cmocka_unit_test(memory_limit_below_usage_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

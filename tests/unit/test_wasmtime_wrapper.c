@@ -429,6 +429,35 @@ static void memory_limit_summed(void **state)
     assert_int_equal(wasmlet_context_memory_total(cx), 22 * page);
     wasmtime_store_delete(m.store);
 
+    /* The cap moved (an in-place resize): not below the 22 pages held,
+     * which changes nothing; above them, later growths see the new cap. */
+    mem_store_new(&m, module, 24 * page, true);
+    cx = wasmtime_store_context(m.store);
+    assert_int_equal(grow(&m, 0, 2, &text), 10);
+    assert_false(wasmlet_context_set_memory_limit_total(cx, 21 * page));
+    assert_int_equal(grow(&m, 1, 3, &text), -2); /* still 24 pages */
+    free(text);
+    wasmtime_store_delete(m.store);
+    mem_store_new(&m, module, 24 * page, true);
+    cx = wasmtime_store_context(m.store);
+    assert_int_equal(grow(&m, 0, 2, &text), 10);
+    assert_true(wasmlet_context_set_memory_limit_total(cx, 30 * page));
+    assert_int_equal(grow(&m, 1, 3, &text), 10);
+    assert_int_equal(grow(&m, 0, 3, &text), 12);
+    assert_int_equal(wasmlet_context_memory_total(cx), 28 * page);
+    assert_int_equal(grow(&m, 1, 3, &text), -2); /* 31 > 30 */
+    assert_non_null(strstr(text, WASMLET_OOM_MESSAGE));
+    free(text);
+    /* Lowered to exactly what is held: allowed, and nothing grows. */
+    assert_true(wasmlet_context_set_memory_limit_total(cx, 28 * page));
+    assert_int_equal(grow(&m, 0, 1, &text), -2);
+    free(text);
+    wasmtime_store_delete(m.store);
+    /* A store without the summed limiter: refused. */
+    mem_store_new(&m, module, 24 * page, false);
+    assert_false(wasmlet_context_set_memory_limit_total(wasmtime_store_context(m.store), page));
+    wasmtime_store_delete(m.store);
+
     /* Past a memory's own maximum (20 pages): -1, as the spec says, not a trap. */
     mem_store_new(&m, module, 1000 * page, true);
     assert_int_equal(grow(&m, 1, 11, &text), -1);

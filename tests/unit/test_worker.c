@@ -1657,6 +1657,254 @@ static void update_image_restarts_container(void **state)
     done_with(f, w);
 }
 
+/* --- in-place resize ---------------------------------------------------------------------- */
+
+/* The first container's field (a JSON object) as compact text. */
+static char *cfield(json_t *st, const char *key)
+{
+    json_t *v = json_object_get(cstatus(st, false, 0), key);
+    return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("null");
+}
+
+static json_t *condition_of(json_t *st, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(st, "conditions"), i, c)
+    {
+        if (strcmp(sget(c, "type"), type) == 0) return c;
+    }
+    return NULL;
+}
+
+/* Waits until the first container's `key` reads want (compact, sorted). */
+static json_t *wait_cfield(fixture_t *f, pod_worker_t *w, const char *key, const char *want,
+                           bool in_progress)
+{
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    for (;;) {
+        json_t *st = status_of(f, w);
+        char *got = cfield(st, key);
+        bool ok = strcmp(got, want) == 0 &&
+                  (condition_of(st, "PodResizeInProgress") != NULL) == in_progress;
+        free(got);
+        if (ok) return st;
+        if (time_mono_ns() > until) dump_and_fail(st, want);
+        time_sleep_ms(10);
+    }
+}
+
+static void resize_live_refused_and_pending(void **state)
+{
+    fixture_t *f = *state;
+    static const char *fmt =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: rs, uid: rs-1}\n"
+        "spec:\n  restartPolicy: Always\n"
+        "  containers:\n    - name: app\n      image: memhog.wasm\n      args: ['1024', '8192']\n"
+        "      resources: {requests: {cpu: %s, memory: 16Mi}, limits: {cpu: %s, memory: %s}}\n";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, fmt, "50m", "100m", "32Mi");
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_running(f, w, 3000);
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    while (!has_line(f, "app|1|holding 8192 KiB")) {
+        if (time_mono_ns() > until) fail_msg("memhog is not holding 8 MiB");
+        time_sleep_ms(10);
+    }
+    json_t *st = status_of(f, w);
+    char *s = cfield(st, "resources");
+    assert_string_equal(
+        s, "{\"limits\":{\"cpu\":\"100m\",\"memory\":\"32Mi\"},\"requests\":{\"cpu\":\"50m\","
+           "\"memory\":\"16Mi\"}}");
+    free(s);
+    s = cfield(st, "allocatedResources");
+    assert_string_equal(s, "{\"cpu\":\"50m\",\"memory\":\"16Mi\"}");
+    free(s);
+    assert_false(pod_worker_resize_wanted(w));
+
+    /* Raised live: no restart. */
+    snprintf(yaml, sizeof yaml, fmt, "50m", "500m", "64Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize_wanted(w));
+    assert_true(pod_worker_resize(w, NULL));
+    assert_false(pod_worker_resize_wanted(w));
+    st = wait_cfield(f, w, "resources",
+                     "{\"limits\":{\"cpu\":\"500m\",\"memory\":\"64Mi\"},\"requests\":{\"cpu\":"
+                     "\"50m\",\"memory\":\"16Mi\"}}",
+                     false);
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 0), "restartCount")), 0);
+
+    /* Below the 8 MiB it holds: allocated, but refused by the run. */
+    snprintf(yaml, sizeof yaml, fmt, "50m", "500m", "4Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize(w, NULL));
+    until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    json_t *cond;
+    for (;;) {
+        st = status_of(f, w);
+        cond = condition_of(st, "PodResizeInProgress");
+        if (cond && strcmp(sget(cond, "reason"), "Error") == 0) break;
+        if (time_mono_ns() > until) dump_and_fail(st, "no PodResizeInProgress Error");
+        time_sleep_ms(10);
+    }
+    assert_string_equal(sget(cond, "status"), "True");
+    static const char want[] = "cannot decrease memory limits: attempting to set container "
+                               "\"app\" memory limit (4194304) below current usage (";
+    if (strncmp(sget(cond, "message"), want, sizeof want - 1) != 0)
+        dump_and_fail(st, "the kubelet's message");
+    s = cfield(st, "resources");
+    assert_non_null(strstr(s, "\"memory\":\"64Mi\""));
+    free(s);
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 0), "restartCount")), 0);
+
+    /* More than the node: pending with the verdict, nothing allocated. */
+    snprintf(yaml, sizeof yaml, fmt, "3", "3", "4Mi");
+    pod_worker_update(w, spec_of(yaml));
+    pod_resize_verdict_t v = {.fit = POD_RESIZE_INFEASIBLE,
+                              .reason = "Infeasible",
+                              .message = "Node didn't have enough capacity: cpu, requested: 3000, "
+                                         "capacity: 2000"};
+    assert_true(pod_worker_resize(w, &v));
+    assert_false(pod_worker_resize(w, &v)); /* the same verdict again changes nothing */
+    st = status_of(f, w);
+    cond = condition_of(st, "PodResizePending");
+    if (!cond) dump_and_fail(st, "no PodResizePending");
+    assert_string_equal(sget(cond, "reason"), "Infeasible");
+    assert_string_equal(sget(cond, "message"), v.message);
+    s = cfield(st, "allocatedResources");
+    assert_string_equal(s, "{\"cpu\":\"50m\",\"memory\":\"16Mi\"}");
+    free(s);
+    int64_t cpu, memory;
+    pod_worker_allocated_requests(w, &cpu, &memory);
+    assert_int_equal(cpu, 50);
+    assert_int_equal(memory, 16 << 20);
+    assert_true(pod_worker_resize_wanted(w));
+    /* Asking for what is allocated again clears it. */
+    snprintf(yaml, sizeof yaml, fmt, "50m", "500m", "4Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize(w, &v));
+    assert_null(condition_of(status_of(f, w), "PodResizePending"));
+
+    /* The allocation is in the resume state. */
+    json_t *r = pod_worker_resume_json(w);
+    json_array_append_new(f->garbage, r);
+    json_t *alloc = json_object_get(json_object_get(r, "app"), "allocated");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(alloc, "limits.memory"), 0)),
+                     4 << 20);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(alloc, "limits.cpu"), 1)),
+                        "500m");
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
+static void resize_restart_policy_restarts(void **state)
+{
+    fixture_t *f = *state;
+    static const char *fmt =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: rp, uid: rp-1}\n"
+        "spec:\n  restartPolicy: Always\n"
+        "  containers:\n    - name: app\n      image: ticker.wasm\n      args: ['50']\n"
+        "      resources: {limits: {cpu: %s, memory: %s}}\n"
+        "      resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]\n";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, fmt, "100m", "32Mi");
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_running(f, w, 3000);
+    /* cpu: NotRequired (the default), applied live. */
+    snprintf(yaml, sizeof yaml, fmt, "200m", "32Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize(w, NULL));
+    json_t *st = wait_cfield(f, w, "resources",
+                             "{\"limits\":{\"cpu\":\"200m\",\"memory\":\"32Mi\"},\"requests\":{"
+                             "\"cpu\":\"200m\",\"memory\":\"32Mi\"}}",
+                             false);
+    assert_int_equal(json_integer_value(json_object_get(cstatus(st, false, 0), "restartCount")), 0);
+    assert_int_equal(count_events(f, "Killing"), 0);
+    /* memory: RestartContainer. */
+    snprintf(yaml, sizeof yaml, fmt, "200m", "64Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize(w, NULL));
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    for (;;) {
+        st = status_of(f, w);
+        json_t *cs = cstatus(st, false, 0);
+        char *s = cfield(st, "resources");
+        bool done = json_integer_value(json_object_get(cs, "restartCount")) == 1 &&
+                    strcmp(state_kind(cs), "running") == 0 && strstr(s, "\"memory\":\"64Mi\"") &&
+                    !condition_of(st, "PodResizeInProgress");
+        free(s);
+        if (done) break;
+        if (time_mono_ns() > until) dump_and_fail(st, "not restarted with 64Mi");
+        time_sleep_ms(10);
+    }
+    bool killing = false;
+    size_t i;
+    json_t *v;
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_foreach(f->rec.events, i, v) killing |=
+        strcmp(sget(v, "reason"), "Killing") == 0 &&
+        strcmp(sget(v, "message"), "Container app resize requires restart") == 0;
+    pthread_mutex_unlock(&f->rec.lock);
+    assert_true(killing);
+    assert_int_equal(count_events(f, "BackOff"), 0); /* it starts again at once */
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
+static void resize_allocation_survives_resume(void **state)
+{
+    fixture_t *f = *state;
+    static const char *fmt = "apiVersion: v1\nkind: Pod\nmetadata: {name: ra, uid: ra-1}\n"
+                             "spec:\n  restartPolicy: Always\n"
+                             "  containers:\n    - name: app\n      image: sleeper.wasm\n"
+                             "      args: ['3600']\n"
+                             "      resources: {limits: {memory: %s}}\n";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, fmt, "32Mi");
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_running(f, w, 3000);
+    snprintf(yaml, sizeof yaml, fmt, "64Mi");
+    pod_worker_update(w, spec_of(yaml));
+    assert_true(pod_worker_resize(w, NULL));
+    wait_cfield(f, w, "allocatedResources", "{\"memory\":\"64Mi\"}", false);
+    json_t *resume = pod_worker_resume_json(w);
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+    /* The next wasmlet sees a spec asking for 48Mi (a later resize it has
+     * not decided yet): it admits the pod with what was allocated ... */
+    snprintf(yaml, sizeof yaml, fmt, "48Mi");
+    podspec_t *desired = spec_of(yaml);
+    json_t *admitted = pod_state_allocated_pod(desired->raw, resume);
+    json_t *want = json_pack("{s:s}", "memory", "64Mi");
+    assert_true(json_equal(
+        json_object_get(
+            json_object_get(
+                json_array_get(json_object_get(json_object_get(admitted, "spec"), "containers"), 0),
+                "resources"),
+            "limits"),
+        want));
+    json_decref(want);
+    json_decref(admitted);
+    /* ... and the spec itself is left alone. */
+    assert_int_equal(desired->containers[0].memory_limit, 48 << 20);
+    podspec_free(desired);
+    /* ... and the container starts with what was allocated. */
+    w = start(f, yaml, resume);
+    json_decref(resume);
+    wait_running(f, w, 3000);
+    json_t *st = status_of(f, w);
+    char *s = cfield(st, "resources");
+    assert_string_equal(s, "{\"limits\":{\"memory\":\"64Mi\"},\"requests\":{\"memory\":\"64Mi\"}}");
+    free(s);
+    assert_true(pod_worker_resize_wanted(w));
+    pod_worker_stop(w, NULL, NULL);
+    wait_done(w, 1000);
+    done_with(f, w);
+}
+
 /* --- node shutdown, termination messages, the state file ----------------------------------- */
 
 static void node_shutdown_disruption_target(void **state)
@@ -1785,6 +2033,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(status_read_keeps_ready_time, setup, teardown),
         cmocka_unit_test_setup_teardown(update_lowers_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(update_image_restarts_container, setup, teardown),
+        cmocka_unit_test_setup_teardown(resize_live_refused_and_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(resize_restart_policy_restarts, setup, teardown),
+        cmocka_unit_test_setup_teardown(resize_allocation_survives_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(node_shutdown_disruption_target, setup, teardown),
         cmocka_unit_test_setup_teardown(termination_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(state_file_round_trip, setup, teardown),

@@ -109,6 +109,37 @@ pub extern "C" fn wasmlet_store_limit_memory_total(
     })
 }
 
+/// Moves the cap of the store's summed limiter (an in-place resize of
+/// `limits.memory`). The memories keep what they hold: a cap below the
+/// bytes already granted is refused (false), since linear memory never
+/// shrinks; so is a store without the summed limiter.
+#[unsafe(no_mangle)]
+pub extern "C" fn wasmlet_context_set_memory_limit_total(
+    mut cx: WasmtimeStoreContextMut<'_>,
+    bytes: usize,
+) -> bool {
+    ffi::guard_or(false, || {
+        let data = cx.data_mut();
+        let applied = match state::wasi_table(data) {
+            Ok(table) => match state::get(table).and_then(|s| s.limiter.as_mut()) {
+                Some(l) if bytes >= l.total => {
+                    l.cap = bytes;
+                    true
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        };
+        if applied {
+            data.store_limits = StoreLimitsBuilder::new()
+                .memory_size(bytes)
+                .trap_on_grow_failure(true)
+                .build();
+        }
+        applied
+    })
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn wasmlet_context_memory_total(mut cx: WasmtimeStoreContextMut<'_>) -> usize {
     ffi::guard_or(0, || match state::wasi_table(cx.data_mut()) {
