@@ -631,7 +631,7 @@ def write():
 
     http_raw = kit.load_raw("http")
     if http_raw and http_raw.get("data"):
-        http_section(w, http_raw["data"])
+        http_section(w, http_raw["data"], http_raw)
 
     # -- failures
     failed = [(n, r) for n, r in (("floor", floor_raw), ("latency", lat_raw),
@@ -791,13 +791,14 @@ def churn_verdict(ch):
     return txt
 
 
-def http_section(w, h):
+def http_section(w, h, raw):
     """Serving wasi:http: wasmlet in a pod against `wasmtime serve`."""
     w("## Serving HTTP\n")
+    load = f"{raw['loadavg_start'][0]:.1f} to {raw['loadavg_end'][0]:.1f}"
     w("The hello wasi:http component (`examples/components/http-hello.c`, path `/`) served by "
       "wasmlet in a pod through its pod IP, and by `wasmtime serve` on loopback, on the same "
       f"cores; wrk for {h['seconds']} s per run, median of {h['reps']} alternating runs "
-      "(bench/serving.py).\n")
+      f"(bench/serving.py), measured {raw['at']} at load {load}.\n")
     med = h["median"]
     w("| connections | server | requests/s | p50 | p99 | errors |")
     w("|---|---|---|---|---|---|")
