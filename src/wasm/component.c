@@ -153,8 +153,7 @@ static void on_unsatisfied(void *data, const char *name, size_t name_len, const 
 }
 
 int wasmrt_component_check(wasmrt_t *rt, const wasmtime_component_t *component,
-                           wasmtime_component_export_index_t **run, wasmrt_kind_t *kind,
-                           err_t *err)
+                           wasmtime_component_export_index_t **run, wasmrt_kind_t *kind, err_t *err)
 {
     *run = NULL;
     if (find_run(rt, component, run, kind, err) == -1) return -1;

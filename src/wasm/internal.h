@@ -57,8 +57,8 @@ struct wasmrt_module {
     /* A wasi:http component on rt's serving engine, made at its first
      * serve (guarded by rt->lock; NULL until then). */
     wasmtime_component_t *served;
-    int refs;                               /* guarded by rt->lock */
-    struct wasmrt_module *next;             /* rt->modules list */
+    int refs;                   /* guarded by rt->lock */
+    struct wasmrt_module *next; /* rt->modules list */
 };
 
 struct wasmrt {

@@ -243,7 +243,7 @@ typedef struct wasmlet_http_request_log {
     const char *method;
     const char *target; /* path and query */
     uint16_t status;
-    int outcome; /* enum wasmlet_http_outcome */
+    int outcome;             /* enum wasmlet_http_outcome */
     uint64_t duration_ns;    /* request head received to instance ended */
     uint64_t instantiate_ns; /* 0 if no instance was made */
     const char *message;
