@@ -181,6 +181,9 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
 static void on_serving(void *ctx, const char *addrs)
 {
     output_ctx_t *o = ctx;
+    pthread_mutex_lock(&o->w->lock);
+    crun_hooks_start_locked(o->w, o->c);
+    pthread_mutex_unlock(&o->w->lock);
     worker_event(o->w, o->c, "Normal", "Serving",
                  "Serving wasi:http on %s (HTTP/1.1, a fresh instance per request)", addrs);
 }
@@ -269,7 +272,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         free(tail);
         return false;
     }
-    crun_run_begin_locked(w, c);
+    crun_run_begin_locked(w, c, wasmrt_module_kind(p->module) == WASMRT_HTTP_COMPONENT);
     cstate_set(&c->state, CSTATE_RUNNING, NULL, NULL);
     c->state.started_at = time_now_ns();
     c->state.finished_at = 0;

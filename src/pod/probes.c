@@ -166,7 +166,7 @@ static void pre_stop_done(void *ctx, bool ok, const char *message)
 
 /* --- the run --------------------------------------------------------------------------- */
 
-void crun_run_begin_locked(pod_worker_t *w, crun_t *c)
+void crun_run_begin_locked(pod_worker_t *w, crun_t *c, bool hooks_later)
 {
     lock_assert_held(&w->lock);
     c->run_live = true;
@@ -174,7 +174,13 @@ void crun_run_begin_locked(pod_worker_t *w, crun_t *c)
     /* Probes and hooks are the app containers' (sidecars: not yet). */
     c->started = c->init || !c->spec->startup_probe;
     c->probe_ready = c->init || !c->spec->readiness_probe;
-    if (c->init) return;
+    if (!hooks_later) crun_hooks_start_locked(w, c);
+}
+
+void crun_hooks_start_locked(pod_worker_t *w, crun_t *c)
+{
+    lock_assert_held(&w->lock);
+    if (c->init || !c->run_live || c->post_start || c->probes) return;
     if (c->spec->post_start) {
         char ip[64];
         probe_target_t t = probe_target_locked(w, ip, sizeof ip);

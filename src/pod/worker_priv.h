@@ -274,7 +274,11 @@ void pod_ready_refresh_locked(pod_worker_t *w);
  * as its policy says. stop: ends a running app container politely: its
  * preStop hook within grace_s seconds, then the stop; anything else at
  * once. */
-void crun_run_begin_locked(pod_worker_t *w, crun_t *c);
+/* A run begins; its postStart hook (then its probes) start now, or with
+ * hooks_later once crun_hooks_start_locked is called: a served wasi:http
+ * component's, once it listens, so that neither finds its port closed. */
+void crun_run_begin_locked(pod_worker_t *w, crun_t *c, bool hooks_later);
+void crun_hooks_start_locked(pod_worker_t *w, crun_t *c);
 bool crun_run_end(pod_worker_t *w, crun_t *c);
 void crun_stop_locked(pod_worker_t *w, crun_t *c, int64_t grace_s);
 
