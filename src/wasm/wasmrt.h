@@ -100,6 +100,9 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
 void wasmrt_module_release(wasmrt_module_t *mod);
 /* "sha256:<hex>" of the module's bytes. */
 const char *wasmrt_module_digest(const wasmrt_module_t *mod);
+/* Which kind the file at path holds, from its header alone (nothing is
+ * compiled); an error when it is not WebAssembly. */
+int wasmrt_file_kind(const char *path, wasmrt_kind_t *kind, err_t *err);
 /* A core module or a component. */
 wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod);
 /* "module" or "component", for messages. */
