@@ -150,7 +150,9 @@ fail:
 static bool wasm_platform(const image_desc_t *d)
 {
     if (!d->os || !d->arch) return false;
-    bool os = strcmp(d->os, "wasip1") == 0 || strcmp(d->os, "wasi") == 0;
+    /* wasip2: a component; the node runs both kinds. */
+    bool os =
+        strcmp(d->os, "wasip1") == 0 || strcmp(d->os, "wasip2") == 0 || strcmp(d->os, "wasi") == 0;
     bool arch = strcmp(d->arch, "wasm") == 0 || strcmp(d->arch, "wasm32") == 0;
     return os && arch;
 }
@@ -180,10 +182,11 @@ int image_manifest_select(const image_manifest_t *index, const image_desc_t **ou
         strbuf_printf(&list, "%s%s/%s", i ? ", " : "", d->os ? d->os : "?",
                       d->arch ? d->arch : "?");
     }
-    err_set(err,
-            "image index has no wasm entry (platform os wasip1 or wasi, architecture wasm or "
-            "wasm32); it has %s",
-            index->n_manifests ? strbuf_str(&list) : "no entries");
+    err_set(
+        err,
+        "image index has no wasm entry (platform os wasip1, wasip2 or wasi, architecture wasm or "
+        "wasm32); it has %s",
+        index->n_manifests ? strbuf_str(&list) : "no entries");
     strbuf_free(&list);
     return -1;
 }

@@ -52,7 +52,7 @@ int image_manifest_parse(const char *data, size_t len, const char *content_type,
                          image_manifest_t *out, err_t *err);
 void image_manifest_free(image_manifest_t *m);
 
-/* The index entry to run: platform os wasip1 or wasi with architecture wasm
+/* The index entry to run: platform os wasip1, wasip2 or wasi with architecture wasm
  * or wasm32, else the only entry that is not an attestation. */
 int image_manifest_select(const image_manifest_t *index, const image_desc_t **out, err_t *err);
 

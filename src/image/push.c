@@ -4,8 +4,11 @@
  * image_pull() reads without other tools:
  *   wasm-artifact  the CNCF TAG Runtime wasm OCI artifact: config
  *                  application/vnd.wasm.config.v0+json holding {created,
- *                  architecture "wasm", os "wasip1", layerDigests}, and the
- *                  module as one application/wasm layer. The default.
+ *                  architecture "wasm", os "wasip1" (a core module) or
+ *                  "wasip2" (a component, with component: {exports,
+ *                  imports}, read from the binary by wasm_info.c),
+ *                  layerDigests}, and the module as one application/wasm
+ *                  layer. The default.
  *   wasm-to-oci    config application/vnd.wasm.config.v1+json ("{}"), layer
  *                  application/vnd.wasm.content.layer.v1+wasm.
  *   oci-image      an ordinary OCI image: one tar+gzip layer holding
@@ -18,6 +21,7 @@
 #include "image/manifest.h"
 #include "image/registry.h"
 #include "image/tar.h"
+#include "image/wasm_info.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
 #include "util/time.h"
@@ -85,7 +89,16 @@ static char *dump(json_t *j, size_t *len)
     return s;
 }
 
-/* Builds config and layer for the format; layer_annotations may be set. */
+static json_t *names_json(const strvec_t *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < v->len; i++)
+        json_array_append_new(a, json_string(v->items[i]));
+    return a;
+}
+
+/* Builds config and layer for the format; layer_annotations may be set.
+ * The config's os is wasip2 for a component, wasip1 for a core module. */
 static int build(image_format_t format, const char *wasm_path, char *wasm, size_t wasm_len,
                  blob_t *config, blob_t *layer, json_t **layer_annotations, err_t *err)
 {
@@ -93,23 +106,39 @@ static int build(image_format_t format, const char *wasm_path, char *wasm, size_
     time_format_rfc3339(created, sizeof created, time_now_ns());
     size_t len;
     char *text;
+    image_wasm_info_t info;
+    if (image_wasm_describe((const uint8_t *)wasm, wasm_len, &info, err) == -1) {
+        free(wasm);
+        return err_prefix(err, "%s", wasm_path);
+    }
+    const char *os = info.component ? "wasip2" : "wasip1";
     switch (format) {
-    case IMAGE_FORMAT_WASM_ARTIFACT:
+    case IMAGE_FORMAT_WASM_ARTIFACT: {
         blob_set(layer, MT_WASM_LAYER, wasm, wasm_len);
-        text = dump(json_pack("{s:s, s:s, s:s, s:[s]}", "created", created, "architecture", "wasm",
-                              "os", "wasip1", "layerDigests", layer->digest),
-                    &len);
+        json_t *cfg = json_pack("{s:s, s:s, s:s, s:[s]}", "created", created, "architecture",
+                                "wasm", "os", os, "layerDigests", layer->digest);
+        /* The spec's component field (required with wasip2): what the
+         * component imports and exports. */
+        if (info.component)
+            json_object_set_new(cfg, "component",
+                                json_pack("{s:o, s:o}", "exports", names_json(&info.exports),
+                                          "imports", names_json(&info.imports)));
+        image_wasm_info_free(&info);
+        text = dump(cfg, &len);
         blob_set(config, MT_WASM_CONFIG_V0, text, len);
         return 0;
+    }
     case IMAGE_FORMAT_WASM_TO_OCI: {
         blob_set(layer, MT_WASM_TO_OCI_LAYER, wasm, wasm_len);
         const char *base = strrchr(wasm_path, '/');
         *layer_annotations =
             json_pack("{s:s}", "org.opencontainers.image.title", base ? base + 1 : wasm_path);
         blob_set(config, MT_WASM_TO_OCI_CONFIG, xstrdup("{}"), 2);
+        image_wasm_info_free(&info);
         return 0;
     }
     case IMAGE_FORMAT_OCI_IMAGE: {
+        image_wasm_info_free(&info);
         strbuf_t tar = STRBUF_INIT;
         image_tar_write_file(&tar, "app.wasm", wasm, wasm_len, 0755, time_now_ns() / NS_PER_SEC);
         image_tar_write_end(&tar);
@@ -122,7 +151,7 @@ static int build(image_format_t format, const char *wasm_path, char *wasm, size_
         if (!gz) return -1;
         blob_set(layer, MT_OCI_LAYER_GZIP, gz, gz_len);
         text = dump(json_pack("{s:s, s:s, s:s, s:{s:[s]}, s:{s:s, s:[s]}, s:[{s:s, s:s}]}",
-                              "created", created, "architecture", "wasm", "os", "wasip1", "config",
+                              "created", created, "architecture", "wasm", "os", os, "config",
                               "Entrypoint", "/app.wasm", "rootfs", "type", "layers", "diff_ids",
                               diff_id, "history", "created", created, "created_by", "wasmlet push"),
                     &len);
@@ -130,6 +159,7 @@ static int build(image_format_t format, const char *wasm_path, char *wasm, size_
         return 0;
     }
     }
+    image_wasm_info_free(&info);
     free(wasm);
     return err_set(err, "unknown image format %d", (int)format);
 }

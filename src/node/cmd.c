@@ -470,6 +470,8 @@ int node_main(int argc, char **argv)
     if (image_store_open(&images, &io, &err) == -1) goto out;
     wasmrt_options_t ro = {.cache_dir = compiled, .max_wasm_stack = (size_t)max_wasm_stack};
     if (wasmrt_open(&ro, &rt, &err) == -1) goto out;
+    /* Here, in the host's network namespace, not in the first pod's. */
+    if (wasmrt_start_io_threads(rt, &err) == -1) goto out;
     if (node_register(client, &ncfg, &err) == -1) goto out;
     diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());
 

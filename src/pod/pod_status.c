@@ -196,7 +196,7 @@ json_t *pod_status_json_locked(const pod_worker_t *w)
             json_string(json_string_value(json_object_get(json_array_get(ips, 0), "ip"))));
         json_object_set_new(status, "podIPs", ips);
         free(copy);
-    } else if (!w->sandbox_wanted && ip[0]) {
+    } else if (!w->sandbox_wanted && !w->sandbox_undecided && ip[0]) {
         json_object_set_new(status, "podIP", json_string(ip));
         json_object_set_new(status, "podIPs", json_pack("[{s:s}]", "ip", ip));
     }

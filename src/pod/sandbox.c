@@ -3,7 +3,8 @@
  *
  * Owns: whether a pod gets a sandbox (not with hostNetwork, not in a mode
  * without networking, and not, when the node skips them, for a pod none of
- * whose containers declares a port); attaching it on the pod thread before
+ * whose containers declares a port and none of whose images is a component:
+ * a component has sockets, so it always gets one); attaching it on the pod thread before
  * the volumes (a sandbox left on disk by an earlier wasmlet is CHECKed and
  * kept, one that fails its CHECK or was half made is destroyed and made
  * anew); its teardown (CNI DEL) after the last container ended, on every
@@ -43,13 +44,58 @@ static bool declares_ports(const podspec_container_t *c, size_t n)
     return false;
 }
 
-bool sandbox_wanted(const pod_host_t *host, const podspec_t *spec)
+sandbox_need_t sandbox_wanted(const pod_host_t *host, const podspec_t *spec)
 {
-    if (!host->net || !spec->uid || !spec->uid[0]) return false;
-    if (json_is_true(json_at(spec->raw, "spec", "hostNetwork"))) return false;
-    if (!host->net->skip_portless) return true;
-    return declares_ports(spec->containers, spec->ncontainers) ||
-           declares_ports(spec->init_containers, spec->ninit);
+    if (!host->net || !spec->uid || !spec->uid[0]) return SANDBOX_NO;
+    if (json_is_true(json_at(spec->raw, "spec", "hostNetwork"))) return SANDBOX_NO;
+    if (!host->net->skip_portless) return SANDBOX_YES;
+    if (declares_ports(spec->containers, spec->ncontainers) ||
+        declares_ports(spec->init_containers, spec->ninit))
+        return SANDBOX_YES;
+    return SANDBOX_IF_COMPONENT;
+}
+
+/* Whether the image of c is a component, from the header of its module
+ * file. The image is pulled now when it is not in the store (with Always,
+ * as IfNotPresent: the container's own pull follows its policy right
+ * after). An image that cannot be pulled or read counts as a component:
+ * a sandbox too many beats a component in the node's network. */
+static bool image_is_component(pod_worker_t *w, const podspec_t *spec, const podspec_container_t *c)
+{
+    if (!w->host.pull) return true;
+    podspec_container_t peek = *c;
+    if (!peek.pull_policy || strcmp(peek.pull_policy, "Always") == 0)
+        peek.pull_policy = "IfNotPresent";
+    pod_pulled_t pulled = {0};
+    err_t err;
+    wasmrt_kind_t kind = WASMRT_COMPONENT;
+    if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1 ||
+        wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {
+        diag_info("pod %s/%s: cannot tell what kind %s is (%s): giving it a sandbox",
+                  spec->namespace, spec->name, c->image, err.msg);
+        kind = WASMRT_COMPONENT;
+    }
+    free(pulled.module_path);
+    free(pulled.image_id);
+    return kind == WASMRT_COMPONENT;
+}
+
+void sandbox_decide(pod_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool undecided = w->sandbox_undecided;
+    pthread_mutex_unlock(&w->lock);
+    if (!undecided) return;
+    const podspec_t *spec = worker_spec_now(w);
+    bool component = false;
+    for (size_t k = 0; k < spec->ninit + spec->ncontainers && !component; k++)
+        component = image_is_component(w, spec,
+                                       k < spec->ninit ? &spec->init_containers[k]
+                                                       : &spec->containers[k - spec->ninit]);
+    pthread_mutex_lock(&w->lock);
+    w->sandbox_wanted = component;
+    w->sandbox_undecided = false;
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* The hostPort mappings of every container (portmap's portMappings). The
@@ -194,11 +240,11 @@ void sandbox_teardown(pod_worker_t *w)
 int pod_worker_netns(pod_worker_t *w, char **path, err_t *err)
 {
     *path = NULL;
-    if (!w->sandbox_wanted) return 0;
     pthread_mutex_lock(&w->lock);
+    bool wanted = w->sandbox_wanted;
     if (w->netns) *path = xstrdup(w->netns);
     pthread_mutex_unlock(&w->lock);
-    if (*path) return 0;
+    if (*path || !wanted) return 0;
     const podspec_t *spec = worker_spec_now(w);
     return err_set(err, "pod %s/%s has no network sandbox now", spec->namespace, spec->name);
 }

@@ -203,6 +203,7 @@ static pod_wait_t setup_volumes(pod_worker_t *w)
 static pod_wait_t setup_sandbox(pod_worker_t *w)
 {
     int64_t delay_ms = 500;
+    sandbox_decide(w);
     for (;;) {
         err_t err;
         if (sandbox_attach(w, &err) == 0) return POD_WAIT_MET;
@@ -424,7 +425,9 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
     cond_init_monotonic(&w->cond);
     w->lc = PLC_STARTING;
     w->deletion_grace = -1;
-    w->sandbox_wanted = sandbox_wanted(host, spec);
+    sandbox_need_t need = sandbox_wanted(host, spec);
+    w->sandbox_wanted = need == SANDBOX_YES;
+    w->sandbox_undecided = need == SANDBOX_IF_COMPONENT;
     /* A resumed pod keeps its start time (and so its deadline). */
     int64_t start = json_int_at(resume, 0, "startTime");
     int64_t now = time_now_ns();

@@ -207,7 +207,11 @@ struct pod_worker {
      * thread (pod_wait_locked), which is the one place it fires. */
     int64_t deadline;
 
-    /* sandbox.c: the pod's network. sandbox_wanted is fixed at start.
+    /* sandbox.c: the pod's network. sandbox_wanted (lock) is fixed at
+     * start, except while sandbox_undecided (lock): a pod skipped for
+     * declaring no port still gets one when an image is a component, which
+     * the pod thread learns from the images before the sandbox step
+     * (sandbox_decide); until then the status shows no podIP.
      * netns is set by the pod thread before any container thread exists
      * and cleared after all were joined, so container threads read it
      * without the lock; other threads read it under the lock.
@@ -215,6 +219,7 @@ struct pod_worker {
      * a finished pod's podIP. sandbox_error (lock): why the last attempt
      * failed, while the pod waits for its sandbox. */
     bool sandbox_wanted;
+    bool sandbox_undecided;
     bool sandbox_exists; /* own: the pod thread */
     char *netns;
     char *pod_ips; /* comma-separated, or NULL */
@@ -320,7 +325,14 @@ json_t *pod_status_json_locked(const pod_worker_t *w);
  * the pod thread's attach (0 when the pod has its sandbox or wants none;
  * the pod thread retries a failure with FailedCreatePodSandBox events) and
  * teardown (the CNI DEL; a failure is left to the garbage collector). */
-bool sandbox_wanted(const pod_host_t *host, const podspec_t *spec);
+typedef enum sandbox_need { SANDBOX_NO, SANDBOX_YES, SANDBOX_IF_COMPONENT } sandbox_need_t;
+/* Whether the pod gets a sandbox, as far as its spec tells:
+ * SANDBOX_IF_COMPONENT when the node skips portless pods and this one
+ * declares no port, so only its images can tell (components have sockets). */
+sandbox_need_t sandbox_wanted(const pod_host_t *host, const podspec_t *spec);
+/* Settles SANDBOX_IF_COMPONENT on the pod thread, before the sandbox step:
+ * pulls (IfNotPresent) and reads each image's header. */
+void sandbox_decide(pod_worker_t *w);
 int sandbox_attach(pod_worker_t *w, err_t *err);
 void sandbox_teardown(pod_worker_t *w);
 

@@ -266,6 +266,55 @@ fail:
     return -1;
 }
 
+/* A module whose one call, fd_write of nothing to stdout, goes through
+ * Wasmtime's WASI host into its shared tokio runtime. */
+static const char IO_START_WAT[] =
+    "(module (import \"wasi_snapshot_preview1\" \"fd_write\""
+    " (func $w (param i32 i32 i32 i32) (result i32)))"
+    " (memory (export \"memory\") 1)"
+    " (func (export \"_start\") (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0)"
+    " (i32.const 8)))))";
+
+int wasmrt_start_io_threads(wasmrt_t *rt, err_t *err)
+{
+    wasm_byte_vec_t bin = {0};
+    wasmtime_module_t *module = NULL;
+    wasmtime_store_t *store = NULL;
+    wasm_trap_t *trap = NULL;
+    int rc = -1;
+    wasmtime_error_t *error = wasmtime_wat2wasm(IO_START_WAT, sizeof IO_START_WAT - 1, &bin);
+    if (!error)
+        error = wasmtime_module_new(rt->engine, (const uint8_t *)bin.data, bin.size, &module);
+    if (error) {
+        wasmrt_error(err, error, "start the WASI I/O threads");
+        goto out;
+    }
+    store = wasmtime_store_new(rt->engine, NULL, NULL);
+    wasmtime_context_t *cx = wasmtime_store_context(store);
+    wasmtime_context_set_epoch_deadline(cx, 1000);
+    error = wasmtime_context_set_wasi(cx, wasi_config_new());
+    wasmtime_instance_t inst;
+    if (!error) error = wasmtime_linker_instantiate(rt->linker, cx, module, &inst, &trap);
+    wasmtime_extern_t start;
+    if (!error && !trap && !wasmtime_instance_export_get(cx, &inst, "_start", 6, &start)) {
+        err_set(err, "start the WASI I/O threads: no _start");
+        goto out;
+    }
+    if (!error && !trap) error = wasmtime_func_call(cx, &start.of.func, NULL, 0, NULL, 0, &trap);
+    if (error || trap) {
+        char why[256];
+        wasmrt_take_failure(error, trap, why, sizeof why);
+        err_set(err, "start the WASI I/O threads: %s", why);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (store) wasmtime_store_delete(store);
+    if (module) wasmtime_module_delete(module);
+    wasm_byte_vec_delete(&bin);
+    return rc;
+}
+
 void wasmrt_close(wasmrt_t *rt)
 {
     if (!rt) return;

@@ -26,6 +26,8 @@
 #include "util/time.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,21 @@ static wasmrt_module_t *find_locked(wasmrt_t *rt, const char *digest)
     for (wasmrt_module_t *m = rt->modules; m; m = m->next)
         if (strcmp(m->digest, digest) == 0) return m;
     return NULL;
+}
+
+int wasmrt_file_kind(const char *path, wasmrt_kind_t *kind, err_t *err)
+{
+    uint8_t head[8];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) return err_errno(err, "open %s", path);
+    ssize_t n = read(fd, head, sizeof head);
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return err_errno(err, "read %s", path);
+    }
+    return check_header(head, (size_t)n, kind, err);
 }
 
 int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_module_t **out,

@@ -52,6 +52,15 @@ typedef struct wasmrt_options {
 
 int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err);
 void wasmrt_close(wasmrt_t *rt);
+/* Starts, on the calling thread, the threads Wasmtime's WASI host does
+ * its I/O on (its shared tokio runtime: outgoing HTTP, name lookups, async
+ * waits). Threads inherit their creator's network namespace, and that
+ * runtime is otherwise made by the first WASI call of any container: on a
+ * node whose containers run inside their pods' namespaces, those threads
+ * would live in one pod's namespace (or in a dead one) for every other
+ * pod. `wasmlet node` calls this from its main thread (the host's
+ * namespace) before any container runs. */
+int wasmrt_start_io_threads(wasmrt_t *rt, err_t *err);
 /* The runtime's max_wasm_stack (the default for a NULL rt). */
 size_t wasmrt_max_wasm_stack(const wasmrt_t *rt);
 /* The stack size a thread that calls wasmrt_run must have: wasm runs on
@@ -103,6 +112,9 @@ int wasmrt_load_bytes(wasmrt_t *rt, const uint8_t *wasm, size_t len, wasmrt_modu
 void wasmrt_module_release(wasmrt_module_t *mod);
 /* "sha256:<hex>" of the module's bytes. */
 const char *wasmrt_module_digest(const wasmrt_module_t *mod);
+/* Which kind the file at path holds, from its header alone (nothing is
+ * compiled); an error when it is not WebAssembly. */
+int wasmrt_file_kind(const char *path, wasmrt_kind_t *kind, err_t *err);
 /* A core module or a component. */
 wasmrt_kind_t wasmrt_module_kind(const wasmrt_module_t *mod);
 /* "module", "component" or "wasi:http component", for messages. */

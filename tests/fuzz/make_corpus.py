@@ -377,6 +377,31 @@ def kubelet_paths():
         put("kubelet_path", name, bytes([m]) + t.encode())
 
 
+
+def wasm_infos():
+    """Components and modules for the reader of `wasmlet push`: a small
+    component with every import and export form, a core module header, and
+    the built component twin of hello.c when it is there."""
+    def sec(i, body):
+        return bytes([i, len(body)]) + body
+
+    def name(n, kind=0, version=b""):
+        out = bytes([kind, len(n)]) + n
+        return out + (bytes([len(version)]) + version if kind == 1 else b"")
+
+    pre = b"\0asm\x0d\x00\x01\x00"
+    imports = (b"\x03" + name(b"a:b/c@1.0.0") + b"\x05\x00" + name(b"f", 1, b"@1") +
+               b"\x01\x01" + name(b"v") + b"\x02\x01\x7f")
+    exports = (b"\x02" + name(b"x:y/run@0.2.0") + b"\x05\x00\x00" + name(b"g") +
+               b"\x00\x11\x02\x01\x00\x11\x00")
+    put("wasm_info", "component", pre + sec(1, b"\0asm\x01\0\0\0") + sec(10, imports) +
+        sec(11, exports) + sec(0, b"\x04name"))
+    put("wasm_info", "module", b"\0asm\x01\0\0\0")
+    built = os.path.join(ROOT, "build", "examples", "hello.component.wasm")
+    if os.path.exists(built) and os.path.getsize(built) < 64 * 1024:
+        with open(built, "rb") as f:
+            put("wasm_info", "hello_component", f.read())
+
 def registry_tokens():
     put("registry_token", "token", '{"token":"abc.def.ghi","expires_in":300,"issued_at":"2026-12-06T10:00:00Z"}')
     put("registry_token", "access_token", '{"access_token":"eyJhbGciOi","token_type":"Bearer","expires_in":60,"refresh_token":"r"}')
@@ -458,6 +483,7 @@ def main():
     spdy()
     kubelet_paths()
     registry_tokens()
+    wasm_infos()
     image_configs()
     pod_specs()
 

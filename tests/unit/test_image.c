@@ -14,6 +14,7 @@
 #include "image/registry.h"
 #include "image/store.h"
 #include "image/tar.h"
+#include "image/wasm_info.h"
 #include "util/base64.h"
 #include "util/fs.h"
 #include "util/time.h"
@@ -457,6 +458,67 @@ static void blob_verification(void **state)
 
 /* --- manifests ------------------------------------------------------------------- */
 
+/* A component's top-level imports and exports, read from its bytes (for
+ * the CNCF config of `wasmlet push`); a core module is only named so. */
+static void wasm_info(void **state)
+{
+    (void)state;
+    static const uint8_t comp[] = {
+        0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, /* component preamble */
+        /* a core module section, skipped by its size */
+        0x01, 0x08, 0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+        /* imports: "a:b/c@1.0.0" (instance type 0), "f" with a version suffix (func 1) */
+        0x0a, 0x18, 0x02, 0x00, 0x0b, 'a', ':', 'b', '/', 'c', '@', '1', '.', '0', '.', '0', 0x05,
+        0x00, 0x01, 0x01, 'f', 0x02, '@', '1', 0x01, 0x01,
+        /* exports: "x:y/run@0.2.0" (instance 0, no type), "g" (core module 2) */
+        0x0b, 0x1a, 0x02, 0x00, 0x0d, 'x', ':', 'y', '/', 'r', 'u', 'n', '@', '0', '.', '2', '.',
+        '0', 0x05, 0x00, 0x00, 0x00, 0x01, 'g', 0x00, 0x11, 0x02, 0x00};
+    image_wasm_info_t info;
+    err_t err = {{0}};
+    if (image_wasm_describe(comp, sizeof comp, &info, &err) == -1) fail_msg("%s", err.msg);
+    assert_true(info.component);
+    assert_int_equal(info.imports.len, 2);
+    assert_string_equal(info.imports.items[0], "a:b/c@1.0.0");
+    assert_string_equal(info.imports.items[1], "f");
+    assert_int_equal(info.exports.len, 2);
+    assert_string_equal(info.exports.items[0], "x:y/run@0.2.0");
+    assert_string_equal(info.exports.items[1], "g");
+    image_wasm_info_free(&info);
+
+    /* Cut anywhere inside a section (not at the end of the imports, byte
+     * 44: a whole component): an error naming the offset, nothing kept. */
+    for (size_t cut = 19; cut < sizeof comp; cut++) {
+        if (cut == 44) continue;
+        assert_int_equal(image_wasm_describe(comp, cut, &info, &err), -1);
+        assert_non_null(strstr(err.msg, "at byte"));
+        assert_int_equal(info.imports.len + info.exports.len, 0);
+    }
+    static const uint8_t core[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
+    assert_int_equal(image_wasm_describe(core, sizeof core, &info, &err), 0);
+    assert_false(info.component);
+    assert_int_equal(image_wasm_describe((const uint8_t *)"hello", 5, &info, &err), -1);
+
+    /* A real one: the component twin of hello.c, a wasi:cli/command. */
+    const char *dir = getenv("WASMLET_EXAMPLES");
+    char *path = xasprintf("%s/hello.component.wasm", dir && *dir ? dir : "build/examples");
+    char *data;
+    size_t len;
+    if (fs_read_all(path, &data, &len, &err) == 0) {
+        if (image_wasm_describe((const uint8_t *)data, len, &info, &err) == -1)
+            fail_msg("%s", err.msg);
+        assert_true(info.component);
+        assert_int_equal(info.exports.len, 1);
+        assert_int_equal(strncmp(info.exports.items[0], "wasi:cli/run@0.2.", 17), 0);
+        bool exit_seen = false;
+        for (size_t i = 0; i < info.imports.len; i++)
+            exit_seen |= strncmp(info.imports.items[i], "wasi:cli/exit@0.2.", 18) == 0;
+        assert_true(exit_seen);
+        image_wasm_info_free(&info);
+        free(data);
+    }
+    free(path);
+}
+
 static void manifests(void **state)
 {
     (void)state;
@@ -836,15 +898,11 @@ static void store_policies_and_gc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ref_parsing),
-        cmocka_unit_test(ref_endpoint_and_policy),
-        cmocka_unit_test(dockerconfigjson),
-        cmocka_unit_test(www_authenticate),
-        cmocka_unit_test(digests),
-        cmocka_unit_test(blob_verification),
-        cmocka_unit_test(manifests),
-        cmocka_unit_test(tar_layers),
-        cmocka_unit_test(store_policies_and_gc),
+        cmocka_unit_test(ref_parsing),      cmocka_unit_test(ref_endpoint_and_policy),
+        cmocka_unit_test(dockerconfigjson), cmocka_unit_test(www_authenticate),
+        cmocka_unit_test(digests),          cmocka_unit_test(blob_verification),
+        cmocka_unit_test(manifests),        cmocka_unit_test(wasm_info),
+        cmocka_unit_test(tar_layers),       cmocka_unit_test(store_policies_and_gc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "image/image.h"
 #include "util/base64.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -386,6 +387,55 @@ static json_t *get_json(const registry_proc_t *r, const char *repo, const char *
 }
 
 /* --- tests ---------------------------------------------------------------------------- */
+
+/* A component is published as the CNCF artifact with os wasip2 and the
+ * spec's component field (its imports and exports), and pulls back whole. */
+static void push_a_component(void **state)
+{
+    fixture_t *f = *state;
+    const char *dir = getenv("WASMLET_EXAMPLES");
+    char *wasm = xasprintf("%s/hello.component.wasm", dir && *dir ? dir : "build/examples");
+    if (access(wasm, R_OK) != 0) {
+        free(wasm);
+        skip();
+    }
+    char *ref = xasprintf("%s/comp/hello:v1", f->open.host);
+    char pushed[IMAGE_DIGEST_MAX];
+    err_t err = {{0}};
+    if (image_push(wasm, ref, NULL, NULL, pushed, &err) != 0) fail_msg("push: %s", err.msg);
+    json_t *m = get_json(&f->open, "comp/hello", "manifests", "v1");
+    json_t *config = json_object_get(m, "config");
+    assert_string_equal(json_str_at(config, "mediaType"), "application/vnd.wasm.config.v0+json");
+    assert_string_equal(json_str_at(json_array_get(json_object_get(m, "layers"), 0), "mediaType"),
+                        "application/wasm");
+    json_t *cfg = get_json(&f->open, "comp/hello", "blobs", json_str_at(config, "digest"));
+    assert_string_equal(json_str_at(cfg, "os"), "wasip2");
+    assert_string_equal(json_str_at(cfg, "architecture"), "wasm");
+    json_t *exports = json_at(cfg, "component", "exports");
+    assert_int_equal(json_array_size(exports), 1);
+    assert_int_equal(
+        strncmp(json_string_value(json_array_get(exports, 0)), "wasi:cli/run@0.2.", 17), 0);
+    assert_true(json_array_size(json_at(cfg, "component", "imports")) > 3);
+    json_decref(cfg);
+    json_decref(m);
+
+    image_store_t *s = open_store(f, "component", NULL);
+    image_pulled_t p;
+    if (image_pull(s, ref, IMAGE_PULL_IF_NOT_PRESENT, NULL, &p, &err) != 0)
+        fail_msg("pull: %s", err.msg);
+    char *data, *back;
+    size_t len, blen;
+    assert_int_equal(fs_read_all(wasm, &data, &len, &err), 0);
+    assert_int_equal(fs_read_all(p.module_path, &back, &blen, &err), 0);
+    assert_int_equal(len, blen);
+    assert_memory_equal(data, back, len);
+    free(data);
+    free(back);
+    image_pulled_free(&p);
+    image_store_close(s);
+    free(ref);
+    free(wasm);
+}
 
 static void push_and_pull_each_format(void **state)
 {
@@ -925,6 +975,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(push_and_pull_each_format),
+        cmocka_unit_test(push_a_component),
         cmocka_unit_test(policies_with_registry_gone),
         cmocka_unit_test(always_reuses_the_store),
         cmocka_unit_test(concurrent_pulls_download_once),

@@ -1111,13 +1111,14 @@ static void pod_fx_free(pod_fx_t *p)
 
 /* A pod of one ticker container; ports: a "ports" JSON array or NULL;
  * extra: more spec fields ("hostNetwork": true) or "". */
-static pod_worker_t *pod_start(pod_fx_t *p, const char *uid, const char *ports, const char *extra)
+static pod_worker_t *pod_start_image(pod_fx_t *p, const char *uid, const char *image,
+                                     const char *ports, const char *extra)
 {
     char *text = xasprintf(
         "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p-%.8s\","
         "\"namespace\":\"shop\",\"uid\":\"%s\"},\"spec\":{%s\"restartPolicy\":\"Always\","
-        "\"containers\":[{\"name\":\"app\",\"image\":\"ticker.wasm\",\"args\":[\"100000\"]%s%s}]}}",
-        uid, uid, extra, ports ? ",\"ports\":" : "", ports ? ports : "");
+        "\"containers\":[{\"name\":\"app\",\"image\":\"%s\",\"args\":[\"100000\"]%s%s}]}}",
+        uid, uid, extra, image, ports ? ",\"ports\":" : "", ports ? ports : "");
     json_t *pod = json_loads(text, 0, NULL);
     free(text);
     assert_non_null(pod);
@@ -1126,6 +1127,11 @@ static pod_worker_t *pod_start(pod_fx_t *p, const char *uid, const char *ports, 
     if (podspec_parse(pod, &spec, &err) == -1) fail_msg("%s", err.msg);
     json_decref(pod);
     return pod_worker_start(&p->host, spec, NULL);
+}
+
+static pod_worker_t *pod_start(pod_fx_t *p, const char *uid, const char *ports, const char *extra)
+{
+    return pod_start_image(p, uid, "ticker.wasm", ports, extra);
 }
 
 /* The first element of the array at st.key. */
@@ -1247,6 +1253,54 @@ static void test_pod_without_sandbox_reports_node_ip(void **state)
     json_decref(st);
     pod_stop(c);
     pod_worker_free(c);
+    pod_fx_free(&p);
+}
+
+/* A component has sockets: even a pod that declares no port gets a
+ * sandbox when its image is one (the header tells, after a pull), and so
+ * does one whose image cannot be pulled to be told apart; a core module
+ * beside it changes nothing. */
+static void test_portless_component_pod_gets_a_sandbox(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    const char *dir = getenv("WASMLET_EXAMPLES");
+    char *comp = xasprintf("%s/ticker.component.wasm", dir && *dir ? dir : "build/examples");
+    bool built = access(comp, R_OK) == 0;
+    free(comp);
+    if (!built) skip();
+    write_default_conf(f, false);
+    pod_fx_t p;
+    pod_fx_init(&p, f, true);
+    pod_worker_t *w = pod_start_image(&p, "0f1e2d3c-aaaa-bbbb-cccc-000000000111",
+                                      "ticker.component.wasm", NULL, "");
+    json_t *st = pod_wait_running(w, 20000);
+    assert_int_equal(strncmp(json_str_at(st, "podIP"), POD_PREFIX, strlen(POD_PREFIX)), 0);
+    json_decref(st);
+    char *netns = NULL;
+    err_t err;
+    assert_int_equal(pod_worker_netns(w, &netns, &err), 0);
+    assert_non_null(netns);
+    free(netns);
+    pod_stop(w);
+    pod_worker_free(w);
+
+    /* Not pullable: the kind is unknown, so it gets a sandbox (the
+     * container itself waits in ErrImagePull). */
+    w = pod_start_image(&p, "0f1e2d3c-aaaa-bbbb-cccc-000000000112", "no-such.wasm", NULL, "");
+    int64_t until = time_mono_ns() + 20000 * NS_PER_MS;
+    bool got = false;
+    while (!got && time_mono_ns() < until) {
+        st = pod_worker_status_json(w);
+        const char *ip = json_str_at(st, "podIP");
+        if (ip) assert_int_equal(strncmp(ip, POD_PREFIX, strlen(POD_PREFIX)), 0);
+        got = ip != NULL;
+        json_decref(st);
+        if (!got) time_sleep_ms(20);
+    }
+    assert_true(got);
+    pod_stop(w);
+    pod_worker_free(w);
     pod_fx_free(&p);
 }
 
@@ -1414,6 +1468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sandbox_missing_plugin, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_hanging_plugin, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_sandbox_lifecycle, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_portless_component_pod_gets_a_sandbox, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_without_sandbox_reports_node_ip, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_sandbox_resumed_after_restart, fx_setup,

@@ -25,6 +25,7 @@
 
 #include <wasmtime.h>
 
+#include <dirent.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1469,11 +1470,61 @@ static void engine_version(void **state)
     assert_true(strchr(v, '.') != NULL);
 }
 
+/* The tokio worker threads of this process, each checked to be in the
+ * network namespace ns. */
+static int count_io_threads(const char *ns_want)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int workers = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[128], comm[64] = {0}, ns[64] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+        fclose(f);
+        if (strncmp(comm, "tokio-", 6) != 0) continue; /* tokio-rt-worker */
+        snprintf(path, sizeof path, "/proc/self/task/%s/ns/net", e->d_name);
+        assert_true(readlink(path, ns, sizeof ns - 1) > 0);
+        assert_string_equal(ns, ns_want);
+        workers++;
+    }
+    closedir(d);
+    return workers;
+}
+
+/* The WASI host's I/O threads (Wasmtime's tokio runtime) start on the
+ * calling thread, so they share its network namespace: here, the test's. */
+static void io_threads_start_here(void **state)
+{
+    (void)state;
+    wasmrt_t *rt = NULL;
+    err_t err;
+    assert_int_equal(wasmrt_open(NULL, &rt, &err), 0);
+    if (wasmrt_start_io_threads(rt, &err) == -1) fail_msg("%s", err.msg);
+    char mine[64] = {0};
+    assert_true(readlink("/proc/self/ns/net", mine, sizeof mine - 1) > 0);
+    /* A new thread names itself once it runs: look for up to 2 s. */
+    int workers = 0;
+    for (int tries = 0; tries < 200 && workers == 0; tries++) {
+        if (tries) time_sleep_ms(10);
+        workers = count_io_threads(mine);
+    }
+    assert_true(workers > 0);
+    /* A second call is harmless. */
+    assert_int_equal(wasmrt_start_io_threads(rt, &err), 0);
+    wasmrt_close(rt);
+}
+
 int main(void)
 {
     wasm_signals_save();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(engine_version),
+        cmocka_unit_test(io_threads_start_here),
         cmocka_unit_test(hello_runs),
         cmocka_unit_test(exit_codes),
         cmocka_unit_test(trap_is_reported),
