@@ -307,6 +307,12 @@ int wasmrt_start_io_threads(wasmrt_t *rt, err_t *err)
         err_set(err, "start the WASI I/O threads: %s", why);
         goto out;
     }
+    /* And the threads that serve wasi:http components, for the same reason. */
+    error = wasmlet_http_runtime_start();
+    if (error) {
+        wasmrt_error(err, error, "start the HTTP serving threads");
+        goto out;
+    }
     rc = 0;
 out:
     if (store) wasmtime_store_delete(store);

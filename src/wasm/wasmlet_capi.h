@@ -283,6 +283,12 @@ typedef struct wasmlet_http_server_config {
     void *callback_data;
 } wasmlet_http_server_config_t;
 
+/* Starts the server's runtime threads (one per core) now, if not yet:
+ * they inherit the calling thread's network namespace, so a caller that
+ * enters pods' namespaces calls this first from the host's (otherwise the
+ * first wasmlet_http_server_start starts them, on its thread's). */
+wasmtime_error_t *wasmlet_http_runtime_start(void);
+
 /* Pre-links `component` (WASI preview 2 and wasi:http; outgoing requests
  * fail inside the component with internal-error naming why) and starts
  * serving. Errors: no wasi:http/incoming-handler export, imports the host

@@ -58,8 +58,9 @@ void wasmrt_close(wasmrt_t *rt);
  * runtime is otherwise made by the first WASI call of any container: on a
  * node whose containers run inside their pods' namespaces, those threads
  * would live in one pod's namespace (or in a dead one) for every other
- * pod. `wasmlet node` calls this from its main thread (the host's
- * namespace) before any container runs. */
+ * pod. The same goes for the threads that serve wasi:http components,
+ * started here too. `wasmlet node` calls this from its main thread (the
+ * host's namespace) before any container runs. */
 int wasmrt_start_io_threads(wasmrt_t *rt, err_t *err);
 /* The runtime's max_wasm_stack (the default for a NULL rt). */
 size_t wasmrt_max_wasm_stack(const wasmrt_t *rt);

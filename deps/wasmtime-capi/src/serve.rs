@@ -217,6 +217,15 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     .map_err(|e| format_err!("cannot start the HTTP serving runtime: {e}"))
 }
 
+/// Starts the serving runtime's threads now, on the calling thread's
+/// network namespace (they inherit it): the node calls this from its main
+/// thread, in the host's namespace, so that no serving thread holds a pod's
+/// namespace alive. Idempotent.
+#[unsafe(no_mangle)]
+pub extern "C" fn wasmlet_http_runtime_start() -> CError {
+    ffi::guard("wasmlet_http_runtime_start", || runtime().map(|_| ()))
+}
+
 // --- the store of one request ------------------------------------------------------
 
 struct ServeState {
