@@ -16,7 +16,12 @@
  *
  * Connection failures read like "dial 127.0.0.1:5999: connection refused"
  * so that a pod's ErrImagePull message says what happened without curl's
- * vocabulary. */
+ * vocabulary.
+ *
+ * Why one file of this length: it is one protocol client (challenge,
+ * token, retries and Retry-After, capped blob streaming, manifests), whose
+ * steps share the connection and auth state of one registry.
+ */
 #include "image/registry.h"
 #include "image/digest.h"
 #include "util/base64.h"

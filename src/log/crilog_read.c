@@ -47,6 +47,10 @@
  *
  * Malformed lines (not "<time> <stdout|stderr> <P|F> ...") are skipped, as
  * is a last line without '\n', which is being written or was cut by a crash.
+ *
+ * Why one file of this length: tail, since, limit and follow are options
+ * of one reader over one set of rotating files, and they interact (a
+ * rotation during a follow, a tail across files).
  */
 #include "log/crilog.h"
 #include "log/crilog_files.h"

@@ -28,7 +28,12 @@
  * Size. Over 700 lines because both certificates share one life cycle
  * (files, CSR, renewal, install) written once for an mcert_t; splitting the
  * client's start-up (TLS bootstrap) from the renewals would split that one
- * state machine across files. */
+ * state machine across files.
+ *
+ * Why one file of this length: the client and serving certificates go
+ * through one renewal state machine, kept in one place so that its states
+ * and transitions read top to bottom.
+ */
 #include "node/bootstrap.h"
 #include "kube/kubeconfig.h"
 #include "metrics/registry.h"

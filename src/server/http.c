@@ -75,7 +75,13 @@
  *
  * Certificates. New connections take the current SSL_CTX under tls_mu;
  * http_set_cert builds a new one and swaps it, so a rotation never
- * disturbs a connection in progress. */
+ * disturbs a connection in progress.
+ *
+ * Why one file of this length: the loop thread's side and the handler
+ * threads' side of a request share one struct and one locking discipline
+ * (the hand-back above); split, each half would be unreadable without the
+ * other.
+ */
 #include "server/http.h"
 #include "metrics/registry.h"
 #include "server/tls.h"
