@@ -19,6 +19,11 @@ pages, measured; the figure that subtracts the whole declared initial
 memory (the ticker's 2 pages, 128 KiB), as if every page were touched, is
 kept too.
 
+With BENCH_DENSITY_NETWORK=1 each pod declares a containerPort, so that
+it gets a network sandbox of its own (namespace, veth, lease): the level
+records the kernel's slab memory too (/proc/meminfo), where a sandbox's
+cost lies, outside wasmlet's RSS.
+
 Pods are created with a bounded concurrency (10 POSTs in flight): on 2
 cores, the API server, etcd and the scheduler set the pace of creation, and
 the report gives that pace (pods/s) separately from wasmlet's memory.
@@ -52,9 +57,25 @@ def map_count(pid):
         return None
 
 
+def slab_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1])
+    return None
+
+
+def density_pod(name, image, node, network):
+    p = kit.pod(name, image, TICKER_ARGS, node=node)
+    if network:
+        p["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    return p
+
+
 def run(env, quick=False, target=None):
     """target: the top step (default 1000; BENCH_DENSITY_PODS overrides)."""
     target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
+    network = os.environ.get("BENCH_DENSITY_NETWORK") == "1"
     steps = [0, 20, 100] if quick else [0, 100, target or 1000]
     top = steps[-1]
     node = env.start_node("bench-density", max_pods=top + 100)
@@ -66,7 +87,7 @@ def run(env, quick=False, target=None):
     watch = kit.Watch(env.api_args(), ns, env.workdir)
     levels = []
     created = 0
-    out = {"steps": steps, "linear_memory_bytes": linear, "levels": levels}
+    out = {"steps": steps, "linear_memory_bytes": linear, "levels": levels, "network": network}
     try:
         time.sleep(3)  # the node settles after registration
         for target_n in steps:
@@ -78,8 +99,8 @@ def run(env, quick=False, target=None):
             if names:
                 kit.log(f"density: creating {len(names)} pods ({created} -> {target_n})")
                 res = kit.run_parallel(
-                    lambda n: env.api.create_pod(ns, kit.pod(n, image, TICKER_ARGS,
-                                                             node=node.name)), names, 10)
+                    lambda n: env.api.create_pod(ns, density_pod(n, image, node.name, network)),
+                    names, 10)
                 bad = [r for r in res if r[2] != 201]
                 if bad:
                     raise RuntimeError(f"{len(bad)} creations failed: {bad[0][3]}")
@@ -103,6 +124,7 @@ def run(env, quick=False, target=None):
                 "hwm_kib": kit.proc_status(node.pid, "VmHWM"),
                 "threads": kit.proc_status(node.pid, "Threads"),
                 "maps": map_count(node.pid),
+                "slab_kib": slab_kib(),
                 "apiserver_rss_kib": kit.rss_kib(pids.get("kube-apiserver", 0)),
                 "etcd_rss_kib": kit.rss_kib(pids.get("etcd", 0)),
                 "create_s": t_created, "running_s": t_running, "cpu": usage,
@@ -110,7 +132,8 @@ def run(env, quick=False, target=None):
             }
             levels.append(level)
             kit.log(f"density: {target_n} pods running, wasmlet RSS {rss / 1024:.1f} MiB, "
-                    f"{level['threads']} threads ({t_running:.1f}s)")
+                    f"{level['threads']} threads, kernel slab {level['slab_kib']} KiB "
+                    f"({t_running:.1f}s)")
         # Did every pod stay up? Count the running ones as the API server has them.
         items = env.api.list_pods(ns)["items"]
         out["running_at_end"] = sum(1 for p in items if (p.get("status") or {}).get("phase")
