@@ -68,13 +68,16 @@ kubectl logs config-reader -c show-secret
 svc=$(kubectl get service hello-http -o jsonpath='{.spec.clusterIP}')
 uid=$(kubectl get pods -l app=hello-http -o jsonpath='{.items[0].metadata.uid}')
 echo "--- curl http://$svc/whoami, from inside pod $uid's network namespace (twice)"
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+answered=0
+for _ in $(seq 20); do
   if nsenter --net="$data/node/net/netns/$uid" curl -sf --max-time 2 "http://$svc/whoami"; then
     nsenter --net="$data/node/net/netns/$uid" curl -sf --max-time 2 "http://$svc/whoami" || true
+    answered=1
     break
   fi
   sleep 1 # kube-proxy programs the Service's rules
 done
+[ "$answered" = 1 ] || echo "no answer through $svc within 20 s (is kube-proxy running? cluster/cluster.sh status)"
 echo "--- kubectl logs deployment/hello-http --tail=2"
 kubectl logs deployment/hello-http --tail=2
 echo
