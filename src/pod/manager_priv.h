@@ -210,6 +210,10 @@ typedef struct start_facts {
     int64_t seen_wall, seen_mono;
 } start_facts_t;
 
+/* The node as admission sees it: its labels and allocatable, and what the
+ * active pods other than e (NULL: none) hold (pod_start.c). */
+pod_admission_node_t manager_admission_node_locked(const pod_manager_t *m, const entry_t *e);
+
 /* Gathers the facts for pod (no lock held: network and disk). */
 void start_facts_gather(pod_manager_t *m, json_t *pod, start_facts_t *f);
 void start_facts_free(start_facts_t *f);

@@ -144,7 +144,7 @@ static void run_locked(pod_manager_t *m, entry_t *e, start_facts_t *f, bool is_n
         entry_transition_locked(m, e, ENTRY_RUNNING, why);
 }
 
-void start_admit_locked(pod_manager_t *m, entry_t *e, start_facts_t *f)
+pod_admission_node_t manager_admission_node_locked(const pod_manager_t *m, const entry_t *e)
 {
     lock_assert_held(&m->lock);
     pod_admission_node_t node = {
@@ -155,12 +155,19 @@ void start_admit_locked(pod_manager_t *m, entry_t *e, start_facts_t *f)
         .allocatable_memory = m->cfg.allocatable_memory,
         .max_pods = m->cfg.max_pods,
     };
-    for (entry_t *o = m->entries; o; o = o->next) {
+    for (const entry_t *o = m->entries; o; o = o->next) {
         if (o == e || !entry_active(o)) continue;
         node.used_cpu += o->cpu;
         node.used_memory += o->memory;
         node.used_pods++;
     }
+    return node;
+}
+
+void start_admit_locked(pod_manager_t *m, entry_t *e, start_facts_t *f)
+{
+    lock_assert_held(&m->lock);
+    pod_admission_node_t node = manager_admission_node_locked(m, e);
     /* A pod found again is admitted with what it was allocated. */
     json_t *admitted =
         f && f->resume ? pod_state_allocated_pod(e->pod, f->resume) : json_incref(e->pod);

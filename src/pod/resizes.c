@@ -24,20 +24,7 @@ void manager_resize_locked(pod_manager_t *m, entry_t *e)
     e->resize_retry = false;
     pod_resize_verdict_t v = {.fit = POD_RESIZE_FITS};
     if (pod_worker_resize_wanted(e->worker)) {
-        pod_admission_node_t node = {
-            .name = m->node_name,
-            .labels = m->node_labels,
-            .labels_unknown = !m->node_labels,
-            .allocatable_cpu = m->cfg.allocatable_cpu,
-            .allocatable_memory = m->cfg.allocatable_memory,
-            .max_pods = m->cfg.max_pods,
-        };
-        for (entry_t *o = m->entries; o; o = o->next) {
-            if (o == e || !entry_active(o)) continue;
-            node.used_cpu += o->cpu;
-            node.used_memory += o->memory;
-            node.used_pods++;
-        }
+        pod_admission_node_t node = manager_admission_node_locked(m, e);
         pod_resize_admit(e->pod, &node, &v);
         e->resize_retry = v.fit == POD_RESIZE_DEFERRED;
     }
