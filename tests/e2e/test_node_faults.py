@@ -164,12 +164,24 @@ class PodWatch:
         self.proc.wait(5)
         self.thread.join(5)
 
+    def summary(self):
+        """One line per version: phase and each container's state."""
+        out = []
+        for v in self.versions:
+            st = v.get("status", {})
+            cs = [f"{c['name']}={next(iter(c.get('state') or {'?': 0}))}"
+                  for key in ("initContainerStatuses", "containerStatuses")
+                  for c in st.get(key) or []]
+            out.append(f"{st.get('phase')}: {' '.join(cs)}")
+        return "\n".join(out)
+
     def ordered(self):
         rank, done = -1, set()
         for v in self.versions:
             st = v.get("status", {})
             r = self.RANK.get(st.get("phase"), -1)
-            assert r >= rank or r == -1, f"phase went back to {st.get('phase')}: {st}"
+            assert r >= rank or r == -1, \
+                f"phase went back to {st.get('phase')}:\n{self.summary()}"
             rank = max(rank, r)
             for key in ("initContainerStatuses", "containerStatuses"):
                 for cs in st.get(key) or []:
