@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,4 +114,19 @@ void pod_net_policy_free(pod_net_policy_t *n)
     strvec_free(&n->hosts);
     free(n->ca_file);
     memset(n, 0, sizeof *n);
+}
+
+int pod_max_open_files(const podspec_t *spec, int64_t node_default, size_t *out, err_t *err)
+{
+    *out = node_default > 0 ? (size_t)node_default : 0;
+    const char *v = annotation(spec, "max-open-files");
+    if (!v) return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > 1048576)
+        return err_set(err, "annotation %smax-open-files: \"%s\" is not a number from 1 to 1048576",
+                       POD_ANNOTATION_PREFIX, v);
+    *out = (size_t)n;
+    return 0;
 }

@@ -10,7 +10,11 @@
  *   wasmlet.dev/http-allowed-hosts  "a.example,*.b.example": the only hosts
  *                                   outgoing HTTP may reach ("" allows none)
  *   wasmlet.dev/http-ca-file        a PEM file inside one of the container's
- *                                   mounts that HTTPS trusts too */
+ *                                   mounts that HTTPS trusts too
+ * and each container's descriptor cap:
+ *   wasmlet.dev/max-open-files      "N" (1 to 1048576): host descriptors a
+ *                                   container may hold (the node's
+ *                                   --max-open-files when absent) */
 #ifndef WASMLET_POD_ANNOTATIONS_H
 #define WASMLET_POD_ANNOTATIONS_H
 
@@ -35,5 +39,9 @@ int pod_net_policy_from_annotations(const podspec_t *spec, const wasmrt_mount_t 
                                     size_t nmounts, const char *host_ip, pod_net_policy_t *out,
                                     err_t *err);
 void pod_net_policy_free(pod_net_policy_t *n);
+
+/* The pod's wasmlet.dev/max-open-files, or node_default when absent (0 or
+ * less: no cap). Errors name the annotation and say what it takes. */
+int pod_max_open_files(const podspec_t *spec, int64_t node_default, size_t *out, err_t *err);
 
 #endif

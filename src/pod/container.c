@@ -91,6 +91,7 @@ typedef struct prepared {
     wasmrt_module_t *module;
     wasmrt_load_info_t load;
     pod_net_policy_t net; /* a component's network, from the pod's annotations */
+    size_t max_open_files;
 } prepared_t;
 
 static void prepared_free(prepared_t *p)
@@ -143,7 +144,8 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         return PREP_WAIT;
     }
     if (pod_net_policy_from_annotations(spec, p->mounts, p->nmounts, w->host.host_ip, &p->net,
-                                        err) == -1) {
+                                        err) == -1 ||
+        pod_max_open_files(spec, w->host.max_open_files, &p->max_open_files, err) == -1) {
         snprintf(reason, reason_len, "CreateContainerConfigError");
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;
@@ -241,6 +243,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .output = on_output,
         .output_ctx = &out,
         .net = p->net.net,
+        .max_open_files = p->max_open_files,
     };
     worker_event(w, c, "Normal", "Created", "Created container %s", c->name);
     worker_event(w, c, "Normal", "Started", "Started container %s", c->name);
