@@ -73,6 +73,9 @@ def check_store(data_dir):
         if is_temp(f.name):
             out["temps"].append(str(f.relative_to(data_dir)))
     store = data_dir / "modules"
+    # Downloads in progress (emptied when the store opens).
+    for f in (store / "tmp").iterdir() if (store / "tmp").is_dir() else []:
+        out["temps"].append(str(f.relative_to(data_dir)))
     blobs = store / "blobs" / "sha256"
     names = set()
     for b in sorted(blobs.iterdir()) if blobs.is_dir() else []:
@@ -435,7 +438,9 @@ def test_kill9_mid_write_keeps_the_store_whole(cluster, wasmlet_nodes, namespace
     restarted on the same data dir. After each kill the on-disk state is
     whole; at the end every pod is finished, none ran twice (ledger), the
     ones that were not caught mid-run Succeeded, and the node still starts
-    pods."""
+    pods. A last round kills wasmlet while a 48 MiB module downloads: the
+    partial download stays in tmp/, never reaches blobs/, and the pull
+    starts over after the restart."""
     node = wasmlet_nodes(port=node_port(), args=["--backoff-initial", "500"])
     reg = cluster.registry_client()
     files = wasm_images["files"][0]
@@ -455,6 +460,24 @@ def test_kill9_mid_write_keeps_the_store_whole(cluster, wasmlet_nodes, namespace
         node.proc.wait(10)
         temps += len(check_store(node.data_dir)["temps"])
         restart_node(wasmlet_nodes.__self__, node)
+
+    # Mid-pull: a 48 MiB module, wasmlet killed as soon as its download
+    # appears in the store's tmp/. The partial download is never read back:
+    # after the restart the pull starts over and the blob hashes to its name.
+    big = unique_module("files", tmp_path, note=os.urandom(24 * MI).hex())
+    image = reg.push_wasm("crash/big", "v1", big.read_bytes())[0]
+    cluster.create(wasm_pod("big", [ledger.container("app", image, "ran")], node=node.name,
+                            volumes=[ledger.volume()]), namespace)
+    pods.append("big")
+    downloads = node.data_dir / "modules" / "tmp"
+    wait_for(lambda: downloads.is_dir() and any(downloads.iterdir()), 60, interval=0.002,
+             desc="the big download in progress")
+    node.signal(signal.SIGKILL)
+    node.proc.wait(10)
+    mid_pull = check_store(node.data_dir)["temps"]
+    assert any(t.startswith("modules/tmp/") for t in mid_pull), mid_pull  # caught mid-pull
+    temps += len(mid_pull)
+    restart_node(wasmlet_nodes.__self__, node)
 
     uids = {}
     outcomes = {}
@@ -476,7 +499,11 @@ def test_kill9_mid_write_keeps_the_store_whole(cluster, wasmlet_nodes, namespace
     assert sum(1 for ph, _ in outcomes.values() if ph == "Succeeded") >= len(pods) // 2, outcomes
     store = check_store(node.data_dir)
     assert store["blobs"] >= len(pods), store
-    print(f"kill -9 rounds: outcomes {outcomes}; temp files left by crashes: {temps}")
+    assert outcomes["big"] == ("Succeeded", "Completed"), outcomes["big"]
+    big_hex = hashlib.sha256(big.read_bytes()).hexdigest()
+    assert (node.data_dir / "modules" / "blobs" / "sha256" / big_hex).is_file()
+    print(f"kill -9 rounds: outcomes {outcomes}; temp files left by crashes: {temps}; "
+          f"left by the mid-pull kill: {mid_pull}")
     cluster.create(wasm_pod("after", [wasm_container("app", wasm_images["hello"][0])],
                             node=node.name), namespace)
     assert cluster.wait_pod_phase(namespace, "after", {"Succeeded", "Failed"}, 60)[
