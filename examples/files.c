@@ -19,6 +19,11 @@
  *                                 "open <path>: ok" or "open <path>: <strerror>"
  *                                 per path and go on; exits 0 whatever the
  *                                 outcomes, since the lines are the result
+ *   files hold PATH N SECONDS     open PATH (read-only) up to N times without
+ *                                 closing; print "held <k>" and, if an open
+ *                                 failed, "open: <strerror>"; then keep them
+ *                                 for SECONDS; exits 0 (the lines are the
+ *                                 result)
  *   files watch PATH MS COUNT     print the content now, then poll every MS
  *                                 milliseconds and print it again each time it
  *                                 differs, until COUNT changes were seen
@@ -61,7 +66,7 @@ static int fail(const char *op, const char *path)
 static int usage(void)
 {
     fputs("usage: files cat PATH | write PATH TEXT | append PATH TEXT | ls DIR | stat PATH |\n"
-          "             mkdir PATH | symlink TARGET PATH | probe PATH... |\n"
+          "             mkdir PATH | symlink TARGET PATH | probe PATH... | hold PATH N SECONDS |\n"
           "             watch PATH INTERVAL_MS COUNT\n",
           stderr);
     return 1;
@@ -257,6 +262,24 @@ static int print_version(const char *content, size_t len)
     return fflush(stdout);
 }
 
+static int cmd_hold(const char *path, const char *n_arg, const char *seconds_arg)
+{
+    long n = strtol(n_arg, NULL, 10), held = 0;
+    int err = 0;
+    while (held < n) {
+        if (open(path, O_RDONLY) < 0) {
+            err = errno;
+            break;
+        }
+        held++;
+    }
+    printf("held %ld\n", held);
+    if (err) printf("open: %s\n", strerror(err));
+    fflush(stdout);
+    sleep_ms(strtoll(seconds_arg, NULL, 10) * 1000);
+    return 0;
+}
+
 static int cmd_watch(const char *path, const char *interval_arg, const char *count_arg)
 {
     long long interval = parse_number(interval_arg, 1, 86400000);
@@ -312,6 +335,7 @@ static int run(int argc, char **argv)
     if (strcmp(op, "symlink") == 0 && argc == 4)
         return symlink(argv[2], argv[3]) == 0 ? 0 : fail(op, argv[3]);
     if (strcmp(op, "probe") == 0) return cmd_probe(argc - 2, argv + 2);
+    if (strcmp(op, "hold") == 0 && argc == 5) return cmd_hold(argv[2], argv[3], argv[4]);
     if (strcmp(op, "watch") == 0 && argc == 5) return cmd_watch(argv[2], argv[3], argv[4]);
     return usage();
 }

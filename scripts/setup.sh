@@ -2,7 +2,9 @@
 # One set-up path for a brand-new machine: installs the Debian packages
 # wasmlet builds and tests with, then builds (or reuses from the cache
 # outside the clone) the Wasmtime C API, the Kubernetes control plane (with
-# kube-proxy) and the WebAssembly component toolchain (scripts/tools.sh).
+# kube-proxy), the WebAssembly component toolchain (scripts/tools.sh), the
+# wasmtime CLI (scripts/wasmtime-cli.sh) and the Go standard-library test
+# binaries for wasip1 (scripts/go-stdlib.sh).
 # Safe to run again: every step is skipped when its result is already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,4 +53,9 @@ fi
 # The component workloads' toolchain (wasm-tools, wit-bindgen, the preview-1
 # adapters, the WASI WIT): examples.cmake builds the components with it.
 "$root/scripts/tools.sh" >/dev/null
+# The reference runtime of the Go standard-library tests and the benchmarks
+# (the wasmtime CLI of the same Wasmtime), and those tests' binaries, built
+# with the Go on the machine.
+"$root/scripts/wasmtime-cli.sh" >/dev/null
+if command -v go >/dev/null; then "$root/scripts/go-stdlib.sh" >/dev/null; fi
 echo "setup: done" >&2

@@ -81,6 +81,8 @@ static void usage(FILE *f)
           "  --eviction-pressure-transition-period D  how long a pressure condition\n"
           "                               outlasts its signal (5m0s)\n"
           "  --max-wasm-stack BYTES       WebAssembly call stack of a container (8Mi)\n"
+          "  --max-open-files N           host descriptors a container may hold (1024; 0: no\n"
+          "                               cap); a pod's wasmlet.dev/max-open-files overrides\n"
           "  --pod-network cni|host       cni (default): a network namespace and an IP per pod\n"
           "                               (not hostNetwork) through CNI; host: every pod on the\n"
           "                               node's network, reporting the node's IP\n"
@@ -222,6 +224,7 @@ int node_main(int argc, char **argv)
         O_CNICONF,
         O_CNIBIN,
         O_SKIPPORTLESS,
+        O_MAXFILES,
     };
     static const struct option opts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -252,6 +255,7 @@ int node_main(int argc, char **argv)
         {"eviction-soft-grace-period", required_argument, NULL, O_EVGRACE},
         {"eviction-pressure-transition-period", required_argument, NULL, O_EVTRANS},
         {"max-wasm-stack", required_argument, NULL, O_WASMSTACK},
+        {"max-open-files", required_argument, NULL, O_MAXFILES},
         {"pod-network", required_argument, NULL, O_PODNET},
         {"cni-conf-dir", required_argument, NULL, O_CNICONF},
         {"cni-bin-dir", required_argument, NULL, O_CNIBIN},
@@ -272,6 +276,7 @@ int node_main(int argc, char **argv)
         .port = 10250, .max_pods = 110, .taint_no_schedule = true, .taint_no_execute = true};
     int64_t log_max_bytes = 10 * 1024 * 1024, backoff_initial = 0;
     int64_t max_wasm_stack = (int64_t)WASMRT_DEFAULT_MAX_WASM_STACK;
+    int64_t max_open_files = WASMRT_DEFAULT_MAX_OPEN_FILES;
     int log_max_files = 5;
     eviction_config_t evcfg;
     eviction_config_default(&evcfg);
@@ -334,6 +339,10 @@ int node_main(int argc, char **argv)
                 fprintf(stderr, "wasmlet node: --max-wasm-stack: at least 64Ki\n");
                 goto bad;
             }
+            break;
+        case O_MAXFILES:
+            if (cli_parse_int("node", "max-open-files", optarg, 0, 1048576, &max_open_files) == -1)
+                goto bad;
             break;
         case O_LOGFILES:
             if (cli_parse_int32("node", "container-log-max-files", optarg, 1, 1000,
@@ -503,6 +512,7 @@ int node_main(int argc, char **argv)
         .max_pods = alloc.pods,
         .log_max_bytes = log_max_bytes,
         .log_max_files = log_max_files,
+        .max_open_files = max_open_files,
         .backoff_initial_ms = backoff_initial,
         .eviction = eviction,
         .net = pod_network ? &podnet.cfg : NULL,

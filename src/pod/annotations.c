@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,4 +165,19 @@ void pod_http_serving_free(pod_http_serving_t *h)
 {
     free(h->ports);
     memset(h, 0, sizeof *h);
+}
+
+int pod_max_open_files(const podspec_t *spec, int64_t node_default, size_t *out, err_t *err)
+{
+    *out = node_default > 0 ? (size_t)node_default : 0;
+    const char *v = annotation(spec, "max-open-files");
+    if (!v) return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > 1048576)
+        return err_set(err, "annotation %smax-open-files: \"%s\" is not a number from 1 to 1048576",
+                       POD_ANNOTATION_PREFIX, v);
+    *out = (size_t)n;
+    return 0;
 }

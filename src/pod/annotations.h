@@ -15,7 +15,11 @@
  *   wasmlet.dev/http-max-in-flight  "256": requests in flight at once, per
  *                                   container; past it the answer is 503
  *   wasmlet.dev/http-request-timeout "60s": a request's instance ends then
- *   wasmlet.dev/http-access-log     "false": no access-log line per request */
+ *   wasmlet.dev/http-access-log     "false": no access-log line per request
+ * and each container's descriptor cap:
+ *   wasmlet.dev/max-open-files      "N" (1 to 1048576): host descriptors a
+ *                                   container may hold (the node's
+ *                                   --max-open-files when absent) */
 #ifndef WASMLET_POD_ANNOTATIONS_H
 #define WASMLET_POD_ANNOTATIONS_H
 
@@ -54,5 +58,8 @@ typedef struct pod_http_serving {
 int pod_http_serving_from_spec(const podspec_t *spec, const podspec_container_t *c,
                                pod_http_serving_t *out, err_t *err);
 void pod_http_serving_free(pod_http_serving_t *h);
+/* The pod's wasmlet.dev/max-open-files, or node_default when absent (0 or
+ * less: no cap). Errors name the annotation and say what it takes. */
+int pod_max_open_files(const podspec_t *spec, int64_t node_default, size_t *out, err_t *err);
 
 #endif

@@ -94,6 +94,7 @@ typedef struct prepared {
     wasmrt_load_info_t load;
     pod_net_policy_t net;       /* a component's network, from the pod's annotations */
     pod_http_serving_t serving; /* a wasi:http component's ports and settings */
+    size_t max_open_files;
 } prepared_t;
 
 static void prepared_free(prepared_t *p)
@@ -150,7 +151,8 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
         return PREP_WAIT;
     }
     if (pod_net_policy_from_annotations(spec, p->mounts, p->nmounts, w->host.host_ip, &p->net,
-                                        err) == -1) {
+                                        err) == -1 ||
+        pod_max_open_files(spec, w->host.max_open_files, &p->max_open_files, err) == -1) {
         snprintf(reason, reason_len, "CreateContainerConfigError");
         worker_event(w, c, "Warning", "Failed", "Error: %s", err->msg);
         return PREP_WAIT;
@@ -328,6 +330,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .started = on_started,
         .started_ctx = c,
         .http = p->serving.http,
+        .max_open_files = p->max_open_files,
     };
     rs.http.bind_addr = w->host.serve_addr;
     rs.http.serving = on_serving;

@@ -69,6 +69,9 @@ typedef struct pod_host {
     const char *serve_addr;
     int64_t node_allocatable_cpu;    /* millicores, for resourceFieldRef without limits */
     int64_t node_allocatable_memory; /* bytes */
+    /* Host descriptors a container may hold unless its pod's
+     * wasmlet.dev/max-open-files says otherwise; 0: no cap. */
+    int64_t max_open_files;
 
     /* Resolves the container's image into a local module file, honouring
      * its pull policy. Errors read as the registry or file system said. */

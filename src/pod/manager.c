@@ -401,6 +401,7 @@ int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_
     m->host.host_ip = m->host_ip;
     m->host.log_max_bytes = cfg->log_max_bytes;
     m->host.log_max_files = cfg->log_max_files;
+    m->host.max_open_files = cfg->max_open_files;
     m->host.backoff_initial_ms = cfg->backoff_initial_ms > 0 ? cfg->backoff_initial_ms : 10000;
     m->host.backoff_max_ms = cfg->backoff_max_ms > 0 ? cfg->backoff_max_ms : 300000;
     m->host.backoff_reset_ms = 600000;

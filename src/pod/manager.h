@@ -41,6 +41,7 @@ typedef struct pod_manager_config {
     int64_t max_pods;
     int64_t log_max_bytes;
     int log_max_files;
+    int64_t max_open_files;     /* per container (host.h); 0: no cap */
     int64_t backoff_initial_ms; /* 0: 10 s */
     int64_t backoff_max_ms;     /* 0: 300 s */
     /* The labels the node registers with (borrowed; NULL: none known).

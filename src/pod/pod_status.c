@@ -53,8 +53,11 @@ const char *pod_phase_locked(const pod_worker_t *w)
             failed++;
         }
     }
-    if (waiting && !running) return "Pending";
-    if (running || waiting) return "Running";
+    /* The kubelet's order: a container that never started keeps the pod
+     * Pending even while another runs, so the phase never goes from
+     * Running back to Pending when the running one ends first. */
+    if (waiting) return "Pending";
+    if (running) return "Running";
     return failed ? "Failed" : "Succeeded";
 }
 

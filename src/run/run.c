@@ -94,6 +94,8 @@ static void usage(FILE *f)
           "      --backoff-max MS      longest delay (default 300000)\n"
           "      --max-wasm-stack BYTES  WebAssembly call stack of a container\n"
           "                          (default 8388608, as Go's wasip1 runner gives)\n"
+          "      --max-open-files N  host descriptors a container may hold (default\n"
+          "                          1024; 0: no cap; wasmlet.dev/max-open-files overrides)\n"
           "      --no-prefix         print container output without [name]\n"
           "  -v, --verbose           show events and timings\n",
           f);
@@ -115,6 +117,7 @@ int run_main(int argc, char **argv)
         {"backoff-max", required_argument, NULL, 'B'},
         {"no-prefix", no_argument, NULL, 'P'},
         {"max-wasm-stack", required_argument, NULL, 'S'},
+        {"max-open-files", required_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -122,6 +125,7 @@ int run_main(int argc, char **argv)
     const char *file = NULL, *data_dir = getenv("WASMLET_DATA"), *logs_dir = NULL;
     int64_t backoff_initial = 10000, backoff_max = 300000;
     int64_t max_wasm_stack = (int64_t)WASMRT_DEFAULT_MAX_WASM_STACK;
+    int64_t max_open_files = WASMRT_DEFAULT_MAX_OPEN_FILES;
     bool prefix = true;
     int opt;
     optind = 1;
@@ -153,6 +157,10 @@ int run_main(int argc, char **argv)
         case 'S':
             if (cli_parse_int("run", "max-wasm-stack", optarg, 65536, INT64_C(1) << 30,
                               &max_wasm_stack) == -1)
+                return CLI_USAGE_ERROR;
+            break;
+        case 'F':
+            if (cli_parse_int("run", "max-open-files", optarg, 0, 1048576, &max_open_files) == -1)
                 return CLI_USAGE_ERROR;
             break;
         case 'v':
@@ -225,6 +233,7 @@ int run_main(int argc, char **argv)
         .node_allocatable_cpu = sysconf(_SC_NPROCESSORS_ONLN) * 1000,
         .node_allocatable_memory =
             (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE),
+        .max_open_files = max_open_files,
         .pull = pull_local,
         .event = on_event,
         .output = on_output,

@@ -241,6 +241,11 @@ int wasmrt_open(const wasmrt_options_t *opts, wasmrt_t **out, err_t *err)
         wasmrt_error(err, error, "define WASI preview 1");
         goto fail;
     }
+    error = wasmlet_linker_cap_descriptors(rt->linker); /* spec->max_open_files */
+    if (error) {
+        wasmrt_error(err, error, "cap WASI descriptors");
+        goto fail;
+    }
     wasmtime_linker_allow_shadowing(rt->linker, true);
     if (wasmrt_define_wasi_overrides(rt->linker, err) == -1) goto fail;
     wasmtime_linker_allow_shadowing(rt->linker, false);

@@ -206,6 +206,8 @@ static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec, was
     }
     if (kind == WASMRT_COMPONENT) wasmrt_net_configure(wasi, spec);
     wasmtime_error_t *error = wasmtime_context_set_wasi(cx, wasi); /* takes wasi */
+    if (!error && kind == WASMRT_CORE_MODULE && spec->max_open_files)
+        error = wasmlet_context_set_descriptor_cap(cx, spec->max_open_files);
     if (error) {
         char msg[512];
         wasmrt_error_message(error, msg, sizeof msg);

@@ -312,6 +312,22 @@ size_t wasmlet_http_server_in_flight(const wasmlet_http_server_t *server);
 /* Shuts down with no grace if not done yet, and frees the server. NULL is
  * ignored. */
 void wasmlet_http_server_delete(wasmlet_http_server_t *server);
+/* Descriptor cap (fdcap.rs). Shadows wasi_snapshot_preview1.path_open in a
+ * core linker that already has WASI preview 1 (wasmtime_linker_define_wasi):
+ * in a store with a cap (wasmlet_context_set_descriptor_cap), an open when
+ * the store already holds `max` host descriptors (files, directories and
+ * preopens in its WASI table) returns errno 33, `mfile` ("too many open
+ * files"), opening nothing; otherwise Wasmtime's own path_open runs. Only
+ * preview-1 modules: WASI 0.2 has no such error code. Errors: NULL linker. */
+wasmtime_error_t *wasmlet_linker_cap_descriptors(wasmtime_linker_t *linker);
+
+/* Sets the store's cap (0: none, the default) for a linker set up by
+ * wasmlet_linker_cap_descriptors. Errors: no WASI context yet. */
+wasmtime_error_t *wasmlet_context_set_descriptor_cap(wasmtime_context_t *cx, size_t max);
+
+/* The host descriptors the store's WASI context holds now (files,
+ * directories, preopens); 0 without a WASI context. */
+size_t wasmlet_context_descriptors_held(wasmtime_context_t *cx);
 
 #ifdef __cplusplus
 }

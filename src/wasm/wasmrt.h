@@ -37,6 +37,9 @@ typedef struct wasmrt_stop wasmrt_stop_t;
  * runner (go_wasip1_wasm_exec) gives wasmtime, since Go programs need far
  * more than Wasmtime's 512 KiB. */
 #define WASMRT_DEFAULT_MAX_WASM_STACK ((size_t)8 << 20)
+/* The default cap on the host descriptors a container holds (files,
+ * directories, its preopens): the usual soft RLIMIT_NOFILE. */
+#define WASMRT_DEFAULT_MAX_OPEN_FILES 1024
 /* Native stack a thread running wasm needs beyond max_wasm_stack: the host
  * frames above the first wasm frame and those of host calls made at the
  * deepest wasm frame (WASI, the component model's lifting and lowering). */
@@ -256,6 +259,11 @@ typedef struct wasmrt_spec {
     void (*started)(void *ctx, int64_t instantiate_ns);
     void *started_ctx;
     wasmrt_http_t http; /* wasi:http components only */
+    /* Core modules: host descriptors the container may hold (files,
+     * directories, preopens); an open past it fails with WASI's "too many
+     * open files" (EMFILE). 0 = no cap. Components: not enforced (WASI 0.2
+     * has no such error). */
+    size_t max_open_files;
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {

@@ -4,6 +4,11 @@ Against the real control plane (cluster.sh: kube-apiserver, controller-manager
 with the node lifecycle controller, scheduler, registry) and real wasmlet
 nodes:
 
+- a pod that opens one file of its hostPath mount without end (the failure
+  issue 13 describes): it stops at its descriptor cap (the default 1024, or
+  its wasmlet.dev/max-open-files) with EMFILE inside the module, while a
+  neighbour keeps logging, a new pod with a hostPath mount starts, and
+  kubectl logs of the hostile pod answers;
 - a pod that writes one 100 MB line: its log stays bounded by
   --container-log-max-size/--container-log-max-files while it writes (P
   records rotated between), kubectl logs shows what is left of the line as
@@ -49,7 +54,7 @@ def cnode(cluster, tmp_path_factory):
     mnode = start_module_node(cluster, tmp_path_factory, "contain",
                               args=["--container-log-max-size", "1Mi",
                                     "--container-log-max-files", "3"])
-    for name in ("flood", "ticker", "hello", "diskfill"):
+    for name in ("flood", "ticker", "hello", "diskfill", "files"):
         setattr(mnode, name, push(cluster, name, f"contain/{name}"))
     try:
         yield mnode
@@ -297,3 +302,52 @@ def test_disk_pressure_on_a_small_data_dir(cluster, tmpfs_dir, namespace, reques
         assert logs(cluster, node, namespace, "steady", "app").count("tick ") > ticks
     finally:
         factory.teardown()
+
+
+def test_descriptor_hog_is_capped_and_the_node_keeps_working(cluster, node, namespace, tmp_path):
+    d = tmp_path / "hog"
+    d.mkdir()
+    (d / "f").write_text("x")
+    vol = [{"name": "d", "hostPath": {"path": str(d), "type": "Directory"}}]
+    create_pod(cluster, namespace, "steady", node.node,
+               [container("app", node.ticker, args=["200"])], restart="Always")
+    cluster.wait_pod_phase(namespace, "steady", ["Running"], timeout=60)
+    ticks_before = tick_count(cluster, node, namespace, "steady")
+    # Asks for 100000 and holds what it got for a minute.
+    create_pod(cluster, namespace, "hog", node.node,
+               [container("app", node.files, args=["hold", "/d/f", "100000", "60"],
+                          volumeMounts=[mount("d", "/d")])], volumes=vol)
+    out = wait_for(lambda: (lambda t: t if "open:" in t else None)(
+        logs(cluster, node, namespace, "hog", "app")), 60, desc="the hog at its cap")
+    # The cap counts the container's mounts too (its hostPath, and the
+    # service-account token volume when mounted).
+    held = held_count(out)
+    assert 1018 <= held <= 1023, out
+    # While it holds them: another pod with a hostPath mount starts and
+    # reads, the neighbour logs, the node is Ready.
+    create_pod(cluster, namespace, "reader", node.node,
+               [container("app", node.files, args=["cat", "/d/f"],
+                          volumeMounts=[mount("d", "/d")])], volumes=vol)
+    p = cluster.wait_pod_phase(namespace, "reader", ["Succeeded", "Failed"], timeout=60)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    assert logs(cluster, node, namespace, "reader", "app").strip() == "x"
+    assert cluster.pod(namespace, "hog")["status"]["phase"] == "Running"
+    assert tick_count(cluster, node, namespace, "steady") > ticks_before
+    assert cluster.node_ready(node.name)
+    # A smaller cap by annotation.
+    create_pod(cluster, namespace, "small", node.node,
+               [container("app", node.files, args=["hold", "/d/f", "100000", "0"],
+                          volumeMounts=[mount("d", "/d")])], volumes=vol,
+               annotations={"wasmlet.dev/max-open-files": "16"})
+    p = cluster.wait_pod_phase(namespace, "small", ["Succeeded", "Failed"], timeout=60)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    out = logs(cluster, node, namespace, "small", "app")
+    assert 10 <= held_count(out) <= 15, out
+
+
+def held_count(out):
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[1] == "open: No file descriptors available", out
+    m = re.fullmatch(r"held (\d+)", lines[0])
+    assert m, out
+    return int(m.group(1))

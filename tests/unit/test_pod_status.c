@@ -91,8 +91,18 @@ static void phases(void **state)
     assert_string_equal(pod_phase_locked(&f.w), "Pending"); /* both waiting */
     cstate_set(&f.apps[0].state, CSTATE_RUNNING, NULL, NULL);
     f.apps[0].lc = CLC_RUNNING;
+    /* One running, one never started: Pending, as the kubelet says (so the
+     * phase cannot go back from Running if the running one ends first). */
+    assert_string_equal(pod_phase_locked(&f.w), "Pending");
+    f.apps[1].runs = 1;
+    f.apps[1].lc = CLC_RUNNING;
+    cstate_set(&f.apps[1].state, CSTATE_RUNNING, NULL, NULL);
     assert_string_equal(pod_phase_locked(&f.w), "Running");
+    f.apps[1].runs = 0;
+    f.apps[1].lc = CLC_PREPARING;
+    cstate_set(&f.apps[1].state, CSTATE_WAITING, "CreateContainerConfigError", NULL);
     terminate(&f.apps[0], 0, "Completed", NULL);
+    assert_string_equal(pod_phase_locked(&f.w), "Pending"); /* done + never started */
     /* One done, one that ran before and waits to restart: Running. */
     f.apps[1].runs = 1;
     f.apps[1].lc = CLC_BACKOFF;

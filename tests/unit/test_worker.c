@@ -901,7 +901,11 @@ static void stop_running_pod(void **state)
                             "    - {name: b, image: spin.wasm}\n",
                             NULL);
     wait_running(f, w, 2000);
-    time_sleep_ms(50);
+    /* Running once both have started (Pending while b has not, as the
+     * kubelet says). */
+    int64_t until = time_mono_ns() + 2000 * slow_factor() * NS_PER_MS;
+    while (strcmp(pod_worker_phase(w), "Running") != 0 && time_mono_ns() < until)
+        time_sleep_ms(5);
     assert_string_equal(pod_worker_phase(w), "Running");
     int64_t t0 = time_mono_ns();
     pod_worker_stop(w, NULL, NULL);

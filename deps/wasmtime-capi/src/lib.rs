@@ -12,7 +12,8 @@
 //! - `limiter`: a memory limit summed over all of a store's memories;
 //! - `http`: outgoing wasi:http with a per-store policy;
 //! - `check`: every import of a component a linker cannot satisfy;
-//! - `serve`: serving wasi:http/proxy components (incoming wasi:http).
+//! - `serve`: serving wasi:http/proxy components (incoming wasi:http);
+//! - `fdcap`: a per-store cap on the host descriptors a preview-1 guest holds.
 //!
 //! No panic may cross the C ABI: every entry point runs its body through
 //! `ffi::guard`, which turns a panic into an error return.
@@ -20,6 +21,7 @@ pub use wasmtime_c_api::*;
 
 mod cancel;
 mod check;
+mod fdcap;
 mod ffi;
 mod http;
 mod layout;

@@ -1,0 +1,60 @@
+"""The per-container descriptor cap under `wasmlet run`: a module that opens
+one file without end (examples/files.c `hold`) is stopped at the cap with
+WASI's "too many open files" (EMFILE, wasi-libc's "No file descriptors
+available"), which it sees as an ordinary failed open; the cap is the
+default (1024), --max-open-files, or the pod's wasmlet.dev/max-open-files.
+The container's one mount (a preopen) counts toward the cap."""
+import pytest
+
+from runhelp import EXAMPLES, binaries
+
+EMFILE = "open: No file descriptors available"
+
+
+def pod(tmp_path, annotation=None, count=3000):
+    d = tmp_path / "d"
+    d.mkdir(exist_ok=True)
+    (d / "f").write_text("x")
+    ann = f"  annotations: {{wasmlet.dev/max-open-files: \"{annotation}\"}}\n" if annotation else ""
+    m = tmp_path / "pod.yaml"
+    m.write_text(f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: holder
+{ann}spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: {EXAMPLES}/files.wasm
+    args: [hold, /d/f, "{count}", "0"]
+    volumeMounts: [{{name: d, mountPath: /d}}]
+  volumes: [{{name: d, hostPath: {{path: {d}, type: Directory}}}}]
+""")
+    return m
+
+
+@pytest.mark.parametrize("binary", binaries())
+def test_default_cap(wasmlet, tmp_path, binary):
+    r = wasmlet(pod(tmp_path), "--no-prefix", binary=binary)
+    r.assert_healthy()
+    assert r.rc == 0, r.err
+    assert r.out_lines == ["held 1023", EMFILE], r.out
+
+
+def test_annotation_and_flag(wasmlet, tmp_path):
+    r = wasmlet(pod(tmp_path, annotation="40"), "--no-prefix", "--max-open-files", "5000")
+    assert r.rc == 0, r.err
+    assert r.out_lines == ["held 39", EMFILE], r.out
+    r = wasmlet(pod(tmp_path), "--no-prefix", "--max-open-files", "100")
+    assert r.out_lines == ["held 99", EMFILE], r.out
+    # 0: no cap.
+    r = wasmlet(pod(tmp_path, count=3000), "--no-prefix", "--max-open-files", "0")
+    assert r.out_lines == ["held 3000"], r.out
+
+
+def test_bad_annotation_is_a_config_error(wasmlet, tmp_path):
+    r = wasmlet(pod(tmp_path, annotation="lots"), "--no-prefix")
+    assert r.rc == 1
+    c = r.container("app")
+    assert c["reason"] == "CreateContainerConfigError", r.err
+    assert "wasmlet.dev/max-open-files" in r.err, r.err
