@@ -21,6 +21,7 @@
 #include "node/node.h"
 #include "pod/manager.h"
 #include "pod/static_pods.h"
+#include "probe/probe.h"
 #include "server/server.h"
 #include "util/cli.h"
 #include "util/diag.h"
@@ -481,6 +482,11 @@ int node_main(int argc, char **argv)
     if (wasmrt_open(&ro, &rt, &err) == -1) goto out;
     /* Here, in the host's network namespace, not in the first pod's. */
     if (wasmrt_start_io_threads(rt, &err) == -1) goto out;
+    /* The probe queue's threads too: made on first use, they would
+     * otherwise belong to whichever thread probes first, which may be a
+     * container thread inside a pod's namespace (a served component starts
+     * its probes once it listens, from there). */
+    (void)probe_sched_shared();
     if (node_register(client, &ncfg, &err) == -1) goto out;
     diag_info("node %s registered (wasmtime %s)", ncfg.name, wasmrt_engine_version());
 

@@ -56,22 +56,22 @@ sandbox_need_t sandbox_wanted(const pod_host_t *host, const podspec_t *spec)
 }
 
 /* Whether the image of c is a component, from the header of its module
- * file. The image is pulled now when it is not in the store (with Always,
- * as IfNotPresent: the container's own pull follows its policy right
- * after). An image that cannot be pulled or read counts as a component:
- * a sandbox too many beats a component in the node's network. */
+ * file when the node already has the image (a look at the store only, as
+ * with pullPolicy Never: no pull happens here, so a pull and its errors
+ * stay the container's, with their events). An image the node does not
+ * have yet, or cannot read, counts as a component: a sandbox too many
+ * beats a component in the node's network. */
 static bool image_is_component(pod_worker_t *w, const podspec_t *spec, const podspec_container_t *c)
 {
     if (!w->host.pull) return true;
     podspec_container_t peek = *c;
-    if (!peek.pull_policy || strcmp(peek.pull_policy, "Always") == 0)
-        peek.pull_policy = "IfNotPresent";
+    peek.pull_policy = "Never";
     pod_pulled_t pulled = {0};
     err_t err;
     wasmrt_kind_t kind = WASMRT_COMPONENT;
     if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1 ||
         wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {
-        diag_info("pod %s/%s: cannot tell what kind %s is (%s): giving it a sandbox",
+        diag_info("pod %s/%s: %s is not on the node yet (%s): giving the pod a sandbox",
                   spec->namespace, spec->name, c->image, err.msg);
         kind = WASMRT_COMPONENT;
     }
