@@ -55,23 +55,30 @@ sandbox_need_t sandbox_wanted(const pod_host_t *host, const podspec_t *spec)
     return SANDBOX_IF_COMPONENT;
 }
 
-/* Whether the image of c is a component, from the header of its module
- * file when the node already has the image (a look at the store only, as
- * with pullPolicy Never: no pull happens here, so a pull and its errors
- * stay the container's, with their events). An image the node does not
- * have yet, or cannot read, counts as a component: a sandbox too many
+/* Whether the image of container cr is a component, from the header of
+ * its module file. The image is pulled now when it is not in the store
+ * (with Always, as IfNotPresent: the container's own pull follows its
+ * policy right after). A pull that fails here is the container's first
+ * attempt: its Failed event goes out now, and the pod gets no sandbox for
+ * it (the container's own pull retries and reports again). An image that
+ * was pulled but cannot be read counts as a component: a sandbox too many
  * beats a component in the node's network. */
-static bool image_is_component(pod_worker_t *w, const podspec_t *spec, const podspec_container_t *c)
+static bool image_is_component(pod_worker_t *w, const podspec_t *spec, crun_t *cr)
 {
+    const podspec_container_t *c = cr->spec;
     if (!w->host.pull) return true;
     podspec_container_t peek = *c;
-    peek.pull_policy = "Never";
+    if (!peek.pull_policy || strcmp(peek.pull_policy, "Always") == 0)
+        peek.pull_policy = "IfNotPresent";
     pod_pulled_t pulled = {0};
     err_t err;
     wasmrt_kind_t kind = WASMRT_COMPONENT;
-    if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1 ||
-        wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {
-        diag_info("pod %s/%s: %s is not on the node yet (%s): giving the pod a sandbox",
+    if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1) {
+        worker_event(w, cr, "Warning", "Failed", "Failed to pull image \"%s\": %s", c->image,
+                     err.msg);
+        kind = WASMRT_CORE_MODULE;
+    } else if (wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {
+        diag_info("pod %s/%s: cannot tell what kind %s is (%s): giving it a sandbox",
                   spec->namespace, spec->name, c->image, err.msg);
         kind = WASMRT_COMPONENT;
     }
@@ -88,10 +95,9 @@ void sandbox_decide(pod_worker_t *w)
     if (!undecided) return;
     const podspec_t *spec = worker_spec_now(w);
     bool component = false;
-    for (size_t k = 0; k < spec->ninit + spec->ncontainers && !component; k++)
-        component = image_is_component(w, spec,
-                                       k < spec->ninit ? &spec->init_containers[k]
-                                                       : &spec->containers[k - spec->ninit]);
+    for (size_t k = 0; k < w->ninit + w->napps && !component; k++)
+        component =
+            image_is_component(w, spec, k < w->ninit ? &w->inits[k] : &w->apps[k - w->ninit]);
     pthread_mutex_lock(&w->lock);
     w->sandbox_wanted = component;
     w->sandbox_undecided = false;

@@ -377,17 +377,13 @@ def test_full_data_dir_fails_cleanly_and_recovers(cluster, small_tmpfs, namespac
         # service-account token, so the pull is the first write of its start.
         fresh = unique_module("hello", tmp_path)
         image = reg.push_wasm(f"full/hello-{unique_name('h')}", "v1", fresh.read_bytes())[0]
-        # Both pods are on the host network: an image the node does not have
-        # yet gets its pod a network sandbox first (it might be a
-        # component), whose state could not be written here either.
         cluster.create(wasm_pod("during", [wasm_container("app", image)], node=node.name,
-                                restart_policy="Never", automountServiceAccountToken=False,
-                                hostNetwork=True),
+                                restart_policy="Never", automountServiceAccountToken=False),
                        namespace)
         # With the token: its projected volume is written first, and fails
         # as the kubelet's does (FailedMount, the pod waits).
         cluster.create(wasm_pod("mounting", [wasm_container("app", image)], node=node.name,
-                                restart_policy="Never", hostNetwork=True), namespace)
+                                restart_policy="Never"), namespace)
 
         def pull_failed():
             w = waiting_reason(cluster.pod(namespace, "during"), "app")
