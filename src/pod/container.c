@@ -520,6 +520,20 @@ static void container_loop(pod_worker_t *w, crun_t *c)
         prepared_t p;
         err_t err;
         char reason[64];
+        /* The pod thread's pull for its sandbox decision was this
+         * container's first, and failed: start from there. */
+        pthread_mutex_lock(&w->lock);
+        bool pull_failed = c->first_pull_reason[0] != '\0';
+        if (pull_failed) {
+            snprintf(reason, sizeof reason, "%s", c->first_pull_reason);
+            err = c->first_pull_err;
+            c->first_pull_reason[0] = '\0';
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (pull_failed) {
+            if (!setup_failed(w, c, reason, &err)) break;
+            continue;
+        }
         prep_result_t pr = prepare(w, c, &p, reason, sizeof reason, &err);
         if (pr == PREP_WAIT) {
             prepared_free(&p);

@@ -59,8 +59,8 @@ sandbox_need_t sandbox_wanted(const pod_host_t *host, const podspec_t *spec)
  * its module file. The image is pulled now when it is not in the store
  * (with Always, as IfNotPresent: the container's own pull follows its
  * policy right after). A pull that fails here is the container's first
- * attempt: its Failed event goes out now, and the pod gets no sandbox for
- * it (the container's own pull retries and reports again). An image that
+ * attempt: its Failed event goes out now, the container starts from that
+ * failure (waiting, back-off), and the pod gets no sandbox for it. An image that
  * was pulled but cannot be read counts as a component: a sandbox too many
  * beats a component in the node's network. */
 static bool image_is_component(pod_worker_t *w, const podspec_t *spec, crun_t *cr)
@@ -76,6 +76,11 @@ static bool image_is_component(pod_worker_t *w, const podspec_t *spec, crun_t *c
     if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1) {
         worker_event(w, cr, "Warning", "Failed", "Failed to pull image \"%s\": %s", c->image,
                      err.msg);
+        pthread_mutex_lock(&w->lock);
+        snprintf(cr->first_pull_reason, sizeof cr->first_pull_reason, "%s",
+                 pulled.failure_reason ? pulled.failure_reason : "ErrImagePull");
+        cr->first_pull_err = err;
+        pthread_mutex_unlock(&w->lock);
         kind = WASMRT_CORE_MODULE;
     } else if (wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {
         diag_info("pod %s/%s: cannot tell what kind %s is (%s): giving it a sandbox",

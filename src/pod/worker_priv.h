@@ -119,6 +119,12 @@ typedef struct crun {
     const char *kill_reason;
     probe_set_t *probes;
     probe_hook_t *post_start, *pre_stop;
+    /* The sandbox decision's pull of this image failed (sandbox.c, the pod
+     * thread, before the container thread exists): the container starts
+     * from that failure (its waiting reason and back-off), as from its own
+     * first pull. Empty reason: it did not fail. */
+    char first_pull_reason[32];
+    err_t first_pull_err;
     /* own: the container thread: the last attempt's pull and load
      * (monotonic begin, end), for the pod's start trace */
     int64_t t_pull[2], t_load[2];
