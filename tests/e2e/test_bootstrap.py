@@ -21,7 +21,7 @@ import time
 import pytest
 
 from container_kit import container, create_pod, cstatus, port_free, push, wasmlet_bin
-from kubetest import NodeFactory, condition, unique_name, wait_for
+from kubetest import NodeFactory, condition, serving_cert_verifies, unique_name, wait_for
 
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
@@ -64,13 +64,7 @@ def served_cert(port):
 
 
 def verifies(cluster, port):
-    ctx = ssl.create_default_context(cafile=cluster.ca)
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            with ctx.wrap_socket(s, server_hostname="127.0.0.1"):
-                return True
-    except (ssl.SSLError, OSError):
-        return False
+    return serving_cert_verifies(cluster.ca, port)
 
 
 @pytest.fixture
