@@ -72,13 +72,25 @@ def density_pod(name, image, node, network):
     return p
 
 
-def run(env, quick=False, target=None):
-    """target: the top step (default 1000; BENCH_DENSITY_PODS overrides)."""
+def host_links():
+    """The host namespace's network interfaces (a sandbox adds a veth)."""
+    try:
+        return len(os.listdir("/sys/class/net"))
+    except OSError:
+        return None
+
+
+def run(env, quick=False, target=None, network=None):
+    """target: the top step (default 1000; BENCH_DENSITY_PODS overrides).
+    network: pods with a containerPort, so each gets a sandbox (default:
+    BENCH_DENSITY_NETWORK=1; the density-net part passes True)."""
     target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
-    network = os.environ.get("BENCH_DENSITY_NETWORK") == "1"
+    if network is None:
+        network = os.environ.get("BENCH_DENSITY_NETWORK") == "1"
     steps = [0, 20, 100] if quick else [0, 100, target or 1000]
     top = steps[-1]
-    node = env.start_node("bench-density", max_pods=top + 100)
+    node = env.start_node("bench-density-net" if network else "bench-density",
+                          max_pods=top + 100)
     pids = env.component_pids()
     ticker_wasm = (kit.EXAMPLES / "ticker.wasm").read_bytes()
     image = env.push("ticker", ticker_wasm)
@@ -125,6 +137,7 @@ def run(env, quick=False, target=None):
                 "threads": kit.proc_status(node.pid, "Threads"),
                 "maps": map_count(node.pid),
                 "slab_kib": slab_kib(),
+                "host_links": host_links(),
                 "apiserver_rss_kib": kit.rss_kib(pids.get("kube-apiserver", 0)),
                 "etcd_rss_kib": kit.rss_kib(pids.get("etcd", 0)),
                 "create_s": t_created, "running_s": t_running, "cpu": usage,
@@ -160,6 +173,13 @@ def run(env, quick=False, target=None):
             if last.get("maps") and first.get("maps"):
                 # Memory mappings per pod: what vm.max_map_count must allow.
                 out["maps_per_pod"] = (last["maps"] - first["maps"]) / n
+            if last.get("slab_kib") and first.get("slab_kib"):
+                # The kernel's share (namespaces, veths, routes, neighbour
+                # entries): outside wasmlet's RSS, noisy (other work on the
+                # machine allocates slab too).
+                out["slab_per_pod_kib"] = (last["slab_kib"] - first["slab_kib"]) / n
+            if last.get("host_links") is not None and first.get("host_links") is not None:
+                out["host_links_per_pod"] = (last["host_links"] - first["host_links"]) / n
             kinds = out.get("per_pod_by_kind_kib") or {}
             if kinds and out["threads_per_pod"] > 0:
                 # Beyond its resident linear memory and one thread's stack.
@@ -174,6 +194,14 @@ def run(env, quick=False, target=None):
         out["delete_all_s"] = time.monotonic() - t0
         out["rss_after_delete_kib"] = sample_rss(node.pid)
         out["threads_after_delete"] = kit.proc_status(node.pid, "Threads")
+        # Leftovers: the host's interfaces against before the pods came
+        # (each sandbox's veth goes with its pod).
+        out["host_links_before"] = levels[0].get("host_links")
+        deadline = time.monotonic() + 60
+        while (network and host_links() != out["host_links_before"]
+               and time.monotonic() < deadline):
+            time.sleep(1)
+        out["host_links_after_delete"] = host_links()
         if out["rss_after_delete_kib"] and out["idle_rss_kib"]:
             out["rss_returned_ratio"] = out["rss_after_delete_kib"] / out["idle_rss_kib"]
         return out

@@ -286,11 +286,16 @@ def api_args(cluster):
 # -- pods ------------------------------------------------------------------------------
 
 def pod(name, image, args=(), labels=None, node=None, node_name=None, restart="Never",
-        lean=False):
+        lean=False, port=None):
     """A wasm pod: tolerations and the arch selector, one container.
     lean: no service-account token volume and no service links, so that
-    starting it needs no API call from the node besides the status."""
+    starting it needs no API call from the node besides the status.
+    port: a containerPort, which gives the pod a network sandbox of its own
+    (namespace, veth, lease: the CNI ADD) on a node that skips the sandbox
+    for pods without ports."""
     container = {"name": "main", "image": image}
+    if port:
+        container["ports"] = [{"containerPort": port}]
     if args:
         container["args"] = [str(a) for a in args]
     spec = kubetest.wasm_pod_spec([container], node=node, node_name=node_name,

@@ -15,7 +15,10 @@ Cells: {hello (runs to completion), ticker (long-running)} x {one pod at a
 time, 100 created at once} x {module cached on the node (warm), never seen
 by the node (cold: a new digest, so a pull and a compile)}, plus ticker in
 "lean" pods (no service-account token volume, no service links), whose start
-needs no API call from the node but the status write. A cold module is
+needs no API call from the node but the status write, and ticker in pods
+that declare a containerPort ("net"), each of which gets a network sandbox
+(a namespace and the CNI ADD), so that the sandbox's share of pod start
+shows. A cold module is
 the same code with one extra custom section, so only the digest differs.
 
 The stage breakdown joins three clocks that are one clock (CLOCK_REALTIME
@@ -61,6 +64,7 @@ is shown but not summed.
 
 import calendar
 import json
+import os
 import re
 import time
 
@@ -235,7 +239,7 @@ class Runner:
         return [pod_record(n, s, d, tls.get(n, {}), marks.get(n, {}), traces.get(n))
                 for n, (s, d) in sends.items()]
 
-    def sequential(self, label, images, args, count, lean=False):
+    def sequential(self, label, images, args, count, lean=False, port=None):
         """count pods one after the other; images[i % len] for pod i."""
         ns = kit.namespace(self.env, f"lat-{label}")
         watch = kit.Watch(self.env.api_args(), ns, self.workdir)
@@ -243,7 +247,8 @@ class Runner:
         try:
             for i in range(count):
                 name = f"{label}-{i}"
-                p = kit.pod(name, images[i % len(images)], args, node=self.node.name, lean=lean)
+                p = kit.pod(name, images[i % len(images)], args, node=self.node.name, lean=lean,
+                            port=port)
                 sent, done, st, obj = self.env.api.create_pod(ns, p)
                 if st != 201:
                     raise RuntimeError(f"create {name}: HTTP {st}: {obj}")
@@ -258,12 +263,13 @@ class Runner:
             self.cleanup(ns)
             self.env.api.delete_namespace(ns)
 
-    def at_once(self, label, image, args, count, workers=25, lean=False):
+    def at_once(self, label, image, args, count, workers=25, lean=False, port=None):
         """count pods created at once (workers concurrent POSTs)."""
         ns = kit.namespace(self.env, f"lat-{label}")
         watch = kit.Watch(self.env.api_args(), ns, self.workdir)
         try:
-            pods = [kit.pod(f"{label}-{i}", image, args, node=self.node.name, lean=lean)
+            pods = [kit.pod(f"{label}-{i}", image, args, node=self.node.name, lean=lean,
+                            port=port)
                     for i in range(count)]
             res = kit.run_parallel(lambda p: self.env.api.create_pod(ns, p), pods, workers)
             sends = {}
@@ -351,6 +357,21 @@ def run(env, node, quick=False):
         kit.log(f"latency: {key} round {r + 1}/{burst_rounds_warm} ({burst} pods at once)")
         cells[key]["rounds"].append(runner.at_once(f"lean-bw{r}", warm_images["ticker"], args,
                                                    burst, lean=True))
+
+    # The long-running module in pods that declare a port: each gets a
+    # network sandbox (a namespace, the CNI ADD: ptp, host-local, loopback,
+    # portmap), so the trace's sandbox stage is that cost within pod start.
+    if os.geteuid() == 0:  # pod networking needs root
+        key = "ticker-net/seq/warm"
+        kit.log(f"latency: {key} ({seq_warm} pods)")
+        cells[key] = {"rounds": [runner.sequential("net-sw", [warm_images["ticker"]], args,
+                                                   seq_warm, port=8080)]}
+        key = "ticker-net/burst/warm"
+        cells[key] = {"rounds": []}
+        for r in range(burst_rounds_warm):
+            kit.log(f"latency: {key} round {r + 1}/{burst_rounds_warm} ({burst} pods at once)")
+            cells[key]["rounds"].append(runner.at_once(f"net-bw{r}", warm_images["ticker"],
+                                                       args, burst, port=8080))
 
     for key, cell in cells.items():
         cell["round_summaries"] = [cell_summary(r) for r in cell["rounds"]]

@@ -127,7 +127,9 @@ def plot_breakdown(lat):
                        ("hello/burst/cold", "hello burst cold"),
                        ("ticker/burst/cold", "ticker burst cold"),
                        ("ticker-lean/seq/warm", "lean ticker 1 at a time"),
-                       ("ticker-lean/burst/warm", "lean ticker burst")):
+                       ("ticker-lean/burst/warm", "lean ticker burst"),
+                       ("ticker-net/seq/warm", "ticker with a sandbox 1 at a time"),
+                       ("ticker-net/burst/warm", "ticker with a sandbox burst")):
         if key in cells:
             st = cells[key]["summary"].get("trace_p50") or {}
             rows.append((label, [max(0.0, st.get(s) or 0.0) for s in TRACE_LABELS]))
@@ -230,12 +232,118 @@ def part(name):
     return raw.get("data"), raw
 
 
+def sandbox_share(w, cell):
+    """The network sandbox's share of pod start: the ticker-net cells'
+    sandbox stage against their start latency and the node's share, and
+    against the same pods without a sandbox."""
+    lines = []
+    for mode, how in (("seq", "one at a time"), ("burst", "at once")):
+        net, plain = cell(f"ticker-net/{mode}/warm"), cell(f"ticker/{mode}/warm")
+        if not net:
+            continue
+        tp = net.get("trace_p50") or {}
+        sb, node, e2e = tp.get("sandbox"), tp.get("node"), net["e2e"]["p50"]
+        if sb is None or not e2e:
+            continue
+        line = (f"{how}: sandbox {sb:.1f} ms of {e2e:.1f} ms pod start at p50 "
+                f"({100 * sb / e2e:.1f}%)")
+        if node:
+            line += f", {100 * sb / node:.1f}% of the node's share ({node:.1f} ms)"
+        if plain:
+            line += (f"; the same pods without a port start in {plain['e2e']['p50']:.1f} ms "
+                     "at p50")
+        lines.append(line)
+    if lines:
+        w("**The network sandbox's share of pod start** (ticker-net cells, from the trace's "
+          "*sandbox* stage: the namespace, its bind mount and the CNI ADD of ptp, "
+          "host-local, loopback and portmap): " + "; ".join(lines) + ".\n")
+
+
+def density_section(w, dens, dens_raw, title, img):
+    """The density part's section (with pod networking on or off)."""
+    w(f"## {title}\n")
+    w(f"Part run at {dens_raw['at']}, load average {dens_raw['loadavg_start'][0]:.2f} -> "
+      f"{dens_raw['loadavg_end'][0]:.2f}.\n")
+    w(f"A fresh node (`--max-pods {dens['steps'][-1] + 100}`) filled with idle ticker pods "
+      "(`ticker 60000`: a line, then a minute's WASI sleep) in steps; at each step, "
+      "once the watch shows every pod running and the node has been quiet 3 s, "
+      "wasmlet's VmRSS (median of 5 samples over 2 s). Per-pod cost is the slope "
+      f"between {dens['steps'][1]} and {dens['steps'][-1]} pods, so fixed costs stay out. "
+      f"The ticker declares {dens['linear_memory_bytes'] // 1024} KiB of initial linear "
+      "memory, mapped copy-on-write, so only touched pages are resident; /proc/<pid>/smaps "
+      "tells the linear memories' resident pages apart (the read-write pages just below "
+      "each of Wasmtime's 4 GiB reservations) from thread stacks, files and the rest.\n")
+    if dens.get("network"):
+        w("Each pod here declares a containerPort, so each gets a network sandbox of its "
+          "own: a network namespace (bind-mounted in the node's data dir), a veth pair "
+          "(ptp), a host-local lease from the node's podCIDR (a /19 in the bench's "
+          "cluster), loopback and portmap. A sandbox's memory is mostly the kernel's "
+          "(namespace, devices, routes), outside wasmlet's RSS: the kernel's slab "
+          "(/proc/meminfo) is given per level, and its slope per pod below (noisy: other "
+          "work on the machine allocates slab too).\n")
+    w("| pods | wasmlet RSS | threads | to all Running | rate to Running | kube-apiserver RSS "
+      "| etcd RSS | kernel slab |\n|---|---|---|---|---|---|---|---|")
+    prev = 0
+    for lv in dens["levels"]:
+        n_new = lv["pods"] - prev
+        rate = n_new / lv["running_s"] if lv["running_s"] else None
+        w(f"| {lv['pods']} | {lv['rss_kib'] / 1024:.1f} MiB | {lv['threads']} | "
+          f"{fmt(lv['running_s'], ' s', 1) if n_new else '-'} | "
+          f"{fmt(rate, ' pods/s', 1) if n_new else '-'} | "
+          f"{fmt(lv['apiserver_rss_kib'] and lv['apiserver_rss_kib'] / 1024, ' MiB')} | "
+          f"{fmt(lv['etcd_rss_kib'] and lv['etcd_rss_kib'] / 1024, ' MiB')} | "
+          f"{fmt(lv.get('slab_kib') and lv['slab_kib'] / 1024, ' MiB')} |")
+        prev = lv["pods"]
+    w("")
+    after = dens.get("rss_after_delete_kib")
+    kinds = dens.get("per_pod_by_kind_kib") or {}
+    if kinds:
+        w("Where each extra pod's memory is (slope per pod, from /proc/<pid>/smaps):\n")
+        w("| kind | KiB per pod |\n|---|---|")
+        for k, label in (("linear_memory", "linear memory, resident pages"),
+                         ("thread_stacks", f"thread stacks "
+                          f"({fmt(dens.get('threads_per_pod'), '', 2)} threads per pod)"),
+                         ("heap_other", "malloc heaps, Wasmtime instance data, buffers"),
+                         ("files", "file-backed (code)")):
+            w(f"| {label} | {fmt(kinds.get(k), '', 1)} |")
+        if dens.get("network") and dens.get("slab_per_pod_kib") is not None:
+            w(f"| kernel slab, outside wasmlet (namespace, veth, routes) | "
+              f"{fmt(dens['slab_per_pod_kib'], '', 1)} |")
+        w("")
+    w(f"Per extra idle pod: **{fmt(dens.get('per_pod_gross_kib'), ' KiB')} gross, "
+      f"{fmt(dens.get('per_pod_net_kib'), ' KiB')} beyond its resident linear memory** "
+      f"({fmt(dens.get('per_pod_net_declared_kib'), ' KiB')} beyond the whole declared "
+      f"{dens['linear_memory_bytes'] // 1024} KiB). "
+      f"{dens.get('running_at_end')} of {dens['levels'][-1]['pods']} pods Running at the "
+      f"end. Deleting all of them took {fmt(dens.get('delete_all_s'), ' s', 1)}; "
+      f"wasmlet's RSS afterwards: "
+      f"{fmt(after and after / 1024, ' MiB', 1)}"
+      + (f" ({dens['rss_returned_ratio']:.2f}x its RSS before the pods came)"
+         if dens.get("rss_returned_ratio") else "") + ".\n")
+    if dens.get("network") and dens.get("host_links_after_delete") is not None:
+        w(f"The host's network interfaces: {dens.get('host_links_before')} before the pods, "
+          f"{dens['levels'][-1].get('host_links')} with all {dens['levels'][-1]['pods']} "
+          f"({fmt(dens.get('host_links_per_pod'), '', 2)} per pod: its veth), "
+          f"{dens['host_links_after_delete']} after they were deleted.\n")
+    if img:
+        w(f"![density]({img})\n")
+    busy = [lv for lv in dens["levels"] if lv["running_s"]]
+    if busy:
+        lv = busy[-1]
+        sh = lv["cpu"]["share"]
+        w(f"While the last step's pods were created and started ({lv['running_s']:.0f} s), "
+          "CPU in cores: " + ", ".join(f"{k} {v:.2f}" for k, v in sh.items()) + ".\n")
+
+
 def write():
     OUT.mkdir(parents=True, exist_ok=True)
     meta = kit.load_raw("meta") or {}
     lat, lat_raw = part("latency")
     floor, floor_raw = part("floor")
     dens, dens_raw = part("density")
+    dens_net, dens_net_raw = part("density-net")
+    sandbox = (kit.RAW / "sandbox.txt").read_text() if (kit.RAW / "sandbox.txt").exists() \
+        else None
     ch, ch_raw = part("churn")
     comp, comp_raw = part("compute")
     startup = (kit.RAW / "startup.txt").read_text() if (kit.RAW / "startup.txt").exists() \
@@ -356,7 +464,7 @@ def write():
               "for a burst are below what any kubelet can reach here, so judge wasmlet there "
               "by its distance from the floor.\n")
 
-    issue14_targets(w, lat, floor, dens, ch)
+    issue14_targets(w, lat, floor, dens, ch, dens_net)
 
     # -- latency
     if lat:
@@ -393,8 +501,9 @@ def write():
         w("| cell | pods | p50 | p90 | p99 | kubelet share p50 | wasmlet internal p50 | "
           "pods with a mount retry |\n|---|---|---|---|---|---|---|---|")
         for key in ("hello/seq/warm", "ticker/seq/warm", "hello/seq/cold", "ticker/seq/cold",
-                    "ticker-lean/seq/warm", "hello/burst/warm", "ticker/burst/warm",
-                    "hello/burst/cold", "ticker/burst/cold", "ticker-lean/burst/warm"):
+                    "ticker-lean/seq/warm", "ticker-net/seq/warm", "hello/burst/warm",
+                    "ticker/burst/warm", "hello/burst/cold", "ticker/burst/cold",
+                    "ticker-lean/burst/warm", "ticker-net/burst/warm"):
             s = cell(key)
             if not s:
                 continue
@@ -414,7 +523,10 @@ def write():
           "\"Started\" event (module loaded, about to instantiate), both stamped by wasmlet. "
           "*ticker-lean*: the same module in pods with `automountServiceAccountToken: false` "
           "and `enableServiceLinks: false`, so the node makes no API call to start them but "
-          "the status write: the difference to ticker is what those calls cost.\n")
+          "the status write: the difference to ticker is what those calls cost. "
+          "*ticker-net*: the same module in pods that declare a containerPort, so that each "
+          "gets a network sandbox of its own (a namespace and the CNI ADD), which the node "
+          "skips for pods without ports (`--skip-sandbox-without-ports`, the default).\n")
         if imgs["cdf"]:
             w(f"![latency CDF]({imgs['cdf']})\n")
         w("### Where the time goes\n")
@@ -449,6 +561,7 @@ def write():
         w("")
         w("*node's share*: wasmlet's watch delivering the pod to the last of its stages "
           "ending (the `node` stage of the trace).\n")
+        sandbox_share(w, cell)
         if imgs["breakdown"]:
             w(f"![stage breakdown]({imgs['breakdown']})\n")
     if floor:
@@ -498,61 +611,15 @@ def write():
 
     # -- density
     if dens:
-        w("## Density\n")
-        w(f"Part run at {dens_raw['at']}, load average {dens_raw['loadavg_start'][0]:.2f} -> "
-          f"{dens_raw['loadavg_end'][0]:.2f}.\n")
-        w(f"A fresh node (`--max-pods {dens['steps'][-1] + 100}`) filled with idle ticker pods "
-          "(`ticker 60000`: a line, then a minute's WASI sleep) in steps; at each step, "
-          "once the watch shows every pod running and the node has been quiet 3 s, "
-          "wasmlet's VmRSS (median of 5 samples over 2 s). Per-pod cost is the slope "
-          f"between {dens['steps'][1]} and {dens['steps'][-1]} pods, so fixed costs stay out. "
-          f"The ticker declares {dens['linear_memory_bytes'] // 1024} KiB of initial linear "
-          "memory, mapped copy-on-write, so only touched pages are resident; /proc/<pid>/smaps "
-          "tells the linear memories' resident pages apart (the read-write pages just below "
-          "each of Wasmtime's 4 GiB reservations) from thread stacks, files and the rest.\n")
-        w("| pods | wasmlet RSS | threads | to all Running | rate to Running | kube-apiserver RSS "
-          "| etcd RSS |\n|---|---|---|---|---|---|---|")
-        prev = 0
-        for lv in dens["levels"]:
-            n_new = lv["pods"] - prev
-            rate = n_new / lv["running_s"] if lv["running_s"] else None
-            w(f"| {lv['pods']} | {lv['rss_kib'] / 1024:.1f} MiB | {lv['threads']} | "
-              f"{fmt(lv['running_s'], ' s', 1) if n_new else '-'} | "
-              f"{fmt(rate, ' pods/s', 1) if n_new else '-'} | "
-              f"{fmt(lv['apiserver_rss_kib'] and lv['apiserver_rss_kib'] / 1024, ' MiB')} | "
-              f"{fmt(lv['etcd_rss_kib'] and lv['etcd_rss_kib'] / 1024, ' MiB')} |")
-            prev = lv["pods"]
-        w("")
-        after = dens.get("rss_after_delete_kib")
-        kinds = dens.get("per_pod_by_kind_kib") or {}
-        if kinds:
-            w("Where each extra pod's memory is (slope per pod, from /proc/<pid>/smaps):\n")
-            w("| kind | KiB per pod |\n|---|---|")
-            for k, label in (("linear_memory", "linear memory, resident pages"),
-                             ("thread_stacks", f"thread stacks "
-                              f"({fmt(dens.get('threads_per_pod'), '', 2)} threads per pod)"),
-                             ("heap_other", "malloc heaps, Wasmtime instance data, buffers"),
-                             ("files", "file-backed (code)")):
-                w(f"| {label} | {fmt(kinds.get(k), '', 1)} |")
-            w("")
-        w(f"Per extra idle pod: **{fmt(dens.get('per_pod_gross_kib'), ' KiB')} gross, "
-          f"{fmt(dens.get('per_pod_net_kib'), ' KiB')} beyond its resident linear memory** "
-          f"({fmt(dens.get('per_pod_net_declared_kib'), ' KiB')} beyond the whole declared "
-          f"{dens['linear_memory_bytes'] // 1024} KiB). "
-          f"{dens.get('running_at_end')} of {dens['levels'][-1]['pods']} pods Running at the "
-          f"end. Deleting all of them took {fmt(dens.get('delete_all_s'), ' s', 1)}; "
-          f"wasmlet's RSS afterwards: "
-          f"{fmt(after and after / 1024, ' MiB', 1)}"
-          + (f" ({dens['rss_returned_ratio']:.2f}x its RSS before the pods came)"
-             if dens.get("rss_returned_ratio") else "") + ".\n")
-        if imgs["density"]:
-            w(f"![density]({imgs['density']})\n")
-        busy = [lv for lv in dens["levels"] if lv["running_s"]]
-        if busy:
-            lv = busy[-1]
-            sh = lv["cpu"]["share"]
-            w(f"While the last step's pods were created and started ({lv['running_s']:.0f} s), "
-              "CPU in cores: " + ", ".join(f"{k} {v:.2f}" for k, v in sh.items()) + ".\n")
+        density_section(w, dens, dens_raw, "Density", imgs["density"])
+    if dens_net:
+        density_section(w, dens_net, dens_net_raw, "Density with pod networking", None)
+    if sandbox:
+        w("### The sandbox alone (bench/sandbox)\n")
+        w("From `bench/sandbox/run.sh` (wasmlet's own net/ code: namespace and CNI ADD, "
+          "held, then CNI DEL; needs root and the CNI plugins), run as part of this "
+          "report:\n")
+        w("```\n" + sandbox.strip() + "\n```\n")
 
     # -- churn
     if ch:
@@ -653,7 +720,7 @@ def write():
     return path
 
 
-def issue14_targets(w, lat, floor, dens, ch):
+def issue14_targets(w, lat, floor, dens, ch, dens_net=None):
     """The scale targets (issue 14), each met or not with its figure from this
     run, beside the control-plane floor measured in the same run."""
     cells = (lat or {}).get("cells", {})
@@ -687,8 +754,19 @@ def issue14_targets(w, lat, floor, dens, ch):
           f"{top} Running (this run's top step) | - | "
           + (verdict(running == top) if top >= 5000 else
              f"**not met**: only {top} tried (BENCH_DENSITY_PODS=5000 asks for 5,000)") + " |")
-        w("| density: 5,000 idle pods Running, pod networking on | not run by the bench "
-          "(needs root, CNI plugins and a podCIDR of 5,000 addresses) | - | not measured |")
+        if dens_net:
+            top_n = dens_net["levels"][-1]["pods"]
+            run_n = dens_net.get("running_at_end")
+            w(f"| density: 5,000 idle pods Running, pod networking on | {run_n} of {top_n} "
+              f"Running (this run's top step, a sandbox each); "
+              f"{fmt(dens_net.get('per_pod_net_kib'), ' KiB')} of wasmlet per pod, "
+              f"{fmt(dens_net.get('slab_per_pod_kib'), ' KiB')} of kernel slab | - | "
+              + (verdict(run_n == top_n) if top_n >= 5000 else
+                 f"**not met**: only {top_n} tried (BENCH_DENSITY_PODS=5000 asks for 5,000)")
+              + " |")
+        else:
+            w("| density: 5,000 idle pods Running, pod networking on | density-net part not "
+              "run (needs root and the CNI plugins) | - | not measured |")
         net1 = dens.get("per_pod_net_one_thread_kib")
         w(f"| at most 96 KiB per extra idle pod beyond its resident linear memory and its one "
           f"thread | {fmt(net1, ' KiB')} ({fmt(dens.get('per_pod_net_kib'), ' KiB')} with "

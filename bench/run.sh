@@ -4,7 +4,8 @@
 # wasmlet and the examples, runs the in-process start-up benchmark
 # (bench/startup/run.sh), then bench/bench.py: a dedicated control plane on
 # free loopback ports, wasmlet nodes, pod start latency against the control
-# plane's floor, compute, churn and density. Writes bench/results/report.md
+# plane's floor, compute, churn, density (without and with pod networking)
+# and, as root, the network sandbox alone (bench/sandbox/run.sh). Writes bench/results/report.md
 # and its PNG plots; raw data in bench/results/raw/. About ten minutes on 2
 # cores; --quick is a two-minute smoke run of the same code paths.
 #
@@ -43,6 +44,17 @@ if [ -x bench/startup/run.sh ]; then
   if ! bench/startup/run.sh "$build" >bench/results/raw/startup.txt; then
     echo "[bench] bench/startup/run.sh failed; the report leaves it out" >&2
     rm -f bench/results/raw/startup.txt
+  fi
+fi
+# The network sandbox alone (namespace + CNI ADD/DEL, wasmlet's net/ code):
+# root and Debian's CNI plugins only.
+rm -f bench/results/raw/sandbox.txt
+if [ "$(id -u)" = 0 ] && [ -x /usr/lib/cni/ptp ]; then
+  echo "[bench] == sandbox (bench/sandbox/run.sh)" >&2
+  if ! bench/sandbox/run.sh "$build" "$([ "$quick" = 1 ] && echo 20 || echo 100)" \
+      >bench/results/raw/sandbox.txt; then
+    echo "[bench] bench/sandbox/run.sh failed; the report leaves it out" >&2
+    rm -f bench/results/raw/sandbox.txt
   fi
 fi
 exec python3 bench/bench.py "${args[@]}"

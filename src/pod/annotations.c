@@ -7,6 +7,8 @@
 
 #include <ifaddrs.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,8 +23,25 @@ static const char *annotation(const podspec_t *spec, const char *name)
     return json_str_at(spec->raw, "metadata", "annotations", key);
 }
 
-/* Every address of the node's interfaces: the node's own addresses. */
-static void interface_addrs(strvec_t *out)
+static bool strvec_has(const strvec_t *v, const char *s)
+{
+    for (size_t i = 0; i < v->len; i++)
+        if (strcmp(v->items[i], s) == 0) return true;
+    return false;
+}
+
+/* Every address of the node's interfaces, each once: the node's own
+ * addresses. getifaddrs() dumps every link with its statistics, and a node
+ * with pod networking has a veth per pod (whose host sides share the
+ * gateway address), so a dump per container start would cost O(pods) each;
+ * the list is shared by all starts and read again after
+ * NODE_ADDRS_MAX_AGE_NS. */
+#define NODE_ADDRS_MAX_AGE_NS (5 * 1000000000LL)
+static pthread_mutex_t node_addrs_lock = PTHREAD_MUTEX_INITIALIZER;
+static strvec_t node_addrs_cache; /* under node_addrs_lock */
+static int64_t node_addrs_at;     /* time_mono_ns of the last dump; 0: none */
+
+static void interface_addrs_read(strvec_t *out)
 {
     struct ifaddrs *ifs;
     if (getifaddrs(&ifs) == -1) return;
@@ -34,9 +53,27 @@ static void interface_addrs(strvec_t *out)
             a = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
         else if (i->ifa_addr->sa_family == AF_INET6)
             a = &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
-        if (a && inet_ntop(i->ifa_addr->sa_family, a, text, sizeof text)) strvec_push(out, text);
+        if (a && inet_ntop(i->ifa_addr->sa_family, a, text, sizeof text) && !strvec_has(out, text))
+            strvec_push(out, text);
     }
     freeifaddrs(ifs);
+}
+
+static void interface_addrs(strvec_t *out)
+{
+    pthread_mutex_lock(&node_addrs_lock);
+    int64_t now = time_mono_ns();
+    if (node_addrs_at == 0 || now - node_addrs_at > NODE_ADDRS_MAX_AGE_NS) {
+        strvec_t fresh = {0};
+        interface_addrs_read(&fresh);
+        strvec_free(&node_addrs_cache);
+        node_addrs_cache = fresh;
+        node_addrs_at = now;
+    }
+    for (size_t i = 0; i < node_addrs_cache.len; i++)
+        if (!strvec_has(out, node_addrs_cache.items[i]))
+            strvec_push(out, node_addrs_cache.items[i]);
+    pthread_mutex_unlock(&node_addrs_lock);
 }
 
 static int flag(const char *value, const char *name, bool *out, err_t *err)
