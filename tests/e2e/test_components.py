@@ -37,7 +37,7 @@ from kubetest import restart_node, wait_for
 from netkit import ClientNamespace, kube_proxy_serves
 from test_kubelet_api import apiserver_client, get, samples, wait_signed_serving
 
-COMPONENTS = ("hello", "exitcode", "trap", "recurse", "spin", "sleeper", "files", "ticker",
+COMPONENTS = ("hello", "exitcode", "exit-code", "trap", "recurse", "spin", "sleeper", "files", "ticker",
               "tcp-echo", "tcp-client", "lookup", "http-get")
 CLUSTER_CIDR = ipaddress.ip_network("198.18.0.0/15")
 WASM_CONFIG = "application/vnd.wasm.config.v0+json"
@@ -138,6 +138,7 @@ def test_exit_codes_traps_and_oom(cluster, node, namespace):
     pods = {
         "ok": c(node, "app", "hello"),
         "exit3": c(node, "app", "exitcode", ["3", "three"]),
+        "code42": c(node, "app", "exit-code", ["42", "forty-two"]),
         "trap": c(node, "app", "trap"),
         "deep": c(node, "app", "recurse"),
         "oom": c(node, "app", "hello", resources={"limits": {"memory": "64Ki"}}),
@@ -155,6 +156,10 @@ def test_exit_codes_traps_and_oom(cluster, node, namespace):
     t = terminated(done["exit3"])
     assert (t["exitCode"], t["reason"]) == (1, "Error")
     assert "three" in logs(cluster, node.node, namespace, "exit3", "app")
+    # wasi:cli/exit's exit-with-code carries the component's own code.
+    t = terminated(done["code42"])
+    assert (t["exitCode"], t["reason"]) == (42, "Error")
+    assert "forty-two" in logs(cluster, node.node, namespace, "code42", "app")
     t = terminated(done["trap"])
     assert (t["exitCode"], t["reason"]) == (134, "Error")
     assert "unreachable" in t.get("message", ""), t
@@ -165,7 +170,7 @@ def test_exit_codes_traps_and_oom(cluster, node, namespace):
     t = terminated(done["oom"])
     assert (t["exitCode"], t["reason"]) == (137, "OOMKilled")
     assert logs(cluster, node.node, namespace, "oom", "app") == ""
-    for name in ("exit3", "trap", "deep", "oom"):
+    for name in ("exit3", "code42", "trap", "deep", "oom"):
         assert done[name]["status"]["phase"] == "Failed", name
 
 

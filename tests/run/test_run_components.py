@@ -79,6 +79,18 @@ def test_exit_codes(code, want, tmp_path, wasmlet):
     assert r.rc == (0 if want == 0 else 1)
 
 
+@pytest.mark.parametrize("code", [0, 3, 255])
+def test_exit_with_code(code, tmp_path, wasmlet):
+    """A component that calls wasi:cli/exit's exit-with-code ends with that code."""
+    r = wasmlet(pod(tmp_path, "exit-code", [{"name": "exit-code", "args": [str(code), "bye"]}]))
+    r.assert_healthy()
+    c = r.container("exit-code")
+    assert c["exit"] == code
+    assert c["reason"] == ("Completed" if code == 0 else "Error")
+    assert "[exit-code] bye" in r.err_lines
+    assert r.rc == (0 if code == 0 else 1)
+
+
 @pytest.mark.parametrize("binary", binaries())
 def test_trap(binary, tmp_path, wasmlet):
     r = wasmlet(pod(tmp_path, "trap", [{"name": "trap"}]), binary=binary)
