@@ -19,7 +19,10 @@
  * that is in the host's namespace (never between net_enter and net_leave).
  *
  * Every net_sandbox_* call for one sandbox id must be serialised by the
- * caller; calls for different ids may run at once. */
+ * caller; calls for different ids may run at once, and at most 8 of the
+ * create, check and destroy calls run their plugins at once (the others
+ * wait for a turn: a burst of pod starts must not fork thousands of
+ * plugins together). */
 #ifndef WASMLET_NET_NET_H
 #define WASMLET_NET_NET_H
 

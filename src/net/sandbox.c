@@ -25,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,8 +250,66 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
     return rc;
 }
 
+/* How many sandboxes are made, checked or destroyed at once. Each runs
+ * the plugin chain as processes (ptp, host-local, loopback, portmap), and
+ * host-local serialises its leases on a file lock, so more at once buys no
+ * speed: a burst of 5,000 pod starts would otherwise fork thousands of
+ * plugins together (seen: load average above 300 on 2 cores). The others
+ * wait here, before their plugin timeouts start. */
+#define SANDBOX_OPS_AT_ONCE 8
+static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ops_free = PTHREAD_COND_INITIALIZER;
+static int ops_running; /* ops_lock */
+
+static void op_begin(void)
+{
+    pthread_mutex_lock(&ops_lock);
+    while (ops_running >= SANDBOX_OPS_AT_ONCE)
+        pthread_cond_wait(&ops_free, &ops_lock);
+    ops_running++;
+    pthread_mutex_unlock(&ops_lock);
+}
+
+static void op_end(void)
+{
+    pthread_mutex_lock(&ops_lock);
+    ops_running--;
+    pthread_cond_signal(&ops_free);
+    pthread_mutex_unlock(&ops_lock);
+}
+
+static int create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
+                  net_sandbox_t **out, err_t *err);
+static int check(const net_config_t *cfg, const char *id, err_t *err);
+static int destroy(const net_config_t *cfg, const char *id, err_t *err);
+
 int net_sandbox_create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
                        net_sandbox_t **out, err_t *err)
+{
+    op_begin();
+    int rc = create(cfg, id, pod, out, err);
+    op_end();
+    return rc;
+}
+
+int net_sandbox_check(const net_config_t *cfg, const char *id, err_t *err)
+{
+    op_begin();
+    int rc = check(cfg, id, err);
+    op_end();
+    return rc;
+}
+
+int net_sandbox_destroy(const net_config_t *cfg, const char *id, err_t *err)
+{
+    op_begin();
+    int rc = destroy(cfg, id, err);
+    op_end();
+    return rc;
+}
+
+static int create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
+                  net_sandbox_t **out, err_t *err)
 {
     *out = NULL;
     if (check_id(id, err) == -1) return -1;
@@ -331,7 +390,7 @@ int net_sandbox_load(const net_config_t *cfg, const char *id, net_sandbox_t **ou
     return rc;
 }
 
-int net_sandbox_check(const net_config_t *cfg, const char *id, err_t *err)
+static int check(const net_config_t *cfg, const char *id, err_t *err)
 {
     if (check_id(id, err) == -1) return -1;
     json_t *state;
@@ -361,7 +420,7 @@ out:
     return rc;
 }
 
-int net_sandbox_destroy(const net_config_t *cfg, const char *id, err_t *err)
+static int destroy(const net_config_t *cfg, const char *id, err_t *err)
 {
     if (check_id(id, err) == -1) return -1;
     json_t *state;

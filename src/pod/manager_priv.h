@@ -74,6 +74,11 @@
 #define IMAGE_GC_GRACE_NS (600 * NS_PER_SEC)
 #define EVICTION_INTERVAL_NS (10 * NS_PER_SEC) /* the kubelet's eviction monitoring period */
 #define NET_GC_INTERVAL_NS (60 * NS_PER_SEC)
+/* Memory back to the system after pods go (sync_loop.c, memory_trim): once
+ * removals have been quiet this long, or at the latest this long after the
+ * first removal not yet trimmed. */
+#define TRIM_QUIET_NS (2 * NS_PER_SEC)
+#define TRIM_LATEST_NS (30 * NS_PER_SEC)
 
 /* A pod's life in the table. Every change goes through
  * entry_transition_locked, which logs it once.
@@ -169,6 +174,8 @@ struct pod_manager {
     pod_net_t *net;
     bool listed; /* the first list of this node's pods was applied */
     int64_t net_gc_at;
+    /* removed entries not yet followed by a trim (mono ns; 0: none) */
+    int64_t trim_first, trim_last;
 };
 
 /* --- manager.c ------------------------------------------------------------------- */
