@@ -51,7 +51,11 @@
 #define OUT_CHUNK (64 * 1024)
 
 typedef struct crilog_line {
-    char buf[CRILOG_MAX_LINE]; /* the unfinished line's bytes not yet written */
+    /* the unfinished line's bytes not yet written: CRILOG_MAX_LINE bytes,
+     * allocated the first time a line is left unfinished by a write (a
+     * container that writes whole lines never needs it: an idle pod's
+     * writer stays small) */
+    char *buf;
     size_t len;
     bool open; /* P records of this line were written already */
 } crilog_line_t;
@@ -243,6 +247,15 @@ int crilog_write(crilog_writer_t *w, int stream, const void *buf, size_t len, er
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
+        if (line->len == 0 && nl && (size_t)(nl - p) <= CRILOG_MAX_LINE) {
+            /* A whole line within this write: its record straight from the
+             * caller's bytes (what the copy below would write). */
+            if (emit(w, stream, 'F', p, (size_t)(nl - p), rc ? NULL : err) != 0) rc = -1;
+            line->open = false;
+            p = nl + 1;
+            continue;
+        }
+        if (p < stop && !line->buf) line->buf = xmalloc(CRILOG_MAX_LINE);
         while (p < stop) {
             /* Cut only when a byte beyond a full line arrives, so a line of
              * exactly CRILOG_MAX_LINE bytes stays one F record. */
@@ -292,11 +305,14 @@ int crilog_close(crilog_writer_t *w, err_t *err)
     for (int s = 0; s < 2; s++) {
         crilog_line_t *line = &w->line[s];
         if (line->len == 0 && !line->open) continue;
-        if (emit(w, s + 1, 'F', line->buf, line->len, rc ? NULL : err) != 0) rc = -1;
+        if (emit(w, s + 1, 'F', line->buf ? line->buf : "", line->len, rc ? NULL : err) != 0)
+            rc = -1;
     }
     if (flush_out(w, rc ? NULL : err) != 0) rc = -1;
     if (close(w->fd) == -1 && rc == 0) rc = err_errno(err, "close log %s", w->path);
     pthread_mutex_destroy(&w->mu);
+    free(w->line[0].buf);
+    free(w->line[1].buf);
     strbuf_free(&w->out);
     free(w->path);
     free(w);

@@ -462,7 +462,7 @@ static bool back_off(pod_worker_t *w, crun_t *c, const char *reason, const char 
                  (long long)(delay / 1000), c->name, s->name, s->namespace, s->uid);
     pthread_mutex_lock(&w->lock);
     if (delay > 0) {
-        if (c->state.kind == CSTATE_TERMINATED) c->last = c->state;
+        if (c->state.kind == CSTATE_TERMINATED) cstate_copy(&c->last, &c->state);
         cstate_set(&c->state, CSTATE_WAITING, reason, msg);
     }
     crun_transition_locked(w, c, CLC_BACKOFF);
@@ -568,7 +568,7 @@ static void container_loop(pod_worker_t *w, crun_t *c)
         /* A new definition starts at once; a restart waits its back-off. */
         if (!redefined && !back_off(w, c, "CrashLoopBackOff", NULL)) break;
         pthread_mutex_lock(&w->lock);
-        if (c->state.kind == CSTATE_TERMINATED) c->last = c->state;
+        if (c->state.kind == CSTATE_TERMINATED) cstate_copy(&c->last, &c->state);
         c->restart_count++;
         cstate_set(&c->state, CSTATE_WAITING, "ContainerCreating", NULL);
         pthread_mutex_unlock(&w->lock);
@@ -577,7 +577,7 @@ static void container_loop(pod_worker_t *w, crun_t *c)
     if (c->lc != CLC_DONE) {
         /* Stopped before or between runs. */
         if (c->state.kind == CSTATE_WAITING && c->last.kind == CSTATE_TERMINATED) {
-            c->state = c->last;
+            cstate_copy(&c->state, &c->last);
         } else if (c->state.kind == CSTATE_WAITING) {
             cstate_set(&c->state, CSTATE_TERMINATED, "ContainerStatusUnknown",
                        "The container could not be started before the pod stopped");

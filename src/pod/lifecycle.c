@@ -9,8 +9,11 @@
 #include "util/diag.h"
 #include "util/sync.h"
 #include "util/time.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const bool pod_moves[PLC_COUNT][PLC_COUNT] = {
     [PLC_STARTING] = {[PLC_INITIALIZING] = true, [PLC_STOPPING] = true, [PLC_FINISHED] = true},
@@ -61,7 +64,23 @@ void cstate_set(cstate_t *s, cstate_kind_t kind, const char *reason, const char 
 {
     s->kind = kind;
     snprintf(s->reason, sizeof s->reason, "%s", reason ? reason : "");
-    snprintf(s->message, sizeof s->message, "%s", message ? message : "");
+    free(s->message);
+    s->message = message && *message ? xstrndup(message, CSTATE_MESSAGE_MAX - 1) : NULL;
+}
+
+void cstate_copy(cstate_t *dst, const cstate_t *src)
+{
+    if (dst == src) return;
+    char *message = src->message ? xstrdup(src->message) : NULL;
+    free(dst->message);
+    *dst = *src;
+    dst->message = message;
+}
+
+void cstate_clear(cstate_t *s)
+{
+    free(s->message);
+    memset(s, 0, sizeof *s);
 }
 
 /* Ready and ContainersReady: the app containers are all ready (running,

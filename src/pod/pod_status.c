@@ -77,7 +77,7 @@ static json_t *state_json(const cstate_t *s)
         return json_object();
     case CSTATE_WAITING:
         if (s->reason[0]) json_object_set_new(inner, "reason", json_string(s->reason));
-        if (s->message[0]) json_object_set_new(inner, "message", json_string(s->message));
+        if (s->message) json_object_set_new(inner, "message", json_string(s->message));
         break;
     case CSTATE_RUNNING:
         key = "running";
@@ -87,7 +87,7 @@ static json_t *state_json(const cstate_t *s)
         key = "terminated";
         json_object_set_new(inner, "exitCode", json_integer(s->exit_code));
         if (s->reason[0]) json_object_set_new(inner, "reason", json_string(s->reason));
-        if (s->message[0]) json_object_set_new(inner, "message", json_string(s->message));
+        if (s->message) json_object_set_new(inner, "message", json_string(s->message));
         if (s->started_at) json_object_set_new(inner, "startedAt", time_json(s->started_at));
         if (s->finished_at) json_object_set_new(inner, "finishedAt", time_json(s->finished_at));
         if (s->container_id[0])
@@ -246,7 +246,7 @@ size_t pod_worker_summaries(pod_worker_t *w, pod_container_summary_t *out, size_
         s->restart_count = c->restart_count;
         s->exit_code = c->state.kind == CSTATE_TERMINATED ? c->state.exit_code : -1;
         snprintf(s->reason, sizeof s->reason, "%s", c->state.reason);
-        snprintf(s->message, sizeof s->message, "%s", c->state.message);
+        snprintf(s->message, sizeof s->message, "%s", c->state.message ? c->state.message : "");
         s->run_ns = c->state.finished_at && c->state.started_at
                         ? c->state.finished_at - c->state.started_at
                         : 0;

@@ -34,8 +34,9 @@ static json_t *resume_entry(const crun_t *c)
 {
     return json_pack("{s:i, s:b, s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:o}", "restartCount",
                      c->restart_count, "done", c->lc == CLC_DONE && !c->state.killed, "exitCode",
-                     c->state.exit_code, "reason", c->state.reason, "message", c->state.message,
-                     "startedAt", (json_int_t)c->state.started_at, "finishedAt",
+                     c->state.exit_code, "reason", c->state.reason, "message",
+                     c->state.message ? c->state.message : "", "startedAt",
+                     (json_int_t)c->state.started_at, "finishedAt",
                      (json_int_t)c->state.finished_at, "imageID", c->image_id, "containerID",
                      c->state.container_id, "allocated", pod_resources_save(&c->alloc));
 }

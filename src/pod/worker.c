@@ -436,8 +436,9 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
     w->deadline = deadline_of(w, spec->active_deadline_seconds);
     w->ninit = spec->ninit;
     w->napps = spec->ncontainers;
-    w->inits = xcalloc(w->ninit ? w->ninit : 1, sizeof *w->inits);
-    w->apps = xcalloc(w->napps ? w->napps : 1, sizeof *w->apps);
+    /* No crun for a list that is empty (a crun is about 3 KiB). */
+    w->inits = w->ninit ? xcalloc(w->ninit, sizeof *w->inits) : NULL;
+    w->apps = w->napps ? xcalloc(w->napps, sizeof *w->apps) : NULL;
     for (size_t i = 0; i < w->ninit; i++)
         init_crun(w, &w->inits[i], &spec->init_containers[i], true, (int)i);
     for (size_t i = 0; i < w->napps; i++)
@@ -643,10 +644,16 @@ void pod_worker_free(pod_worker_t *w)
     /* FINISHED is set before the end's last publish: wait it out. */
     pod_runner_forget(w);
     if (w->joinable) pthread_join(w->thread, NULL);
-    for (size_t i = 0; i < w->ninit; i++)
+    for (size_t i = 0; i < w->ninit; i++) {
         wasmrt_stop_free(w->inits[i].stop);
-    for (size_t i = 0; i < w->napps; i++)
+        cstate_clear(&w->inits[i].state);
+        cstate_clear(&w->inits[i].last);
+    }
+    for (size_t i = 0; i < w->napps; i++) {
         wasmrt_stop_free(w->apps[i].stop);
+        cstate_clear(&w->apps[i].state);
+        cstate_clear(&w->apps[i].last);
+    }
     free(w->inits);
     free(w->apps);
     pthread_cond_destroy(&w->cond);

@@ -55,7 +55,11 @@ typedef enum cstate_kind {
 typedef struct cstate {
     cstate_kind_t kind;
     char reason[64];
-    char message[CSTATE_MESSAGE_MAX];
+    /* owned, at most CSTATE_MESSAGE_MAX - 1 bytes; NULL: none. On the heap
+     * because it is rarely set and can be 5 KiB (a termination message):
+     * two fixed buffers per container were 10 KiB of every idle pod.
+     * Set with cstate_set, copied with cstate_copy, freed by cstate_clear. */
+    char *message;
     int exit_code;
     int64_t started_at; /* ns, realtime; 0 = unset */
     int64_t finished_at;
@@ -266,6 +270,10 @@ bool pod_transition_locked(pod_worker_t *w, pod_lc_t to);
 bool crun_transition_locked(pod_worker_t *w, crun_t *c, container_lc_t to);
 /* Sets what a container's status shows (no lifecycle change). */
 void cstate_set(cstate_t *s, cstate_kind_t kind, const char *reason, const char *message);
+/* *dst = *src, the message copied (dst's old one freed). */
+void cstate_copy(cstate_t *dst, const cstate_t *src);
+/* Frees the message; the state is then empty (CSTATE_NONE). */
+void cstate_clear(cstate_t *s);
 
 /* Whether a container counts as ready: running, started (its startup
  * probe passed) and passing its readiness probe. */

@@ -49,6 +49,10 @@ static void fake_init(fake_t *f)
 
 static void fake_free(fake_t *f)
 {
+    for (size_t i = 0; i < sizeof f->apps / sizeof f->apps[0]; i++) {
+        cstate_clear(&f->apps[i].state);
+        cstate_clear(&f->apps[i].last);
+    }
     pthread_mutex_unlock(&f->w.lock);
     pthread_mutex_destroy(&f->w.lock);
     podspec_free(f->spec);
@@ -136,7 +140,7 @@ static void shutdown_condition_and_messages(void **state)
     f.w.t_disruption = time_now_ns();
     /* a: a run that left a termination message, restarted, then killed */
     terminate(&f.apps[0], 1, "Error", "last words\n");
-    f.apps[0].last = f.apps[0].state;
+    cstate_copy(&f.apps[0].last, &f.apps[0].state);
     terminate(&f.apps[0], 137, "Error", "");
     terminate(&f.apps[1], 0, "Completed", "done: all good");
     st = pod_status_json_locked(&f.w);
