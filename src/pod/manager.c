@@ -239,6 +239,10 @@ static void remove_locked(pod_manager_t *m, json_t *pod)
  * pods, so a pod unknown before the gathering is still unknown after. */
 static void on_pod(pod_manager_t *m, json_t *pod)
 {
+    /* The server-side-apply bookkeeping is for the API server's writers;
+     * nothing on the node reads it, and it is a large part of a pod's
+     * object, which the table keeps for every pod of the node. */
+    json_object_del(json_object_get(pod, "metadata"), "managedFields");
     const char *uid = json_str_at(pod, "metadata", "uid");
     pthread_mutex_lock(&m->lock);
     bool known = !uid || entry_find_locked(m, uid) ||
