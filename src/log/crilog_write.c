@@ -51,11 +51,13 @@
 #define OUT_CHUNK (64 * 1024)
 
 typedef struct crilog_line {
-    /* the unfinished line's bytes not yet written: CRILOG_MAX_LINE bytes,
-     * allocated the first time a line is left unfinished by a write (a
-     * container that writes whole lines never needs it: an idle pod's
-     * writer stays small) */
+    /* the unfinished line's bytes not yet written, in a buffer of cap
+     * bytes that grows up to CRILOG_MAX_LINE as a line does and is given
+     * back when a long line ends (a container that writes whole lines, or
+     * short pieces of them, keeps a writer of a few hundred bytes: an idle
+     * pod's cost) */
     char *buf;
+    size_t cap;
     size_t len;
     bool open; /* P records of this line were written already */
 } crilog_line_t;
@@ -236,6 +238,27 @@ fail:
     return NULL;
 }
 
+/* Room for n bytes in the line's buffer (n <= CRILOG_MAX_LINE). */
+static void line_reserve(crilog_line_t *line, size_t n)
+{
+    if (n <= line->cap) return;
+    size_t cap = line->cap ? line->cap : 128;
+    while (cap < n)
+        cap *= 2;
+    if (cap > CRILOG_MAX_LINE) cap = CRILOG_MAX_LINE;
+    line->buf = xrealloc(line->buf, cap);
+    line->cap = cap;
+}
+
+/* After a line ended: a buffer a long line grew goes back. */
+static void line_shrink(crilog_line_t *line)
+{
+    if (line->cap <= 512) return;
+    free(line->buf);
+    line->buf = NULL;
+    line->cap = 0;
+}
+
 int crilog_write(crilog_writer_t *w, int stream, const void *buf, size_t len, err_t *err)
 {
     if (stream != CRILOG_STDOUT && stream != CRILOG_STDERR)
@@ -255,7 +278,6 @@ int crilog_write(crilog_writer_t *w, int stream, const void *buf, size_t len, er
             p = nl + 1;
             continue;
         }
-        if (p < stop && !line->buf) line->buf = xmalloc(CRILOG_MAX_LINE);
         while (p < stop) {
             /* Cut only when a byte beyond a full line arrives, so a line of
              * exactly CRILOG_MAX_LINE bytes stays one F record. */
@@ -266,14 +288,17 @@ int crilog_write(crilog_writer_t *w, int stream, const void *buf, size_t len, er
             }
             size_t take = CRILOG_MAX_LINE - line->len;
             if (take > (size_t)(stop - p)) take = (size_t)(stop - p);
+            line_reserve(line, line->len + take);
             memcpy(line->buf + line->len, p, take);
             line->len += take;
             p += take;
         }
         if (nl) {
-            if (emit(w, stream, 'F', line->buf, line->len, rc ? NULL : err) != 0) rc = -1;
+            if (emit(w, stream, 'F', line->buf ? line->buf : "", line->len, rc ? NULL : err) != 0)
+                rc = -1;
             line->len = 0;
             line->open = false;
+            line_shrink(line);
             p = nl + 1;
         }
     }
