@@ -151,6 +151,10 @@ static void update_locked(pod_manager_t *m, entry_t *e, json_t *pod)
                    update_relevant(old, pod);
     e->pod = json_incref(pod);
     json_decref(old);
+    /* A pod this node runs has its status from its worker: the API
+     * server's copy is our own write coming back, a few KiB per pod not
+     * worth keeping. */
+    if (e->worker) json_object_del(pod, "status");
     if (!deliver) return;
     podspec_t *spec = NULL;
     err_t err;
