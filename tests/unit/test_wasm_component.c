@@ -605,7 +605,8 @@ static void destination_check(void **state)
 
 /* The descriptor cap of a component: files opened through open-at stop at
  * the cap with error-code quota (the adapter's EDQUOT), the mount's
- * preopen counting; sockets are refused with new-socket-limit. */
+ * preopen and what the caller keeps counting; TCP and UDP sockets are
+ * refused with new-socket-limit. */
 static void descriptors_capped(void **state)
 {
     wasm_signals_restore();
@@ -642,6 +643,14 @@ static void descriptors_capped(void **state)
     run(&j, f->rt, "tcp-client", tcp, &net);
     assert_int_equal(j.res.exit_code, 0);
     assert_string_equal(out_of(&j.cap, 1), "sockets 50\n");
+    capture_free(&j.cap);
+    /* UDP the same. */
+    net.max_open_files = 4;
+    const char *udp[] = {"udp-echo", "sockets", "50", NULL};
+    run(&j, f->rt, "udp-echo", udp, &net);
+    assert_int_equal(j.res.exit_code, 1);
+    assert_string_equal(out_of(&j.cap, 1), "sockets 2\n");
+    assert_string_equal(out_of(&j.cap, 2), "udp-echo: socket: new-socket-limit\n");
     capture_free(&j.cap);
     free(file);
     free(dir);

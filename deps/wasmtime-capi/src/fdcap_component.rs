@@ -24,6 +24,9 @@
 //! table. Not refused at the cap (but counted once they exist): sockets a
 //! listening TCP socket accepts (`accept`), since refusing them would leave
 //! the connection queued and the guest spinning on a ready pollable.
+//! Each `wasi:filesystem/preopens.get-directories` call adds a table entry
+//! per preopen sharing the preopen's one host descriptor; they count like
+//! any other entry (an overcount, on the side of the cap).
 //!
 //! The interface names carry the version wasmtime-wasi 48.0.8's WIT
 //! declares (src/p2/wit/deps/*.wit), which is the one the stock functions
