@@ -242,6 +242,9 @@ void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_
     wasmtime_error_t *error = wasmlet_store_limit_memory_total(
         store, spec->memory_limit ? (size_t)spec->memory_limit : SIZE_MAX);
     if (!error && run->stop) error = wasmlet_context_set_cancel_token(cx, run->stop->token);
+    /* run outlives the store (wasmrt_run deletes it before returning). */
+    if (!error && spec->descriptors)
+        error = wasmlet_context_set_descriptor_observer(cx, wasmrt_descriptors_observed, run);
     if (error) {
         char msg[512];
         wasmrt_take_failure(error, NULL, msg, sizeof msg);

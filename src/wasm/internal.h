@@ -126,6 +126,9 @@ void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx);
  * every WASMRT_DESCRIPTOR_SAMPLE_MS. On the run's thread only: it reads
  * the store. */
 void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now);
+/* The same as a wasmlet_context_set_descriptor_observer callback (data: the
+ * run), for a component about to wait in wasi:io/poll. */
+void wasmrt_descriptors_observed(void *data, size_t held);
 /* The cap a run's store gets: max_open_files less kept_descriptors, at
  * least 1 (0: no cap). */
 size_t wasmrt_store_descriptor_cap(const wasmrt_spec_t *spec);

@@ -32,7 +32,9 @@
  * max_open_files less what the caller keeps for the container; the figure
  * for /metrics (spec->descriptors) is counted on this thread only, where
  * the store may be read: after instantiation, at epoch ticks (at most every
- * WASMRT_DESCRIPTOR_SAMPLE_MS) and when a core module goes to sleep. */
+ * WASMRT_DESCRIPTOR_SAMPLE_MS), when a core module goes to sleep, and
+ * (told by the wrapper's observer) when a component is about to wait in
+ * wasi:io/poll. */
 #include "wasm/internal.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -118,20 +120,33 @@ void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx)
     if (run->spec->resized) run->spec->resized(run->spec->resized_ctx, ok, memory, cpu, usage);
 }
 
-void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
+/* Reports what the store holds (held) and the caller keeps, if changed. */
+static void descriptors_report(wasmrt_run_ctx_t *run, size_t held)
 {
     const wasmrt_spec_t *spec = run->spec;
-    if (!spec->descriptors) return;
+    held += spec->kept_descriptors;
+    if (run->fds_reported_any && held == run->fds_reported) return;
+    run->fds_reported = held;
+    run->fds_reported_any = true;
+    spec->descriptors(spec->descriptors_ctx, held);
+}
+
+void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
+{
+    if (!run->spec->descriptors) return;
     int64_t t = time_mono_ns();
     if (!now && run->fds_reported_any &&
         t - run->fds_sampled_ns < WASMRT_DESCRIPTOR_SAMPLE_MS * NS_PER_MS)
         return;
     run->fds_sampled_ns = t;
-    size_t held = wasmlet_context_descriptors_held(cx) + spec->kept_descriptors;
-    if (run->fds_reported_any && held == run->fds_reported) return;
-    run->fds_reported = held;
-    run->fds_reported_any = true;
-    spec->descriptors(spec->descriptors_ctx, held);
+    descriptors_report(run, wasmlet_context_descriptors_held(cx));
+}
+
+void wasmrt_descriptors_observed(void *data, size_t held)
+{
+    wasmrt_run_ctx_t *run = data;
+    run->fds_sampled_ns = time_mono_ns();
+    descriptors_report(run, held);
 }
 
 size_t wasmrt_store_descriptor_cap(const wasmrt_spec_t *spec)

@@ -341,6 +341,18 @@ wasmtime_error_t *wasmlet_component_linker_cap_descriptors(wasmtime_component_li
  * Errors: no WASI context yet. */
 wasmtime_error_t *wasmlet_context_set_descriptor_cap(wasmtime_context_t *cx, size_t max);
 
+/* Sets (NULL: clears) the store's observer of its held descriptors: a
+ * component's store calls observer(data, held), on the thread running the
+ * store, each time the component is about to wait in wasi:io/poll (poll,
+ * pollable.block) of a linker set up by
+ * wasmlet_component_linker_add_cancellable_waits, where no epoch tick runs;
+ * held is what wasmlet_context_descriptors_held would return. The observer
+ * must not call into the store; data must stay valid as long as the store.
+ * Errors: no WASI context yet. */
+wasmtime_error_t *wasmlet_context_set_descriptor_observer(wasmtime_context_t *cx,
+                                                          void (*observer)(void *data, size_t held),
+                                                          void *data);
+
 /* The host descriptors the store's WASI context holds now: files and
  * directories (preopens included; a core module's preopens are opened on
  * its first WASI call) and, for a component, its TCP and UDP sockets

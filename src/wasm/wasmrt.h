@@ -277,9 +277,11 @@ typedef struct wasmrt_spec {
      * holds (its store's, wasmlet_context_descriptors_held, plus
      * kept_descriptors, plus a served component's listeners) each time a
      * sample differs from the last: after instantiation, at epoch ticks at
-     * most every WASMRT_DESCRIPTOR_SAMPLE_MS while wasm runs, and when a
-     * core module goes to sleep in poll_oneoff (a component asleep in
-     * wasi:io/poll is not sampled until it runs again). NULL: not called. */
+     * most every WASMRT_DESCRIPTOR_SAMPLE_MS while wasm runs, when a core
+     * module goes to sleep in poll_oneoff, and when a component is about
+     * to wait in wasi:io/poll (poll, pollable.block: its sleeps and socket
+     * waits; not its blocking stream reads and writes). NULL: not
+     * called. */
     void (*descriptors)(void *ctx, size_t held);
     void *descriptors_ctx;
 } wasmrt_spec_t;

@@ -603,6 +603,12 @@ static void destination_check(void **state)
     assert_false(wasmrt_net_allows_destination(&net, (struct sockaddr *)&v4, sizeof v4));
 }
 
+static void on_descriptors(void *ctx, size_t held)
+{
+    size_t *max = ctx;
+    if (held > *max) *max = held;
+}
+
 /* The descriptor cap of a component: files opened through open-at stop at
  * the cap with error-code quota (the adapter's EDQUOT), the mount's
  * preopen and what the caller keeps counting; TCP and UDP sockets are
@@ -616,12 +622,21 @@ static void descriptors_capped(void **state)
     char *file = xasprintf("%s/f", dir);
     write_file(file, "x");
     wasmrt_mount_t m = {.host_path = dir, .guest_path = "/d", .read_only = true};
-    wasmrt_spec_t extra = {.mounts = &m, .nmounts = 1, .max_open_files = 8, .kept_descriptors = 2};
+    size_t max_seen = 0;
+    wasmrt_spec_t extra = {.mounts = &m,
+                           .nmounts = 1,
+                           .max_open_files = 8,
+                           .kept_descriptors = 2,
+                           .descriptors = on_descriptors,
+                           .descriptors_ctx = &max_seen};
     const char *argv[] = {"files", "hold", "/d/f", "100", "0", NULL};
     job_t j;
     run(&j, f->rt, "files", argv, &extra);
     assert_int_equal(j.res.exit_code, 0);
     assert_string_equal(out_of(&j.cap, 1), "held 5\nopen: " QUOTA_TEXT "\n");
+    /* Its sleep (wasi:io/poll, through the adapter) reported the whole
+     * cap: the preopen, 5 files and the 2 kept. */
+    assert_int_equal(max_seen, 8);
     capture_free(&j.cap);
 
     /* No cap: all of them. */

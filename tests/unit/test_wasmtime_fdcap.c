@@ -2,8 +2,10 @@
  * (deps/wasmtime-capi/src/fdcap.rs, declared in src/wasm/wasmlet_capi.h):
  * wasmlet_linker_cap_descriptors, wasmlet_context_set_descriptor_cap and
  * wasmlet_context_descriptors_held, called directly on a core linker;
- * wasmlet_component_linker_cap_descriptors's argument checks (its effect on
- * components is tested through wasmrt in test_wasm_component.c).
+ * wasmlet_component_linker_cap_descriptors's and
+ * wasmlet_context_set_descriptor_observer's argument checks (their effect
+ * on components is tested in test_wasmtime_wrapper.c and, through wasm/,
+ * in test_wasm_component.c).
  *
  * The guest is WAT built in-process: open_n(n) calls path_open n times on
  * the preopen (fd 3) creating file "f", and returns (successes << 8) | the
@@ -171,6 +173,9 @@ static void errors(void **state)
     /* No WASI context yet. */
     wasmtime_store_t *store = wasmtime_store_new(engine, NULL, NULL);
     e = wasmlet_context_set_descriptor_cap(wasmtime_store_context(store), 3);
+    assert_non_null(e);
+    wasmtime_error_delete(e);
+    e = wasmlet_context_set_descriptor_observer(wasmtime_store_context(store), NULL, NULL);
     assert_non_null(e);
     wasmtime_error_delete(e);
     assert_int_equal(wasmlet_context_descriptors_held(wasmtime_store_context(store)), 0);

@@ -32,6 +32,7 @@
 //! UDP socket (a core module never holds sockets).
 use crate::ffi::{self, CError};
 use crate::state;
+use std::ffi::c_void;
 use std::mem::{align_of, size_of};
 use std::sync::OnceLock;
 use wasmtime_c_api::wasmtime::component::ResourceTable;
@@ -81,10 +82,22 @@ fn p1_ctx(data: &mut WasmtimeStoreData) -> &mut WasiP1Ctx {
     unsafe { &mut *table.sub(table_offset()).cast::<WasiP1Ctx>() }
 }
 
-/// A store's cap (0: none).
+/// A C observer of a store's held descriptors
+/// (`wasmlet_context_set_descriptor_observer`).
+struct Observer {
+    f: extern "C" fn(*mut c_void, usize),
+    data: *mut c_void,
+}
+
+// SAFETY: the header requires the callback and its data to be usable from
+// the thread that runs the store, wherever the store moves.
+unsafe impl Send for Observer {}
+
+/// A store's cap (0: none) and its observer.
 #[derive(Default)]
 struct FdCap {
     max: usize,
+    observer: Option<Observer>,
 }
 
 /// Whether a table entry holds a host descriptor: a file or directory
@@ -117,6 +130,24 @@ fn scan(table: &mut ResourceTable) -> Result<(usize, &mut FdCap), Error> {
         .find_map(|entry| entry.downcast_mut::<FdCap>())
         .ok_or_else(|| format_err!("descriptor cap entry missing"))?;
     Ok((held, cap))
+}
+
+/// Tells the store's observer, if it has one, what the store holds now.
+/// Called by `cancel` before a component blocks in wasi:io/poll, where no
+/// epoch tick lets the C side count.
+pub(crate) fn observe(table: &mut ResourceTable) {
+    let mut held = 0;
+    let mut observer = None;
+    for entry in table.iter_mut() {
+        if holds_descriptor(&*entry) {
+            held += 1;
+        } else if let Some(cap) = entry.downcast_ref::<FdCap>() {
+            observer = cap.observer.as_ref().map(|o| (o.f, o.data));
+        }
+    }
+    if let Some((f, data)) = observer {
+        f(data, held);
+    }
 }
 
 /// Whether the store is at its cap (false without one).
@@ -195,6 +226,19 @@ pub extern "C" fn wasmlet_context_set_descriptor_cap(
     ffi::guard("wasmlet_context_set_descriptor_cap", || {
         let table = state::wasi_table(cx.data_mut())?;
         scan(table)?.1.max = max;
+        Ok(())
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn wasmlet_context_set_descriptor_observer(
+    mut cx: WasmtimeStoreContextMut<'_>,
+    observer: Option<extern "C" fn(*mut c_void, usize)>,
+    data: *mut c_void,
+) -> CError {
+    ffi::guard("wasmlet_context_set_descriptor_observer", || {
+        let table = state::wasi_table(cx.data_mut())?;
+        scan(table)?.1.observer = observer.map(|f| Observer { f, data });
         Ok(())
     })
 }
