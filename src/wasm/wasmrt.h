@@ -41,7 +41,8 @@ typedef struct wasmrt_stop wasmrt_stop_t;
 #define WASMRT_DESCRIPTOR_SAMPLE_MS 100
 
 /* The default cap on the host descriptors a container holds (files,
- * directories, its preopens): the usual soft RLIMIT_NOFILE. */
+ * directories, its preopens, a component's sockets, what wasmlet keeps for
+ * it): the usual soft RLIMIT_NOFILE. */
 #define WASMRT_DEFAULT_MAX_OPEN_FILES 1024
 /* Native stack a thread running wasm needs beyond max_wasm_stack: the host
  * frames above the first wasm frame and those of host calls made at the
