@@ -5,6 +5,9 @@
  * connects to its first address, sends LINE (default "hello") and a
  * newline, closes its sending side, and copies everything the server sends
  * back to stdout until the server closes. Against tcp-echo it prints LINE.
+ * `tcp-client sockets N` only creates up to N IPv4 TCP sockets and keeps
+ * them, then prints "sockets K" (no traffic at all): for the tests of the
+ * descriptor cap.
  *
  * When the host refuses an operation it prints "tcp-client: <op>: <wasi
  * error-code name>" (for example "tcp-client: connect: access-denied" or
@@ -13,6 +16,7 @@
  */
 // component-world: tcp
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tcp.h"
@@ -66,8 +70,29 @@ static int tcp_client_resolve(wasi_sockets_network_borrow_network_t net, const c
     return rc;
 }
 
+/* `tcp-client sockets N`. */
+static int tcp_client_sockets(const char *n_arg)
+{
+    long n = strtol(n_arg, NULL, 10), made = 0;
+    wasi_sockets_network_error_code_t code;
+    int rc = 0;
+    while (made < n) {
+        wasi_sockets_tcp_own_tcp_socket_t own;
+        if (!wasi_sockets_tcp_create_socket_create_tcp_socket(
+                WASI_SOCKETS_NETWORK_IP_ADDRESS_FAMILY_IPV4, &own, &code)) {
+            rc = 1;
+            break;
+        }
+        made++; /* kept until exit */
+    }
+    printf("sockets %ld\n", made);
+    fflush(stdout);
+    return rc ? tcp_client_fail("socket", code) : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "sockets") == 0) return tcp_client_sockets(argv[2]);
     int port = argc >= 3 ? net_addr_parse_port(argv[2]) : -1;
     if (argc < 3 || argc > 4 || port < 0) {
         fprintf(stderr, "usage: tcp-client HOST PORT [LINE]\n");

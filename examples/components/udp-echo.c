@@ -10,6 +10,10 @@
  *       sends MESSAGE to ADDRESS:PORT (an IPv4 literal) and prints the
  *       reply; exits 1 with "udp-echo: receive: timeout" when none comes
  *       within 5 s.
+ *   udp-echo sockets N
+ *       only creates up to N IPv4 UDP sockets and keeps them, then prints
+ *       "sockets K" (no traffic at all): for the tests of the descriptor
+ *       cap.
  *
  * When the host refuses an operation it prints "udp-echo: <op>: <wasi
  * error-code name>" (for example "udp-echo: bind: access-denied") and
@@ -39,7 +43,8 @@ static int udp_echo_fail(const char *op, wasi_sockets_network_error_code_t code)
 static int udp_echo_usage(void)
 {
     fprintf(stderr, "usage: udp-echo server PORT COUNT [ADDRESS]\n"
-                    "       udp-echo client ADDRESS PORT MESSAGE\n");
+                    "       udp-echo client ADDRESS PORT MESSAGE\n"
+                    "       udp-echo sockets N\n");
     return 2;
 }
 
@@ -88,8 +93,29 @@ static int udp_echo_send(out_t out, udp_list_u8_t data,
     return 0;
 }
 
+/* `udp-echo sockets N`. */
+static int udp_echo_sockets(const char *n_arg)
+{
+    long n = strtol(n_arg, NULL, 10), made = 0;
+    wasi_sockets_network_error_code_t code;
+    int rc = 0;
+    while (made < n) {
+        wasi_sockets_udp_own_udp_socket_t own;
+        if (!wasi_sockets_udp_create_socket_create_udp_socket(
+                WASI_SOCKETS_NETWORK_IP_ADDRESS_FAMILY_IPV4, &own, &code)) {
+            rc = 1;
+            break;
+        }
+        made++; /* kept until exit */
+    }
+    printf("sockets %ld\n", made);
+    fflush(stdout);
+    return rc ? udp_echo_fail("socket", code) : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "sockets") == 0) return udp_echo_sockets(argv[2]);
     int server = argc >= 2 && strcmp(argv[1], "server") == 0;
     int client = argc == 5 && strcmp(argv[1], "client") == 0;
     if (!(server && (argc == 4 || argc == 5)) && !client) return udp_echo_usage();

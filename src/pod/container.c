@@ -28,6 +28,7 @@
 #include "pod/annotations.h"
 #include "pod/env.h"
 #include "pod/worker_priv.h"
+#include "metrics/descriptors.h"
 #include "metrics/registry.h"
 #include "metrics/served.h"
 #include "net/net.h"
@@ -52,6 +53,7 @@ typedef struct output_ctx {
     crilog_writer_t *log;
     strbuf_t line[3];      /* per stream, for host->output */
     pod_term_tail_t *tail; /* FallbackToLogsOnError: the output's tail */
+    size_t max_open_files; /* the run's descriptor cap, for the figures */
 } output_ctx_t;
 
 static void on_output(void *ctx, int stream, const char *data, size_t len)
@@ -198,6 +200,14 @@ static void on_request_done(void *ctx, const wasmrt_http_request_t *req)
                            (double)req->instantiate_ns / 1e9);
 }
 
+/* What the run holds now (wasmrt_spec_t's descriptors), for /metrics. */
+static void on_descriptors(void *ctx, size_t held)
+{
+    output_ctx_t *o = ctx;
+    metrics_descriptors_set(o->spec->uid, o->spec->namespace, o->spec->name, o->c->name, held,
+                            o->max_open_files);
+}
+
 /* "(a wasi:http component, served on port 8080)" for the Started event. */
 static void serving_note(const prepared_t *p, char *out, size_t len)
 {
@@ -331,7 +341,13 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .started_ctx = c,
         .http = p->serving.http,
         .max_open_files = p->max_open_files,
+        /* Held for the run by this thread: the log file and, in a pod's
+         * namespace, the host's (net_enter's saved descriptor). */
+        .kept_descriptors = (out.log ? 1u : 0u) + (w->netns ? 1u : 0u),
+        .descriptors = on_descriptors,
+        .descriptors_ctx = &out,
     };
+    out.max_open_files = p->max_open_files;
     rs.http.bind_addr = w->host.serve_addr;
     rs.http.serving = on_serving;
     rs.http.request_done = on_request_done;
@@ -365,6 +381,7 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         }
     }
     metrics_container_end(spec->uid, c->name, res.cpu_ns, res.memory_bytes);
+    metrics_descriptors_end(spec->uid, c->name);
     pthread_mutex_lock(&w->lock);
     /* A traced run that never got its instance is no start to trace. */
     if (w->trace_crun == c && !w->trace.end[METRICS_STAGE_INSTANTIATE]) w->trace.on = false;

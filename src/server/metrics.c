@@ -13,6 +13,7 @@
  * request counters, the image store and the runtime; the process figures
  * come from util/proc.h. */
 #include "kube/client.h"
+#include "metrics/descriptors.h"
 #include "metrics/prom.h"
 #include "metrics/registry.h"
 #include "metrics/served.h"
@@ -141,6 +142,7 @@ void server_handle_metrics(server_t *s, http_req_t *r)
     api_section(&sb, s);
     metrics_render_http(&sb);
     metrics_render_served(&sb);
+    metrics_render_descriptors(&sb);
     metrics_render_certs(&sb, &m, time_now_ns());
     probe_metrics_render(&sb);
     process_section(&sb);

@@ -35,6 +35,8 @@ int wasmrt_component_linker_new(wasmrt_t *rt, err_t *err)
     rt->clinker = wasmtime_component_linker_new(rt->engine);
     wasmtime_error_t *error = wasmtime_component_linker_add_wasip2(rt->clinker);
     if (error) return wasmrt_error(err, error, "link WASI preview 2");
+    error = wasmlet_component_linker_cap_descriptors(rt->clinker); /* spec->max_open_files */
+    if (error) return wasmrt_error(err, error, "cap WASI descriptors");
     error = wasmlet_component_linker_add_cancellable_waits(rt->clinker);
     if (error) return wasmrt_error(err, error, "link cancellable WASI waits");
     error = wasmlet_component_linker_add_wasi_http(rt->clinker);
@@ -240,6 +242,9 @@ void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_
     wasmtime_error_t *error = wasmlet_store_limit_memory_total(
         store, spec->memory_limit ? (size_t)spec->memory_limit : SIZE_MAX);
     if (!error && run->stop) error = wasmlet_context_set_cancel_token(cx, run->stop->token);
+    /* run outlives the store (wasmrt_run deletes it before returning). */
+    if (!error && spec->descriptors)
+        error = wasmlet_context_set_descriptor_observer(cx, wasmrt_descriptors_observed, run);
     if (error) {
         char msg[512];
         wasmrt_take_failure(error, NULL, msg, sizeof msg);
@@ -274,6 +279,7 @@ void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_
         return;
     }
     result->instantiate_ns = time_mono_ns() - t0;
+    wasmrt_descriptors_sample(run, cx, true);
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_component_func_t func;

@@ -227,6 +227,10 @@ void wasmrt_http_serve(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *
         goto out;
     }
     opened = 0; /* the server owns the sockets now */
+    /* Its stores live per request inside the server: what this run holds
+     * for the figures is the listeners (and what the caller keeps). */
+    if (spec->descriptors)
+        spec->descriptors(spec->descriptors_ctx, spec->kept_descriptors + nports);
     result->instantiate_ns = time_mono_ns() - t0;
     /* Serving: what the start trace calls instantiated. */
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);

@@ -106,7 +106,11 @@ typedef struct wasmrt_run_ctx {
     uint64_t memory_limit;
     uint32_t cpu_millicores;
     uint64_t resize_seen; /* the last stop->resize_gen taken */
-    bool has_memory;      /* a core module's exported memory, for its usage */
+    /* Descriptor samples (wasmrt_descriptors_sample). */
+    int64_t fds_sampled_ns; /* monotonic, of the last count */
+    size_t fds_reported;    /* the last figure reported ... */
+    bool fds_reported_any;  /* ... if any */
+    bool has_memory;        /* a core module's exported memory, for its usage */
     wasmtime_memory_t memory;
     bool stopped;  /* the run ended because of stop */
     bool exited;   /* proc_exit (or wasi:cli/exit's exit-with-code) was called ... */
@@ -116,6 +120,18 @@ typedef struct wasmrt_run_ctx {
 /* Takes a pending wasmrt_resize into the store (run.c): called on the
  * run's thread from the epoch callback and from a sleeping poll_oneoff. */
 void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx);
+
+/* Counts the descriptors the run holds and reports them through
+ * spec->descriptors when the figure changed (run.c); unless now, at most
+ * every WASMRT_DESCRIPTOR_SAMPLE_MS. On the run's thread only: it reads
+ * the store. */
+void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now);
+/* The same as a wasmlet_context_set_descriptor_observer callback (data: the
+ * run), for a component about to wait in wasi:io/poll. */
+void wasmrt_descriptors_observed(void *data, size_t held);
+/* The cap a run's store gets: max_open_files less kept_descriptors, at
+ * least 1 (0: no cap). */
+size_t wasmrt_store_descriptor_cap(const wasmrt_spec_t *spec);
 
 /* --- components (component.c) --- */
 

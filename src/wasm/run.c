@@ -26,7 +26,15 @@
  * quota from the next period on; a new memory cap through the limiter
  * (the stock one of a core module, the summed one of a component), unless
  * it is below the linear memory already held, which cannot shrink: then
- * nothing of the request is applied and the caller is told the usage. */
+ * nothing of the request is applied and the caller is told the usage.
+ *
+ * Descriptors: the store's cap (wasmlet_context_set_descriptor_cap) is
+ * max_open_files less what the caller keeps for the container; the figure
+ * for /metrics (spec->descriptors) is counted on this thread only, where
+ * the store may be read: after instantiation, at epoch ticks (at most every
+ * WASMRT_DESCRIPTOR_SAMPLE_MS), when a core module goes to sleep, and
+ * (told by the wrapper's observer) when a component is about to wait in
+ * wasi:io/poll. */
 #include "wasm/internal.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -112,6 +120,43 @@ void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx)
     if (run->spec->resized) run->spec->resized(run->spec->resized_ctx, ok, memory, cpu, usage);
 }
 
+/* Reports what the store holds (held) and the caller keeps, if changed. */
+static void descriptors_report(wasmrt_run_ctx_t *run, size_t held)
+{
+    const wasmrt_spec_t *spec = run->spec;
+    held += spec->kept_descriptors;
+    if (run->fds_reported_any && held == run->fds_reported) return;
+    run->fds_reported = held;
+    run->fds_reported_any = true;
+    spec->descriptors(spec->descriptors_ctx, held);
+}
+
+void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
+{
+    if (!run->spec->descriptors) return;
+    int64_t t = time_mono_ns();
+    if (!now && run->fds_reported_any &&
+        t - run->fds_sampled_ns < WASMRT_DESCRIPTOR_SAMPLE_MS * NS_PER_MS)
+        return;
+    run->fds_sampled_ns = t;
+    descriptors_report(run, wasmlet_context_descriptors_held(cx));
+}
+
+void wasmrt_descriptors_observed(void *data, size_t held)
+{
+    wasmrt_run_ctx_t *run = data;
+    run->fds_sampled_ns = time_mono_ns();
+    descriptors_report(run, held);
+}
+
+size_t wasmrt_store_descriptor_cap(const wasmrt_spec_t *spec)
+{
+    if (!spec->max_open_files) return 0;
+    return spec->max_open_files > spec->kept_descriptors
+               ? spec->max_open_files - spec->kept_descriptors
+               : 1;
+}
+
 static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *delta,
                                   wasmtime_update_deadline_kind_t *kind)
 {
@@ -123,6 +168,7 @@ static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *
         return wasmtime_error_new("container stopped");
     }
     wasmrt_resize_apply(run, cx);
+    wasmrt_descriptors_sample(run, cx, false);
     if (run->cpu_quota_ns > 0) {
         int64_t now = time_mono_ns();
         if (now - run->period_start_mono >= run->cpu_period_ns) {
@@ -206,8 +252,8 @@ static int configure_wasi(wasmtime_context_t *cx, const wasmrt_spec_t *spec, was
     }
     if (kind == WASMRT_COMPONENT) wasmrt_net_configure(wasi, spec);
     wasmtime_error_t *error = wasmtime_context_set_wasi(cx, wasi); /* takes wasi */
-    if (!error && kind == WASMRT_CORE_MODULE && spec->max_open_files)
-        error = wasmlet_context_set_descriptor_cap(cx, spec->max_open_files);
+    size_t cap = wasmrt_store_descriptor_cap(spec);
+    if (!error && cap) error = wasmlet_context_set_descriptor_cap(cx, cap);
     if (error) {
         char msg[512];
         wasmrt_error_message(error, msg, sizeof msg);
@@ -275,6 +321,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         goto out;
     }
     result->instantiate_ns = time_mono_ns() - t0;
+    wasmrt_descriptors_sample(&run, cx, true);
     wasmtime_extern_t item;
     if (wasmtime_instance_export_get(cx, &inst, "memory", 6, &item)) {
         if (item.kind == WASMTIME_EXTERN_MEMORY) {

@@ -315,18 +315,50 @@ void wasmlet_http_server_delete(wasmlet_http_server_t *server);
 /* Descriptor cap (fdcap.rs). Shadows wasi_snapshot_preview1.path_open in a
  * core linker that already has WASI preview 1 (wasmtime_linker_define_wasi):
  * in a store with a cap (wasmlet_context_set_descriptor_cap), an open when
- * the store already holds `max` host descriptors (files, directories and
- * preopens in its WASI table) returns errno 33, `mfile` ("too many open
- * files"), opening nothing; otherwise Wasmtime's own path_open runs. Only
- * preview-1 modules: WASI 0.2 has no such error code. Errors: NULL linker. */
+ * the store already holds `max` host descriptors (see
+ * wasmlet_context_descriptors_held) returns errno 33, `mfile` ("too many
+ * open files"), opening nothing; otherwise Wasmtime's own path_open runs.
+ * Errors: NULL linker. */
 wasmtime_error_t *wasmlet_linker_cap_descriptors(wasmtime_linker_t *linker);
 
+/* The same cap for components (fdcap_component.rs), in a component linker
+ * that already has WASI 0.2 (wasmtime_component_linker_add_wasip2). At the
+ * store's cap:
+ *  - wasi:filesystem/types [method]descriptor.open-at returns error-code
+ *    `quota`. WASI 0.2's filesystem error-code has no "too many open files";
+ *    quota (a storage allowance used up, recoverable by closing something)
+ *    is the closest case. A C program built with the preview-1 adapter sees
+ *    errno EDQUOT ("Disk quota exceeded");
+ *  - wasi:sockets create-tcp-socket and create-udp-socket return error-code
+ *    `new-socket-limit` (WASI 0.2's EMFILE/ENFILE for sockets).
+ * Not refused, only counted: sockets accepted by a listening TCP socket.
+ * No path of these traps at the cap. Below it Wasmtime's own functions run.
+ * Errors: NULL linker. */
+wasmtime_error_t *wasmlet_component_linker_cap_descriptors(wasmtime_component_linker_t *linker);
+
 /* Sets the store's cap (0: none, the default) for a linker set up by
- * wasmlet_linker_cap_descriptors. Errors: no WASI context yet. */
+ * wasmlet_linker_cap_descriptors or wasmlet_component_linker_cap_descriptors.
+ * Errors: no WASI context yet. */
 wasmtime_error_t *wasmlet_context_set_descriptor_cap(wasmtime_context_t *cx, size_t max);
 
-/* The host descriptors the store's WASI context holds now (files,
- * directories, preopens); 0 without a WASI context. */
+/* Sets (NULL: clears) the store's observer of its held descriptors: a
+ * component's store calls observer(data, held), on the thread running the
+ * store, each time the component is about to wait in wasi:io/poll (poll,
+ * pollable.block) of a linker set up by
+ * wasmlet_component_linker_add_cancellable_waits, where no epoch tick runs;
+ * held is what wasmlet_context_descriptors_held would return. The observer
+ * must not call into the store; data must stay valid as long as the store.
+ * Errors: no WASI context yet. */
+wasmtime_error_t *wasmlet_context_set_descriptor_observer(wasmtime_context_t *cx,
+                                                          void (*observer)(void *data, size_t held),
+                                                          void *data);
+
+/* The host descriptors the store's WASI context holds now: files and
+ * directories (preopens included; a core module's preopens are opened on
+ * its first WASI call) and, for a component, its TCP and UDP sockets
+ * (accepted ones included); 0 without a WASI context. Scans the store's
+ * table: call it on the store's own thread, never while another thread
+ * runs the store. */
 size_t wasmlet_context_descriptors_held(wasmtime_context_t *cx);
 
 #ifdef __cplusplus

@@ -37,8 +37,12 @@ typedef struct wasmrt_stop wasmrt_stop_t;
  * runner (go_wasip1_wasm_exec) gives wasmtime, since Go programs need far
  * more than Wasmtime's 512 KiB. */
 #define WASMRT_DEFAULT_MAX_WASM_STACK ((size_t)8 << 20)
+/* How often a running container's descriptors are counted, at most. */
+#define WASMRT_DESCRIPTOR_SAMPLE_MS 100
+
 /* The default cap on the host descriptors a container holds (files,
- * directories, its preopens): the usual soft RLIMIT_NOFILE. */
+ * directories, its preopens, a component's sockets, what wasmlet keeps for
+ * it): the usual soft RLIMIT_NOFILE. */
 #define WASMRT_DEFAULT_MAX_OPEN_FILES 1024
 /* Native stack a thread running wasm needs beyond max_wasm_stack: the host
  * frames above the first wasm frame and those of host calls made at the
@@ -259,11 +263,28 @@ typedef struct wasmrt_spec {
     void (*started)(void *ctx, int64_t instantiate_ns);
     void *started_ctx;
     wasmrt_http_t http; /* wasi:http components only */
-    /* Core modules: host descriptors the container may hold (files,
-     * directories, preopens); an open past it fails with WASI's "too many
-     * open files" (EMFILE). 0 = no cap. Components: not enforced (WASI 0.2
-     * has no such error). */
+    /* Host descriptors the container may hold (files, directories,
+     * preopens, a component's sockets), kept_descriptors included: its
+     * store gets max_open_files - kept_descriptors (at least 1). Past it a
+     * core module's open fails with WASI's "too many open files" (EMFILE);
+     * a component's open-at with error-code quota, its socket creation
+     * with new-socket-limit (wasmlet_capi.h). 0 = no cap. Served wasi:http
+     * components (a store per request) are not capped. */
     size_t max_open_files;
+    /* Descriptors the caller keeps open for this container while it runs
+     * (its log file, a saved network namespace). */
+    size_t kept_descriptors;
+    /* Called on the running thread with the host descriptors the container
+     * holds (its store's, wasmlet_context_descriptors_held, plus
+     * kept_descriptors, plus a served component's listeners) each time a
+     * sample differs from the last: after instantiation, at epoch ticks at
+     * most every WASMRT_DESCRIPTOR_SAMPLE_MS while wasm runs, when a core
+     * module goes to sleep in poll_oneoff, and when a component is about
+     * to wait in wasi:io/poll (poll, pollable.block: its sleeps and socket
+     * waits; not its blocking stream reads and writes). NULL: not
+     * called. */
+    void (*descriptors)(void *ctx, size_t held);
+    void *descriptors_ctx;
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {

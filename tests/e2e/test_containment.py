@@ -8,7 +8,9 @@ nodes:
   issue 13 describes): it stops at its descriptor cap (the default 1024, or
   its wasmlet.dev/max-open-files) with EMFILE inside the module, while a
   neighbour keeps logging, a new pod with a hostPath mount starts, and
-  kubectl logs of the hostile pod answers;
+  kubectl logs of the hostile pod answers; /metrics shows the pod holding
+  exactly its cap (its files and mounts plus what wasmlet keeps for it:
+  the cap counts both), and the neighbour far less;
 - a pod that writes one 100 MB line: its log stays bounded by
   --container-log-max-size/--container-log-max-files while it writes (P
   records rotated between), kubectl logs shows what is left of the line as
@@ -34,8 +36,10 @@ nodes:
   so memory usage in the ranking counts only ended runs.
 """
 
+import http.client
 import os
 import re
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -323,6 +327,18 @@ def test_descriptor_hog_is_capped_and_the_node_keeps_working(cluster, node, name
     # service-account token volume when mounted).
     held = held_count(out)
     assert 1018 <= held <= 1023, out
+    # /metrics: the hog holds its whole cap (files, mounts, and wasmlet's
+    # own for it: the log file, the saved network namespace), sampled when
+    # it went to sleep holding them; the ticker next to it holds a few.
+    hog = f'namespace="{namespace}",pod="hog",container="app"'
+    steady = f'namespace="{namespace}",pod="steady",container="app"'
+    text = wait_for(lambda: (lambda t: t if gauge(t, "wasmlet_container_open_descriptors", hog)
+                             == 1024 else None)(node_metrics(cluster, node)), 15,
+                    desc="the hog's descriptors on /metrics")
+    assert gauge(text, "wasmlet_container_open_descriptors_limit", hog) == 1024
+    assert gauge(text, "wasmlet_pod_open_descriptors",
+                 f'namespace="{namespace}",pod="hog"') == 1024
+    assert 1 <= gauge(text, "wasmlet_container_open_descriptors", steady) <= 8, text
     # While it holds them: another pod with a hostPath mount starts and
     # reads, the neighbour logs, the node is Ready.
     create_pod(cluster, namespace, "reader", node.node,
@@ -343,6 +359,31 @@ def test_descriptor_hog_is_capped_and_the_node_keeps_working(cluster, node, name
     assert p["status"]["phase"] == "Succeeded", p["status"]
     out = logs(cluster, node, namespace, "small", "app")
     assert 10 <= held_count(out) <= 15, out
+
+
+def node_metrics(cluster, node):
+    """The node's /metrics, asked for as the API server asks (its kubelet
+    client certificate)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(cluster.env["WASMLET_APISERVER_KUBELET_CLIENT_CERT"],
+                        cluster.env["WASMLET_APISERVER_KUBELET_CLIENT_KEY"])
+    conn = http.client.HTTPSConnection("127.0.0.1", node.node.port, timeout=20, context=ctx)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        assert r.status == 200, (r.status, body[:200])
+        return body
+    finally:
+        conn.close()
+
+
+def gauge(text, name, labels):
+    """The value of one sample, or None."""
+    m = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
 
 
 def held_count(out):

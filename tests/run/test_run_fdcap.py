@@ -3,7 +3,12 @@ one file without end (examples/files.c `hold`) is stopped at the cap with
 WASI's "too many open files" (EMFILE, wasi-libc's "No file descriptors
 available"), which it sees as an ordinary failed open; the cap is the
 default (1024), --max-open-files, or the pod's wasmlet.dev/max-open-files.
-The container's one mount (a preopen) counts toward the cap."""
+The container's one mount (a preopen) counts toward the cap.
+
+Components (WASI 0.2) get the same cap: the component twin of files.c sees
+open-at's error-code `quota` (the preview-1 adapter's EDQUOT, wasi-libc's
+"Quota exceeded"), and wasi:sockets socket creation is refused with
+`new-socket-limit` (examples/components/tcp-client.c `sockets`)."""
 import pytest
 
 from runhelp import EXAMPLES, binaries
@@ -11,7 +16,7 @@ from runhelp import EXAMPLES, binaries
 EMFILE = "open: No file descriptors available"
 
 
-def pod(tmp_path, annotation=None, count=3000):
+def pod(tmp_path, annotation=None, count=3000, image="files.wasm", args=None):
     d = tmp_path / "d"
     d.mkdir(exist_ok=True)
     (d / "f").write_text("x")
@@ -25,8 +30,8 @@ metadata:
   restartPolicy: Never
   containers:
   - name: app
-    image: {EXAMPLES}/files.wasm
-    args: [hold, /d/f, "{count}", "0"]
+    image: {EXAMPLES}/{image}
+    args: {args or ["hold", "/d/f", str(count), "0"]}
     volumeMounts: [{{name: d, mountPath: /d}}]
   volumes: [{{name: d, hostPath: {{path: {d}, type: Directory}}}}]
 """)
@@ -58,3 +63,28 @@ def test_bad_annotation_is_a_config_error(wasmlet, tmp_path):
     c = r.container("app")
     assert c["reason"] == "CreateContainerConfigError", r.err
     assert "wasmlet.dev/max-open-files" in r.err, r.err
+
+
+def test_component_twin(wasmlet, tmp_path):
+    r = wasmlet(pod(tmp_path, annotation="40", image="files.component.wasm"), "--no-prefix")
+    r.assert_healthy()
+    assert r.rc == 0, r.err
+    assert r.out_lines == ["held 39", "open: Quota exceeded"], r.out
+    # Past the preview-1 adapter's own descriptor table (128 with stdio),
+    # the adapter refuses first (ENOMEM), whatever wasmlet's cap.
+    r = wasmlet(pod(tmp_path, image="files.component.wasm"), "--no-prefix")
+    assert r.out_lines == ["held 124", "open: Out of memory"], r.out
+
+
+def test_component_sockets(wasmlet, tmp_path):
+    r = wasmlet(pod(tmp_path, annotation="6", image="tcp-client.component.wasm",
+                    args=["sockets", "50"]), "--no-prefix")
+    r.assert_healthy()
+    # The mount's preopen is not opened: tcp-client touches no file.
+    assert r.out_lines == ["sockets 6"], r.out
+    assert "tcp-client: socket: new-socket-limit" in r.err, r.err
+    assert r.rc == 1, r.err
+    r = wasmlet(pod(tmp_path, image="tcp-client.component.wasm", args=["sockets", "50"]),
+                "--no-prefix")
+    assert r.rc == 0, r.err
+    assert r.out_lines == ["sockets 50"], r.out

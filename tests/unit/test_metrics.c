@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "metrics/descriptors.h"
 #include "metrics/prom.h"
 #include "metrics/registry.h"
 #include "metrics/registry.h" /* the forwarding header still works */
@@ -163,13 +164,54 @@ static void forget_pods(void **state)
     assert_false(metrics_container_usage("a", "x", &u));
 }
 
+/* Running containers' descriptors: per container (with the cap when there
+ * is one), summed per pod; an ended run's entry goes. */
+static void descriptor_gauges(void **state)
+{
+    (void)state;
+    metrics_descriptors_reset();
+    metrics_descriptors_set("u1", "ns", "web", "app", 5, 1024);
+    metrics_descriptors_set("u1", "ns", "web", "side", 3, 0);
+    metrics_descriptors_set("u2", "ns", "db", "app", 7, 16);
+    metrics_descriptors_set("u1", "ns", "web", "app", 12, 1024); /* rises */
+    size_t held = 0;
+    assert_true(metrics_descriptors_get("u1", "app", &held));
+    assert_int_equal(held, 12);
+    strbuf_t sb = STRBUF_INIT;
+    metrics_render_descriptors(&sb);
+    const char *t = strbuf_str(&sb);
+    assert_non_null(strstr(t, "# TYPE wasmlet_container_open_descriptors gauge\n"));
+    assert_non_null(strstr(t, "wasmlet_container_open_descriptors{namespace=\"ns\",pod=\"web\","
+                              "container=\"app\"} 12\n"));
+    assert_non_null(strstr(t, "wasmlet_container_open_descriptors{namespace=\"ns\",pod=\"web\","
+                              "container=\"side\"} 3\n"));
+    assert_non_null(strstr(t, "wasmlet_container_open_descriptors_limit{namespace=\"ns\","
+                              "pod=\"db\",container=\"app\"} 16\n"));
+    assert_null(strstr(t, "container=\"side\"} 0\n"));
+    assert_non_null(strstr(t, "wasmlet_pod_open_descriptors{namespace=\"ns\",pod=\"web\"} 15\n"));
+    assert_non_null(strstr(t, "wasmlet_pod_open_descriptors{namespace=\"ns\",pod=\"db\"} 7\n"));
+    /* One line per pod. */
+    const char *first = strstr(t, "wasmlet_pod_open_descriptors{namespace=\"ns\",pod=\"web\"}");
+    assert_null(strstr(first + 1, "wasmlet_pod_open_descriptors{namespace=\"ns\",pod=\"web\"}"));
+    promtool_check(t);
+    strbuf_free(&sb);
+
+    metrics_descriptors_end("u1", "app");
+    assert_false(metrics_descriptors_get("u1", "app", &held));
+    sb = (strbuf_t)STRBUF_INIT;
+    metrics_render_descriptors(&sb);
+    assert_non_null(
+        strstr(strbuf_str(&sb), "wasmlet_pod_open_descriptors{namespace=\"ns\",pod=\"web\"} 3\n"));
+    strbuf_free(&sb);
+    metrics_descriptors_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(label_escapes),
-        cmocka_unit_test(family_and_histogram),
-        cmocka_unit_test(registry_families),
-        cmocka_unit_test(forget_pods),
+        cmocka_unit_test(label_escapes),     cmocka_unit_test(family_and_histogram),
+        cmocka_unit_test(registry_families), cmocka_unit_test(forget_pods),
+        cmocka_unit_test(descriptor_gauges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -943,6 +943,70 @@ static void output_complete_and_ordered(void **state)
     capture_free(&cap);
 }
 
+/* --- descriptors ------------------------------------------------------------ */
+
+typedef struct fds_seen {
+    size_t first, max, calls;
+} fds_seen_t;
+
+static void on_descriptors(void *ctx, size_t held)
+{
+    fds_seen_t *s = ctx;
+    if (s->calls++ == 0) s->first = held;
+    if (held > s->max) s->max = held;
+}
+
+/* The cap less what the caller keeps: with max_open_files 10 and 2 kept,
+ * the store holds 8 (the mount's preopen and 7 files) and the 8th open
+ * fails with EMFILE; the figure reported rises from the 2 kept before the
+ * first WASI call to all 10 while the module sleeps holding them. */
+static void descriptors_capped_and_counted(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    char *dir = xasprintf("%s/fds", f->tmp);
+    assert_int_equal(fs_mkdir_p(dir, 0755, NULL), 0);
+    char *file = xasprintf("%s/f", dir);
+    write_file(file, "x");
+    wasmrt_mount_t m = {.host_path = dir, .guest_path = "/d", .read_only = true};
+    fds_seen_t seen = {0};
+    wasmrt_spec_t extra = {.mounts = &m,
+                           .nmounts = 1,
+                           .max_open_files = 10,
+                           .kept_descriptors = 2,
+                           .descriptors = on_descriptors,
+                           .descriptors_ctx = &seen};
+    const char *argv[] = {"files", "hold", "/d/f", "100", "0", NULL};
+    capture_t cap;
+    capture_init(&cap);
+    wasmrt_result_t res;
+    run_argv(f->rt, "files", argv, &extra, NULL, &cap, &res);
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(out_of(&cap, 1), "held 7\nopen: No file descriptors available\n");
+    assert_int_equal(seen.first, 2);
+    assert_int_equal(seen.max, 10);
+    capture_free(&cap);
+
+    /* Uncapped, the figure follows what it holds: 1 + 40 + 2. */
+    extra.max_open_files = 0;
+    seen = (fds_seen_t){0};
+    const char *argv40[] = {"files", "hold", "/d/f", "40", "0", NULL};
+    capture_init(&cap);
+    run_argv(f->rt, "files", argv40, &extra, NULL, &cap, &res);
+    assert_string_equal(out_of(&cap, 1), "held 40\n");
+    assert_int_equal(seen.max, 43);
+    capture_free(&cap);
+
+    /* Keeping as many as the cap leaves the store one: its preopen. */
+    extra.max_open_files = 2;
+    capture_init(&cap);
+    run_argv(f->rt, "files", argv, &extra, NULL, &cap, &res);
+    assert_string_equal(out_of(&cap, 1), "held 0\nopen: No file descriptors available\n");
+    capture_free(&cap);
+    free(file);
+    free(dir);
+}
+
 /* --- mounts and the sandbox --------------------------------------------------- */
 
 static void mount_read_write(void **state)
@@ -1548,6 +1612,7 @@ int main(void)
         cmocka_unit_test(cpu_limit_resized_live),
         cmocka_unit_test(memory_limit_raised_live),
         cmocka_unit_test(memory_limit_below_usage_refused),
+        cmocka_unit_test(descriptors_capped_and_counted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

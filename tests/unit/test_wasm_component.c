@@ -32,6 +32,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* strerror(EDQUOT) in wasi-libc: what a C program built with the
+ * preview-1 adapter prints for open-at's error-code quota. */
+#define QUOTA_TEXT "Quota exceeded"
+
 /* --- fixtures ------------------------------------------------------------- */
 
 static char *component(const char *name)
@@ -599,6 +603,74 @@ static void destination_check(void **state)
     assert_false(wasmrt_net_allows_destination(&net, (struct sockaddr *)&v4, sizeof v4));
 }
 
+static void on_descriptors(void *ctx, size_t held)
+{
+    size_t *max = ctx;
+    if (held > *max) *max = held;
+}
+
+/* The descriptor cap of a component: files opened through open-at stop at
+ * the cap with error-code quota (the adapter's EDQUOT), the mount's
+ * preopen and what the caller keeps counting; TCP and UDP sockets are
+ * refused with new-socket-limit. */
+static void descriptors_capped(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    char *dir = xasprintf("%s/fds", f->tmp);
+    assert_int_equal(fs_mkdir_p(dir, 0755, NULL), 0);
+    char *file = xasprintf("%s/f", dir);
+    write_file(file, "x");
+    wasmrt_mount_t m = {.host_path = dir, .guest_path = "/d", .read_only = true};
+    size_t max_seen = 0;
+    wasmrt_spec_t extra = {.mounts = &m,
+                           .nmounts = 1,
+                           .max_open_files = 8,
+                           .kept_descriptors = 2,
+                           .descriptors = on_descriptors,
+                           .descriptors_ctx = &max_seen};
+    const char *argv[] = {"files", "hold", "/d/f", "100", "0", NULL};
+    job_t j;
+    run(&j, f->rt, "files", argv, &extra);
+    assert_int_equal(j.res.exit_code, 0);
+    assert_string_equal(out_of(&j.cap, 1), "held 5\nopen: " QUOTA_TEXT "\n");
+    /* Its sleep (wasi:io/poll, through the adapter) reported the whole
+     * cap: the preopen, 5 files and the 2 kept. */
+    assert_int_equal(max_seen, 8);
+    capture_free(&j.cap);
+
+    /* No cap: all of them. */
+    extra.max_open_files = 0;
+    run(&j, f->rt, "files", argv, &extra);
+    assert_string_equal(out_of(&j.cap, 1), "held 100\n");
+    capture_free(&j.cap);
+
+    /* Sockets count and stop at the cap (3 left by the 2 kept; no mount
+     * here, and tcp-client opens no file) with new-socket-limit. */
+    wasmrt_spec_t net = {.max_open_files = 5, .kept_descriptors = 2};
+    const char *tcp[] = {"tcp-client", "sockets", "50", NULL};
+    run(&j, f->rt, "tcp-client", tcp, &net);
+    assert_int_equal(j.res.exit_code, 1);
+    assert_string_equal(out_of(&j.cap, 1), "sockets 3\n");
+    assert_string_equal(out_of(&j.cap, 2), "tcp-client: socket: new-socket-limit\n");
+    capture_free(&j.cap);
+    net.max_open_files = 0;
+    run(&j, f->rt, "tcp-client", tcp, &net);
+    assert_int_equal(j.res.exit_code, 0);
+    assert_string_equal(out_of(&j.cap, 1), "sockets 50\n");
+    capture_free(&j.cap);
+    /* UDP the same. */
+    net.max_open_files = 4;
+    const char *udp[] = {"udp-echo", "sockets", "50", NULL};
+    run(&j, f->rt, "udp-echo", udp, &net);
+    assert_int_equal(j.res.exit_code, 1);
+    assert_string_equal(out_of(&j.cap, 1), "sockets 2\n");
+    assert_string_equal(out_of(&j.cap, 2), "udp-echo: socket: new-socket-limit\n");
+    capture_free(&j.cap);
+    free(file);
+    free(dir);
+}
+
 static void tcp_to_loopback(void **state)
 {
     wasm_signals_restore();
@@ -726,14 +798,23 @@ int main(void)
 {
     wasm_signals_save();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(hello_runs),          cmocka_unit_test(exit_codes),
-        cmocka_unit_test(trap_is_reported),    cmocka_unit_test(memory_limit_is_oom),
-        cmocka_unit_test(spin_is_stopped),     cmocka_unit_test(sleeper_is_stopped),
-        cmocka_unit_test(cpu_limit_throttles), cmocka_unit_test(argv_and_env_exact),
-        cmocka_unit_test(mounts_and_escapes),  cmocka_unit_test(bad_components_refused),
-        cmocka_unit_test(compile_cache),       cmocka_unit_test(destination_check),
-        cmocka_unit_test(tcp_to_loopback),     cmocka_unit_test(udp_to_loopback),
-        cmocka_unit_test(name_lookup),         cmocka_unit_test(http_get),
+        cmocka_unit_test(hello_runs),
+        cmocka_unit_test(exit_codes),
+        cmocka_unit_test(trap_is_reported),
+        cmocka_unit_test(memory_limit_is_oom),
+        cmocka_unit_test(spin_is_stopped),
+        cmocka_unit_test(sleeper_is_stopped),
+        cmocka_unit_test(cpu_limit_throttles),
+        cmocka_unit_test(argv_and_env_exact),
+        cmocka_unit_test(mounts_and_escapes),
+        cmocka_unit_test(bad_components_refused),
+        cmocka_unit_test(compile_cache),
+        cmocka_unit_test(destination_check),
+        cmocka_unit_test(descriptors_capped),
+        cmocka_unit_test(tcp_to_loopback),
+        cmocka_unit_test(udp_to_loopback),
+        cmocka_unit_test(name_lookup),
+        cmocka_unit_test(http_get),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

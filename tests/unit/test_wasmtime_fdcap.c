@@ -1,7 +1,11 @@
 /* test_wasmtime_fdcap.c: C tests of the wrapper's descriptor cap
  * (deps/wasmtime-capi/src/fdcap.rs, declared in src/wasm/wasmlet_capi.h):
  * wasmlet_linker_cap_descriptors, wasmlet_context_set_descriptor_cap and
- * wasmlet_context_descriptors_held, called directly on a core linker.
+ * wasmlet_context_descriptors_held, called directly on a core linker;
+ * wasmlet_component_linker_cap_descriptors's and
+ * wasmlet_context_set_descriptor_observer's argument checks (their effect
+ * on components is tested in test_wasmtime_wrapper.c and, through wasm/,
+ * in test_wasm_component.c).
  *
  * The guest is WAT built in-process: open_n(n) calls path_open n times on
  * the preopen (fd 3) creating file "f", and returns (successes << 8) | the
@@ -156,9 +160,22 @@ static void errors(void **state)
     wasmtime_error_t *e = wasmlet_linker_cap_descriptors(NULL);
     assert_non_null(e);
     wasmtime_error_delete(e);
+    e = wasmlet_component_linker_cap_descriptors(NULL);
+    assert_non_null(e);
+    wasmtime_error_delete(e);
+    /* On a linker with WASI 0.2 the shadows replace the stock functions,
+     * and may do so again. */
+    wasmtime_component_linker_t *cl = wasmtime_component_linker_new(engine);
+    check_ok(wasmtime_component_linker_add_wasip2(cl), "add wasip2");
+    check_ok(wasmlet_component_linker_cap_descriptors(cl), "cap component descriptors");
+    check_ok(wasmlet_component_linker_cap_descriptors(cl), "cap twice");
+    wasmtime_component_linker_delete(cl);
     /* No WASI context yet. */
     wasmtime_store_t *store = wasmtime_store_new(engine, NULL, NULL);
     e = wasmlet_context_set_descriptor_cap(wasmtime_store_context(store), 3);
+    assert_non_null(e);
+    wasmtime_error_delete(e);
+    e = wasmlet_context_set_descriptor_observer(wasmtime_store_context(store), NULL, NULL);
     assert_non_null(e);
     wasmtime_error_delete(e);
     assert_int_equal(wasmlet_context_descriptors_held(wasmtime_store_context(store)), 0);

@@ -3,8 +3,9 @@
  * called directly, below wasm/: the TCP/UDP switches and the socket
  * address check, cancel tokens and cancellable waits, the memory limit
  * summed over a store's memories, outgoing wasi:http with a per-store
- * policy, the check of a component's imports, the per-memory limit, and
- * the refusals of the HTTP server's start (its serving is covered through
+ * policy, the check of a component's imports, the per-memory limit, the
+ * descriptor cap of a component's store, and the refusals of the HTTP
+ * server's start (its serving is covered through
  * wasm/, by test_wasm_http.c).
  *
  * The components are the examples' (tcp-client, udp-echo, sleeper,
@@ -149,6 +150,42 @@ static int call_run(wasmtime_store_t *store, wasmtime_component_t *c, char **err
     int code = ret.kind == WASMTIME_COMPONENT_RESULT && !ret.of.result.is_ok;
     wasmtime_component_val_delete(&ret);
     return code;
+}
+
+/* --- descriptor cap --------------------------------------------------------------- */
+
+/* tcp-client sockets 20 keeps every TCP socket it creates: with a cap of 4
+ * the fifth create-tcp-socket returns new-socket-limit and the store holds
+ * exactly 4; without a cap, 20 (sockets count as held descriptors). The
+ * file side (open-at, error-code quota) is run through wasm/ in
+ * test_wasm_component.c. */
+static void descriptor_cap(void **state)
+{
+    (void)state;
+    wasm_signals_restore();
+    wasmtime_component_t *c = load_component("tcp-client");
+    const char *argv[] = {"tcp-client", "sockets", "20", NULL};
+    for (int capped = 1; capped >= 0; capped--) {
+        output_t out = {PTHREAD_MUTEX_INITIALIZER, STRBUF_INIT};
+        wasmtime_store_t *store = wasmtime_store_new(engine, NULL, NULL);
+        wasmtime_context_t *cx = wasmtime_store_context(store);
+        wasi_config_t *wasi = wasi_with(argv, &out);
+        wasmlet_wasi_config_allow_tcp(wasi, true);
+        check_ok(wasmtime_context_set_wasi(cx, wasi), "set_wasi");
+        if (capped) check_ok(wasmlet_context_set_descriptor_cap(cx, 4), "set cap");
+        assert_int_equal(wasmlet_context_descriptors_held(cx), 0);
+        char *text = NULL;
+        int code = call_run(store, c, &text);
+        if (code == -1) fail_msg("tcp-client: %s", text);
+        assert_int_equal(code, capped ? 1 : 0);
+        assert_int_equal(wasmlet_context_descriptors_held(cx), capped ? 4 : 20);
+        assert_string_equal(strbuf_str(&out.text),
+                            capped ? "sockets 4\ntcp-client: socket: new-socket-limit\n"
+                                   : "sockets 20\n");
+        wasmtime_store_delete(store);
+        strbuf_free(&out.text);
+    }
+    wasmtime_component_delete(c);
 }
 
 /* --- sockets ------------------------------------------------------------------ */
@@ -699,7 +736,8 @@ static int setup(void **state)
     linker = wasmtime_component_linker_new(engine);
     if (wasmtime_component_linker_add_wasip2(linker) ||
         wasmlet_component_linker_add_cancellable_waits(linker) ||
-        wasmlet_component_linker_add_wasi_http(linker))
+        wasmlet_component_linker_add_wasi_http(linker) ||
+        wasmlet_component_linker_cap_descriptors(linker))
         return -1;
     return 0;
 }
@@ -722,6 +760,7 @@ int main(void)
         cmocka_unit_test(http_policy),
         cmocka_unit_test(unsatisfied_imports),
         cmocka_unit_test(http_server_refusals),
+        cmocka_unit_test(descriptor_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,9 +13,11 @@
 //! token and, once it is cancelled, returns a trap whose message contains
 //! `WASMLET_CANCELLED_MESSAGE`. A cancelled store's later blocking calls
 //! trap at once. The token is per store (kept in the wrapper's store state)
-//! and may be cancelled from any thread.
+//! and may be cancelled from any thread. Before `poll` and `block` wait,
+//! the store's descriptor observer (`fdcap::observe`) is told what the
+//! store holds.
 use crate::ffi::{self, CError};
-use crate::{layout, state};
+use crate::{fdcap, layout, state};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,6 +120,7 @@ fn cancel_view(data: &mut WasmtimeStoreData) -> CancelView<'_> {
 impl poll::Host for CancelView<'_> {
     fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> Result<Vec<u32>> {
         let table = &mut *self.table;
+        fdcap::observe(table);
         wait(&self.cancel, async_poll::Host::poll(table, pollables))?
     }
 }
@@ -128,6 +131,7 @@ impl poll::HostPollable for CancelView<'_> {
     }
     fn block(&mut self, pollable: Resource<DynPollable>) -> Result<()> {
         let table = &mut *self.table;
+        fdcap::observe(table);
         wait(&self.cancel, async_poll::HostPollable::block(table, pollable))?
     }
     fn drop(&mut self, pollable: Resource<DynPollable>) -> Result<()> {

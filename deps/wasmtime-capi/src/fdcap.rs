@@ -26,11 +26,13 @@
 //! The cap lives in an entry of the store's WASI resource table (like
 //! `state`'s, and for the same reasons: no other per-store slot, dies with
 //! the WASI context, unreachable by the guest). Counting scans the table:
-//! O(entries) per open, bounded by the cap in a capped store. Only
-//! preview-1 core modules are covered: WASI 0.2's `wasi:filesystem` has no
-//! "too many open files" error code to return.
+//! O(entries) per open, bounded by the cap in a capped store. Components
+//! (WASI 0.2) get the same cap through `fdcap_component`, which shares the
+//! counting here: a held descriptor is a `Descriptor` or a preview-2 TCP or
+//! UDP socket (a core module never holds sockets).
 use crate::ffi::{self, CError};
 use crate::state;
+use std::ffi::c_void;
 use std::mem::{align_of, size_of};
 use std::sync::OnceLock;
 use wasmtime_c_api::wasmtime::component::ResourceTable;
@@ -39,6 +41,7 @@ use wasmtime_c_api::{WasmtimeStoreContextMut, WasmtimeStoreData, wasmtime_linker
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::{TcpSocket as P2Tcp, UdpSocket as P2Udp};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 
 const MODULE: &str = "wasi_snapshot_preview1";
@@ -79,10 +82,30 @@ fn p1_ctx(data: &mut WasmtimeStoreData) -> &mut WasiP1Ctx {
     unsafe { &mut *table.sub(table_offset()).cast::<WasiP1Ctx>() }
 }
 
-/// A store's cap (0: none).
+/// A C observer of a store's held descriptors
+/// (`wasmlet_context_set_descriptor_observer`).
+struct Observer {
+    f: extern "C" fn(*mut c_void, usize),
+    data: *mut c_void,
+}
+
+// SAFETY: the header requires the callback and its data to be usable from
+// the thread that runs the store, wherever the store moves.
+unsafe impl Send for Observer {}
+
+/// A store's cap (0: none) and its observer.
 #[derive(Default)]
 struct FdCap {
     max: usize,
+    observer: Option<Observer>,
+}
+
+/// Whether a table entry holds a host descriptor: a file or directory
+/// (preopens included) or a preview-2 TCP or UDP socket (listening,
+/// connected, or accepted). Streams share their file's or socket's
+/// descriptor and are not counted again.
+fn holds_descriptor(entry: &(dyn std::any::Any + Send)) -> bool {
+    entry.is::<Descriptor>() || entry.is::<P2Tcp>() || entry.is::<P2Udp>()
 }
 
 /// One pass over the table: the held descriptors and the store's `FdCap`,
@@ -91,7 +114,7 @@ fn scan(table: &mut ResourceTable) -> Result<(usize, &mut FdCap), Error> {
     let mut held = 0;
     let mut found = false;
     for entry in table.iter_mut() {
-        if entry.is::<Descriptor>() {
+        if holds_descriptor(entry) {
             held += 1;
         } else if entry.is::<FdCap>() {
             found = true;
@@ -109,8 +132,26 @@ fn scan(table: &mut ResourceTable) -> Result<(usize, &mut FdCap), Error> {
     Ok((held, cap))
 }
 
+/// Tells the store's observer, if it has one, what the store holds now.
+/// Called by `cancel` before a component blocks in wasi:io/poll, where no
+/// epoch tick lets the C side count.
+pub(crate) fn observe(table: &mut ResourceTable) {
+    let mut held = 0;
+    let mut observer = None;
+    for entry in table.iter_mut() {
+        if holds_descriptor(&*entry) {
+            held += 1;
+        } else if let Some(cap) = entry.downcast_ref::<FdCap>() {
+            observer = cap.observer.as_ref().map(|o| (o.f, o.data));
+        }
+    }
+    if let Some((f, data)) = observer {
+        f(data, held);
+    }
+}
+
 /// Whether the store is at its cap (false without one).
-fn at_cap(data: &mut WasmtimeStoreData) -> Result<bool, Error> {
+pub(crate) fn at_cap(data: &mut WasmtimeStoreData) -> Result<bool, Error> {
     let table = state::wasi_table(data)?;
     let (held, cap) = scan(table)?;
     Ok(cap.max > 0 && held >= cap.max)
@@ -190,9 +231,22 @@ pub extern "C" fn wasmlet_context_set_descriptor_cap(
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn wasmlet_context_set_descriptor_observer(
+    mut cx: WasmtimeStoreContextMut<'_>,
+    observer: Option<extern "C" fn(*mut c_void, usize)>,
+    data: *mut c_void,
+) -> CError {
+    ffi::guard("wasmlet_context_set_descriptor_observer", || {
+        let table = state::wasi_table(cx.data_mut())?;
+        scan(table)?.1.observer = observer.map(|f| Observer { f, data });
+        Ok(())
+    })
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn wasmlet_context_descriptors_held(mut cx: WasmtimeStoreContextMut<'_>) -> usize {
     ffi::guard_or(0, || match state::wasi_table(cx.data_mut()) {
-        Ok(table) => table.iter_mut().filter(|e| e.is::<Descriptor>()).count(),
+        Ok(table) => table.iter_mut().filter(|e| holds_descriptor(&**e)).count(),
         Err(_) => 0,
     })
 }

@@ -13,7 +13,8 @@
 //! - `http`: outgoing wasi:http with a per-store policy;
 //! - `check`: every import of a component a linker cannot satisfy;
 //! - `serve`: serving wasi:http/proxy components (incoming wasi:http);
-//! - `fdcap`: a per-store cap on the host descriptors a preview-1 guest holds.
+//! - `fdcap`: a per-store cap on the host descriptors a preview-1 guest holds;
+//! - `fdcap_component`: the same cap for components (WASI 0.2).
 //!
 //! No panic may cross the C ABI: every entry point runs its body through
 //! `ffi::guard`, which turns a panic into an error return.
@@ -22,6 +23,7 @@ pub use wasmtime_c_api::*;
 mod cancel;
 mod check;
 mod fdcap;
+mod fdcap_component;
 mod ffi;
 mod http;
 mod layout;
