@@ -12,10 +12,11 @@
  * so a reader holding the lock never reads the clock of a thread that has
  * exited. Finished runs add their CPU to the container's total.
  *
- * Memory. The runtime reports a container's linear memory size when a run
- * ends; while it runs, nothing outside its store can read it, so a running
- * container reports the size its last finished run had (memory_known is
- * false until one has finished). See the server's stats for how that shows.
+ * Memory. A running container's linear memory is sampled on its own
+ * thread (the only one that may read its store) after instantiation and
+ * then at most every 100 ms while it runs or before it sleeps
+ * (metrics_container_memory), and its final size is reported when the run
+ * ends (metrics_container_end).
  *
  * Containers of pods that are gone are dropped when the server's sampler
  * calls metrics_forget_pods_except with the current pod list. */
@@ -155,6 +156,17 @@ void metrics_container_end(const char *pod_uid, const char *container, uint64_t 
         c->cpu_done_ns += cpu_ns;
         c->memory_known = true;
         c->memory_bytes = memory_bytes;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_container_memory(const char *pod_uid, const char *container, uint64_t bytes)
+{
+    pthread_mutex_lock(&mu);
+    cusage_t *c = find_locked(pod_uid, container);
+    if (c && c->running) {
+        c->memory_known = true;
+        c->memory_bytes = bytes;
     }
     pthread_mutex_unlock(&mu);
 }

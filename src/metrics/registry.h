@@ -119,6 +119,10 @@ typedef struct metrics_usage {
     uint64_t memory_bytes; /* linear memory at the end of the last run that ended */
 } metrics_usage_t;
 
+/* The linear memory a running container holds now, sampled on its own
+ * thread (wasm/run.c): its memory usage until the run ends. */
+void metrics_container_memory(const char *pod_uid, const char *container, uint64_t bytes);
+
 /* Fills *out for the container and returns true, or false when no run of
  * it was ever seen. */
 bool metrics_container_usage(const char *pod_uid, const char *container, metrics_usage_t *out);

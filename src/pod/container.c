@@ -208,6 +208,14 @@ static void on_descriptors(void *ctx, size_t held)
                             o->max_open_files);
 }
 
+/* The run's linear memory now (wasmrt_spec_t's memory): its usage for
+ * stats and for the eviction ranking while it runs. */
+static void on_memory(void *ctx, uint64_t bytes)
+{
+    output_ctx_t *o = ctx;
+    metrics_container_memory(o->spec->uid, o->c->name, bytes);
+}
+
 /* "(a wasi:http component, served on port 8080)" for the Started event. */
 static void serving_note(const prepared_t *p, char *out, size_t len)
 {
@@ -346,6 +354,8 @@ static bool run_once(pod_worker_t *w, crun_t *c, prepared_t *p)
         .kept_descriptors = (out.log ? 1u : 0u) + (w->netns ? 1u : 0u),
         .descriptors = on_descriptors,
         .descriptors_ctx = &out,
+        .memory = on_memory,
+        .memory_ctx = &out,
     };
     out.max_open_files = p->max_open_files;
     rs.http.bind_addr = w->host.serve_addr;

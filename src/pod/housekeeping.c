@@ -215,11 +215,10 @@ typedef struct pick {
     char uid[64];
 } pick_t;
 
-/* One pod's usage of the reclaimed resource. Memory: the linear memory of
- * each container's last ended run (wasm/ does not publish a running
- * store's size yet, so a running container counts 0 and the ranking then
- * rests on requests and priority). Disk: each container's logs, and the
- * pod's emptyDirs on top. */
+/* One pod's usage of the reclaimed resource. Memory: each container's
+ * linear memory, live while it runs (sampled on its thread at most every
+ * 100 ms while wasm runs, and before it sleeps), else its last run's.
+ * Disk: each container's logs, and the pod's emptyDirs on top. */
 static void pick_usage(pod_manager_t *m, pick_t *p, bool memory)
 {
     const podspec_t *spec = pod_worker_spec(p->worker);

@@ -107,10 +107,12 @@ typedef struct wasmrt_run_ctx {
     uint32_t cpu_millicores;
     uint64_t resize_seen; /* the last stop->resize_gen taken */
     /* Descriptor samples (wasmrt_descriptors_sample). */
-    int64_t fds_sampled_ns; /* monotonic, of the last count */
-    size_t fds_reported;    /* the last figure reported ... */
-    bool fds_reported_any;  /* ... if any */
-    bool has_memory;        /* a core module's exported memory, for its usage */
+    int64_t fds_sampled_ns;   /* monotonic, of the last count */
+    size_t fds_reported;      /* the last figure reported ... */
+    bool fds_reported_any;    /* ... if any */
+    bool sampled_any;         /* a sample was taken */
+    uint64_t memory_reported; /* the last linear memory figure reported (spec->memory) */
+    bool has_memory;          /* a core module's exported memory, for its usage */
     wasmtime_memory_t memory;
     bool stopped;  /* the run ended because of stop */
     bool exited;   /* proc_exit (or wasi:cli/exit's exit-with-code) was called ... */
@@ -122,9 +124,10 @@ typedef struct wasmrt_run_ctx {
 void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx);
 
 /* Counts the descriptors the run holds and reports them through
- * spec->descriptors when the figure changed (run.c); unless now, at most
- * every WASMRT_DESCRIPTOR_SAMPLE_MS. On the run's thread only: it reads
- * the store. */
+ * spec->descriptors, and its linear memory through spec->memory, each when
+ * its figure changed (run.c); unless now, at most every
+ * WASMRT_DESCRIPTOR_SAMPLE_MS. On the run's thread only: it reads the
+ * store. */
 void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now);
 /* The same as a wasmlet_context_set_descriptor_observer callback (data: the
  * run), for a component about to wait in wasi:io/poll. */

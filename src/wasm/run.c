@@ -34,7 +34,9 @@
  * the store may be read: after instantiation, at epoch ticks (at most every
  * WASMRT_DESCRIPTOR_SAMPLE_MS), when a core module goes to sleep, and
  * (told by the wrapper's observer) when a component is about to wait in
- * wasi:io/poll. */
+ * wasi:io/poll. The run's linear memory (spec->memory) is sampled at the
+ * same points, so a running container's memory usage is live in stats and
+ * in the eviction ranking. */
 #include "wasm/internal.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -133,13 +135,22 @@ static void descriptors_report(wasmrt_run_ctx_t *run, size_t held)
 
 void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
 {
-    if (!run->spec->descriptors) return;
+    const wasmrt_spec_t *spec = run->spec;
+    if (!spec->descriptors && !spec->memory) return;
     int64_t t = time_mono_ns();
-    if (!now && run->fds_reported_any &&
+    if (!now && run->sampled_any &&
         t - run->fds_sampled_ns < WASMRT_DESCRIPTOR_SAMPLE_MS * NS_PER_MS)
         return;
     run->fds_sampled_ns = t;
-    descriptors_report(run, wasmlet_context_descriptors_held(cx));
+    if (spec->descriptors) descriptors_report(run, wasmlet_context_descriptors_held(cx));
+    if (spec->memory) {
+        uint64_t bytes = memory_usage(run, cx);
+        if (!run->sampled_any || bytes != run->memory_reported) {
+            run->memory_reported = bytes;
+            spec->memory(spec->memory_ctx, bytes);
+        }
+    }
+    run->sampled_any = true;
 }
 
 void wasmrt_descriptors_observed(void *data, size_t held)
@@ -321,7 +332,6 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         goto out;
     }
     result->instantiate_ns = time_mono_ns() - t0;
-    wasmrt_descriptors_sample(&run, cx, true);
     wasmtime_extern_t item;
     if (wasmtime_instance_export_get(cx, &inst, "memory", 6, &item)) {
         if (item.kind == WASMTIME_EXTERN_MEMORY) {
@@ -330,6 +340,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         }
         wasmtime_extern_delete(&item);
     }
+    wasmrt_descriptors_sample(&run, cx, true);
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_extern_t start;

@@ -285,6 +285,12 @@ typedef struct wasmrt_spec {
      * called. */
     void (*descriptors)(void *ctx, size_t held);
     void *descriptors_ctx;
+    /* Called on the running thread with the bytes of linear memory the
+     * container holds (a core module's memory, all of a component's
+     * memories together) when a sample differs from the last, at the same
+     * points as descriptors; NULL: not called. */
+    void (*memory)(void *ctx, uint64_t bytes);
+    void *memory_ctx;
 } wasmrt_spec_t;
 
 typedef enum wasmrt_outcome {

@@ -37,6 +37,7 @@ nodes:
 """
 
 import http.client
+import json
 import os
 import re
 import ssl
@@ -47,6 +48,7 @@ from pathlib import Path
 import pytest
 
 from kubetest import NodeFactory, unique_name, wait_for
+from test_kubelet_api import apiserver_client, get, wait_signed_serving
 from container_kit import (attach, container, create_pod, logs, push, start_module_node,
                            wait_event, wasmlet_bin, node_port)
 
@@ -224,9 +226,13 @@ def test_memory_pressure_sets_condition_and_evicts_in_kubelet_order(cluster, tmp
         p = cluster.wait_pod_phase(namespace, "besteffort", ["Failed"], timeout=60)
         st = p["status"]
         assert st["reason"] == "Evicted", st
+        # The kubelet's message, with its sentence for each container using
+        # more than it requested (the ticker's live linear memory, 128 KiB).
         m = re.fullmatch(r"The node was low on resource: memory\. Threshold quantity: 1000Ti, "
-                         r"available: (\d+)(Ki|Mi|Gi)?\. ", st["message"])
+                         r"available: (\d+)(Ki|Mi|Gi)?\. Container app was using (\d+)Ki, "
+                         r"request is 0, has larger consumption of memory\. ", st["message"])
         assert m, st["message"]
+        assert int(m.group(3)) >= 128, st["message"]
         # The available figure is the host's: within what /proc/meminfo says.
         avail = int(m.group(1)) * {"Ki": 1024, "Mi": MI, "Gi": 1024 * MI, None: 1}[m.group(2)]
         total = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
@@ -245,6 +251,55 @@ def test_memory_pressure_sets_condition_and_evicts_in_kubelet_order(cluster, tmp
         assert cluster.node_ready(mnode.name)
         out = cluster.kubectl(["logs", "-n", namespace, "besteffort"], json=False)
         assert "tick " in out
+    finally:
+        mnode.factory.teardown()
+
+
+def test_memory_pressure_ranks_running_pods_by_their_live_linear_memory(
+        cluster, tmp_path_factory, namespace, request):
+    """Two BestEffort pods, same priority: the one whose running module holds
+    32 MiB of linear memory is evicted before the one holding the ticker's
+    128 KiB, because a running container's memory is sampled live (and the
+    summary shows it while it runs)."""
+    mnode = start_module_node(cluster, tmp_path_factory, "memlive", args=[
+        "--eviction-soft", "memory.available<1000Ti",
+        "--eviction-soft-grace-period", "memory.available=20s",
+        "--eviction-pressure-transition-period", "30s"])
+    attach(request, mnode)
+    try:
+        ticker = push(cluster, "ticker", "memlive/ticker")
+        sha = push(cluster, "sha256", "memlive/sha256")
+        # The small one first, so that creation order would pick it.
+        create_pod(cluster, namespace, "small", mnode.node,
+                   [container("app", ticker, args=["200"])], restart="Always")
+        cluster.wait_pod_phase(namespace, "small", "Running", 60)
+        create_pod(cluster, namespace, "big", mnode.node,
+                   [container("app", sha, args=["32", "100000"])], restart="Always")
+        p = cluster.wait_pod_phase(namespace, "big", "Running", 60)
+        uid = p["metadata"]["uid"]
+        wait_signed_serving(cluster, mnode.node)
+        cert, key = apiserver_client(cluster)
+
+        def big_memory():
+            st, body = get(cluster, mnode, "/stats/summary", cert=cert, key=key)
+            if st != 200:
+                return None
+            for ps in json.loads(body)["pods"]:
+                if ps["podRef"]["uid"] == uid and ps["containers"]:
+                    mem = (ps["containers"][0].get("memory") or {}).get("workingSetBytes", 0)
+                    return mem if mem >= 32 * MI else None
+            return None
+
+        mem = wait_for(big_memory, 30, desc="the running module's 32 MiB in /stats/summary")
+        assert mem < 64 * MI, mem
+        big = cluster.wait_pod_phase(namespace, "big", ["Failed"], timeout=90)
+        assert big["status"]["reason"] == "Evicted", big["status"]
+        assert cluster.pod(namespace, "small")["status"]["phase"] == "Running"
+        small = cluster.wait_pod_phase(namespace, "small", ["Failed"], timeout=60)
+        assert small["status"]["reason"] == "Evicted"
+        first, second = evicted_at(cluster, namespace, "big"), evicted_at(
+            cluster, namespace, "small")
+        assert first and second and first <= second, (first, second)
     finally:
         mnode.factory.teardown()
 

@@ -160,6 +160,18 @@ static void forget_pods(void **state)
     assert_false(metrics_container_usage("b", "x", &u));
     assert_true(metrics_container_usage("keep", "running", &u));
     assert_true(u.running);
+    /* A running container's live memory is its usage; an ended one's is
+     * the size its run ended with (a late sample does not change it). */
+    metrics_container_memory("keep", "running", 3 * 65536);
+    assert_true(metrics_container_usage("keep", "running", &u));
+    assert_true(u.memory_known);
+    assert_int_equal(u.memory_bytes, 3 * 65536);
+    uint64_t ended = 0;
+    assert_true(metrics_container_usage("a", "x", &u));
+    ended = u.memory_bytes;
+    metrics_container_memory("a", "x", ended + 65536);
+    assert_true(metrics_container_usage("a", "x", &u));
+    assert_int_equal(u.memory_bytes, ended);
     metrics_reset();
     assert_false(metrics_container_usage("a", "x", &u));
 }

@@ -1007,6 +1007,43 @@ static void descriptors_capped_and_counted(void **state)
     free(dir);
 }
 
+/* --- live memory ------------------------------------------------------------ */
+
+typedef struct mem_seen {
+    uint64_t first, last;
+    size_t calls;
+} mem_seen_t;
+
+static void on_memory(void *ctx, uint64_t bytes)
+{
+    mem_seen_t *s = ctx;
+    if (s->calls++ == 0) s->first = bytes;
+    s->last = bytes;
+}
+
+/* A running module's linear memory is reported while it runs: once
+ * instantiated, and again (unchanged here) before it sleeps, so a figure
+ * is there for stats and eviction before the run ends, and it is the size
+ * the run ends with. */
+static void memory_reported_while_running(void **state)
+{
+    wasm_signals_restore();
+    fixture_t *f = *state;
+    mem_seen_t seen = {0};
+    wasmrt_spec_t extra = {.memory = on_memory, .memory_ctx = &seen};
+    const char *argv[] = {"sleeper", "0", NULL};
+    capture_t cap;
+    capture_init(&cap);
+    wasmrt_result_t res;
+    run_argv(f->rt, "sleeper", argv, &extra, NULL, &cap, &res);
+    assert_int_equal(res.exit_code, 0);
+    assert_true(seen.calls >= 1);
+    assert_true(seen.first >= 65536);
+    assert_true(seen.first % 65536 == 0);
+    assert_int_equal(seen.last, res.memory_bytes);
+    capture_free(&cap);
+}
+
 /* --- mounts and the sandbox --------------------------------------------------- */
 
 static void mount_read_write(void **state)
@@ -1613,6 +1650,7 @@ int main(void)
         cmocka_unit_test(memory_limit_raised_live),
         cmocka_unit_test(memory_limit_below_usage_refused),
         cmocka_unit_test(descriptors_capped_and_counted),
+        cmocka_unit_test(memory_reported_while_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
