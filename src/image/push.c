@@ -118,11 +118,16 @@ static int build(image_format_t format, const char *wasm_path, char *wasm, size_
         json_t *cfg = json_pack("{s:s, s:s, s:s, s:[s]}", "created", created, "architecture",
                                 "wasm", "os", os, "layerDigests", layer->digest);
         /* The spec's component field (required with wasip2): what the
-         * component imports and exports. */
-        if (info.component)
-            json_object_set_new(cfg, "component",
-                                json_pack("{s:o, s:o}", "exports", names_json(&info.exports),
-                                          "imports", names_json(&info.imports)));
+         * component imports and exports, and the world it targets when its
+         * exports name a standard one. */
+        if (info.component) {
+            json_t *component = json_pack("{s:o, s:o}", "exports", names_json(&info.exports),
+                                          "imports", names_json(&info.imports));
+            char *target = image_wasm_target(&info);
+            if (target) json_object_set_new(component, "target", json_string(target));
+            free(target);
+            json_object_set_new(cfg, "component", component);
+        }
         image_wasm_info_free(&info);
         text = dump(cfg, &len);
         blob_set(config, MT_WASM_CONFIG_V0, text, len);

@@ -189,3 +189,23 @@ void image_wasm_info_free(image_wasm_info_t *info)
     strvec_free(&info->exports);
     memset(info, 0, sizeof *info);
 }
+
+/* "wasi:x/y@V" of exports matching prefix "wasi:x/y@": its version V. */
+static const char *export_version(const image_wasm_info_t *info, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < info->exports.len; i++)
+        if (strncmp(info->exports.items[i], prefix, n) == 0 && info->exports.items[i][n])
+            return info->exports.items[i] + n;
+    return NULL;
+}
+
+char *image_wasm_target(const image_wasm_info_t *info)
+{
+    if (!info->component) return NULL;
+    const char *v = export_version(info, "wasi:http/incoming-handler@");
+    if (v) return xasprintf("wasi:http/proxy@%s", v);
+    v = export_version(info, "wasi:cli/run@");
+    if (v) return xasprintf("wasi:cli/command@%s", v);
+    return NULL;
+}

@@ -23,4 +23,12 @@ typedef struct image_wasm_info {
 int image_wasm_describe(const uint8_t *wasm, size_t len, image_wasm_info_t *info, err_t *err);
 void image_wasm_info_free(image_wasm_info_t *info);
 
+/* The standard world a component's exports say it targets, for the config's
+ * component.target: "wasi:http/proxy@V" when it exports
+ * wasi:http/incoming-handler@V, else "wasi:cli/command@V" when it exports
+ * wasi:cli/run@V; NULL (no target written) for anything else. The binary
+ * does not name its world, so a component exporting more is still called
+ * by the world its entry point belongs to. Returns a new string. */
+char *image_wasm_target(const image_wasm_info_t *info);
+
 #endif

@@ -120,6 +120,8 @@ def test_push_publishes_a_component_as_the_cncf_wasm_artifact(cluster, node):
     assert cfg["layerDigests"] == [m["layers"][0]["digest"]]
     comp = cfg["component"]
     assert [e.rpartition("@")[0] for e in comp["exports"]] == ["wasi:cli/run"]
+    # The world, from the entry point it exports, at that export's version.
+    assert comp["target"] == "wasi:cli/command@" + comp["exports"][0].rpartition("@")[2]
     imports = {i.rpartition("@")[0] for i in comp["imports"]}
     assert {"wasi:cli/exit", "wasi:cli/stdout", "wasi:filesystem/preopens"} <= imports, imports
     assert all(i.startswith("wasi:") and "@0.2." in i for i in comp["imports"])

@@ -483,7 +483,22 @@ static void wasm_info(void **state)
     assert_int_equal(info.exports.len, 2);
     assert_string_equal(info.exports.items[0], "x:y/run@0.2.0");
     assert_string_equal(info.exports.items[1], "g");
+    assert_null(image_wasm_target(&info)); /* x:y/run is no standard world's */
     image_wasm_info_free(&info);
+
+    /* component.target, from the exports. */
+    image_wasm_info_t t = {.component = true};
+    strvec_push(&t.exports, "wasi:cli/run@0.2.12");
+    char *target = image_wasm_target(&t);
+    assert_string_equal(target, "wasi:cli/command@0.2.12");
+    free(target);
+    strvec_push(&t.exports, "wasi:http/incoming-handler@0.2.3");
+    target = image_wasm_target(&t);
+    assert_string_equal(target, "wasi:http/proxy@0.2.3");
+    free(target);
+    image_wasm_info_free(&t);
+    t = (image_wasm_info_t){.component = false};
+    assert_null(image_wasm_target(&t));
 
     /* Cut anywhere inside a section (not at the end of the imports, byte
      * 44: a whole component): an error naming the offset, nothing kept. */
