@@ -643,8 +643,15 @@ def namespace(env, prefix):
 
 
 def wait_pods_gone(env, ns, timeout=120, selector=None):
-    kubetest.wait_for(lambda: not env.api.list_pods(ns, selector)["items"], timeout, 0.2,
-                      f"pods of {ns} gone")
+    """Waits until the namespace's pods are gone. A DELETE of the collection
+    ends at the API server's request timeout (60 s), which thousands of pods
+    can outlast, leaving some never deleted: those are deleted again."""
+    def gone():
+        items = env.api.list_pods(ns, selector)["items"]
+        if any(not (p.get("metadata") or {}).get("deletionTimestamp") for p in items):
+            env.api.delete_pods(ns, grace=0, selector=selector)
+        return not items
+    kubetest.wait_for(gone, timeout, 0.5, f"pods of {ns} gone")
 
 
 def wait_threads_settle(pid, baseline, timeout=60):
