@@ -33,13 +33,17 @@ static bool strvec_has(const strvec_t *v, const char *s)
 /* Every address of the node's interfaces, each once: the node's own
  * addresses. getifaddrs() dumps every link with its statistics, and a node
  * with pod networking has a veth per pod (whose host sides share the
- * gateway address), so a dump per container start would cost O(pods) each;
- * the list is shared by all starts and read again after
- * NODE_ADDRS_MAX_AGE_NS. */
-#define NODE_ADDRS_MAX_AGE_NS (5 * 1000000000LL)
+ * gateway address): with thousands of pods, while CNI plugins add and
+ * remove veths, one dump can take minutes. So the list is shared by all
+ * container starts and read again once older than NODE_ADDRS_MAX_AGE_NS by
+ * one of them, outside the lock, while the others go on with the list as
+ * it was (only the first start of all waits for a list). */
+#define NODE_ADDRS_MAX_AGE_NS (30 * 1000000000LL)
 static pthread_mutex_t node_addrs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t node_addrs_read = PTHREAD_COND_INITIALIZER;
 static strvec_t node_addrs_cache; /* under node_addrs_lock */
 static int64_t node_addrs_at;     /* time_mono_ns of the last dump; 0: none */
+static bool node_addrs_reading;   /* a thread is dumping now */
 
 static void interface_addrs_read(strvec_t *out)
 {
@@ -63,13 +67,21 @@ static void interface_addrs(strvec_t *out)
 {
     pthread_mutex_lock(&node_addrs_lock);
     int64_t now = time_mono_ns();
-    if (node_addrs_at == 0 || now - node_addrs_at > NODE_ADDRS_MAX_AGE_NS) {
+    bool stale = node_addrs_at == 0 || now - node_addrs_at > NODE_ADDRS_MAX_AGE_NS;
+    if (stale && !node_addrs_reading) {
+        node_addrs_reading = true;
+        pthread_mutex_unlock(&node_addrs_lock);
         strvec_t fresh = {0};
         interface_addrs_read(&fresh);
+        pthread_mutex_lock(&node_addrs_lock);
         strvec_free(&node_addrs_cache);
         node_addrs_cache = fresh;
-        node_addrs_at = now;
+        node_addrs_at = time_mono_ns();
+        node_addrs_reading = false;
+        pthread_cond_broadcast(&node_addrs_read);
     }
+    while (node_addrs_at == 0 && node_addrs_reading)
+        pthread_cond_wait(&node_addrs_read, &node_addrs_lock);
     for (size_t i = 0; i < node_addrs_cache.len; i++)
         if (!strvec_has(out, node_addrs_cache.items[i]))
             strvec_push(out, node_addrs_cache.items[i]);
