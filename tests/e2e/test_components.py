@@ -363,10 +363,17 @@ def test_tcp_name_lookup_and_http_from_a_pod(cluster, node, namespace):
             via_service = kube_proxy_serves(cluster)
             if via_service:
                 svc_ip = echo_service(cluster, namespace, echo_ip)
-                for attempt in range(5):  # bounded: until kube-proxy has the rules
+                # Bounded: until kube-proxy has the rules. A kube-proxy just
+                # started waits up to 30 s for a Node of its own name (the
+                # local cluster has none) before it programs anything, so
+                # run first in a fresh cluster this takes that long.
+                deadline = time.monotonic() + 75
+                attempt = 0
+                while True:
                     p, out = run(cluster, node, namespace, f"viasvc-{attempt}",
                                  [c(node, "tcp", "tcp-client", [svc_ip, "7000", "via service"])])
-                    if p["status"]["phase"] == "Succeeded":
+                    attempt += 1
+                    if p["status"]["phase"] == "Succeeded" or time.monotonic() > deadline:
                         break
                     time.sleep(2)
                 assert p["status"]["phase"] == "Succeeded", (p["status"], out)
