@@ -279,7 +279,7 @@ void wasmrt_component_run(wasmrt_run_ctx_t *run, wasmrt_module_t *mod, wasmtime_
         return;
     }
     result->instantiate_ns = time_mono_ns() - t0;
-    wasmrt_descriptors_sample(run, cx, true);
+    wasmrt_usage_sample(run, cx, true);
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_component_func_t func;

@@ -106,8 +106,8 @@ typedef struct wasmrt_run_ctx {
     uint64_t memory_limit;
     uint32_t cpu_millicores;
     uint64_t resize_seen; /* the last stop->resize_gen taken */
-    /* Descriptor samples (wasmrt_descriptors_sample). */
-    int64_t fds_sampled_ns;   /* monotonic, of the last count */
+    /* Usage samples: descriptors and linear memory (wasmrt_usage_sample). */
+    int64_t sampled_ns;       /* monotonic, of the last count */
     size_t fds_reported;      /* the last figure reported ... */
     bool fds_reported_any;    /* ... if any */
     bool sampled_any;         /* a sample was taken */
@@ -128,7 +128,7 @@ void wasmrt_resize_apply(wasmrt_run_ctx_t *run, wasmtime_context_t *cx);
  * its figure changed (run.c); unless now, at most every
  * WASMRT_DESCRIPTOR_SAMPLE_MS. On the run's thread only: it reads the
  * store. */
-void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now);
+void wasmrt_usage_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now);
 /* The same as a wasmlet_context_set_descriptor_observer callback (data: the
  * run), for a component about to wait in wasi:io/poll. */
 void wasmrt_descriptors_observed(void *data, size_t held);

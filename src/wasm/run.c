@@ -133,15 +133,14 @@ static void descriptors_report(wasmrt_run_ctx_t *run, size_t held)
     spec->descriptors(spec->descriptors_ctx, held);
 }
 
-void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
+void wasmrt_usage_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bool now)
 {
     const wasmrt_spec_t *spec = run->spec;
     if (!spec->descriptors && !spec->memory) return;
     int64_t t = time_mono_ns();
-    if (!now && run->sampled_any &&
-        t - run->fds_sampled_ns < WASMRT_DESCRIPTOR_SAMPLE_MS * NS_PER_MS)
+    if (!now && run->sampled_any && t - run->sampled_ns < WASMRT_DESCRIPTOR_SAMPLE_MS * NS_PER_MS)
         return;
-    run->fds_sampled_ns = t;
+    run->sampled_ns = t;
     if (spec->descriptors) descriptors_report(run, wasmlet_context_descriptors_held(cx));
     if (spec->memory) {
         uint64_t bytes = memory_usage(run, cx);
@@ -156,7 +155,7 @@ void wasmrt_descriptors_sample(wasmrt_run_ctx_t *run, wasmtime_context_t *cx, bo
 void wasmrt_descriptors_observed(void *data, size_t held)
 {
     wasmrt_run_ctx_t *run = data;
-    run->fds_sampled_ns = time_mono_ns();
+    run->sampled_ns = time_mono_ns();
     descriptors_report(run, held);
 }
 
@@ -179,7 +178,7 @@ static wasmtime_error_t *on_epoch(wasmtime_context_t *cx, void *data, uint64_t *
         return wasmtime_error_new("container stopped");
     }
     wasmrt_resize_apply(run, cx);
-    wasmrt_descriptors_sample(run, cx, false);
+    wasmrt_usage_sample(run, cx, false);
     if (run->cpu_quota_ns > 0) {
         int64_t now = time_mono_ns();
         if (now - run->period_start_mono >= run->cpu_period_ns) {
@@ -340,7 +339,7 @@ int wasmrt_run(wasmrt_t *rt, wasmrt_module_t *mod, const wasmrt_spec_t *spec, wa
         }
         wasmtime_extern_delete(&item);
     }
-    wasmrt_descriptors_sample(&run, cx, true);
+    wasmrt_usage_sample(&run, cx, true);
     if (spec->started) spec->started(spec->started_ctx, result->instantiate_ns);
 
     wasmtime_extern_t start;

@@ -135,7 +135,7 @@ static wasm_trap_t *poll_oneoff(void *env, wasmtime_caller_t *caller, const wasm
     }
     if (ready == 0 && earliest != INT64_MAX) {
         /* What it holds while it sleeps (no epoch tick samples it). */
-        wasmrt_descriptors_sample(run, cx, true);
+        wasmrt_usage_sample(run, cx, true);
         /* A resize asked for while it sleeps is taken at once. */
         for (;;) {
             wasmrt_resize_apply(run, cx);
