@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KUBE_POOL_IDLE 8
+#define KUBE_POOL_IDLE 16 /* one per status writer (pod/manager_priv.h) */
 #define KUBE_CONNECT_TIMEOUT_MS 5000L
 #define KUBE_DEFAULT_TIMEOUT_MS 30000L
 #define KUBE_MAX_RESPONSE (256u << 20)         /* a runaway body is an error, not an abort */
