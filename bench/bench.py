@@ -22,6 +22,9 @@ import traceback
 import kit
 
 PARTS = ["floor", "latency", "compute", "churn", "http", "density", "density-net"]
+# Runs of their own, outside bench/run.sh's budget: how far one node goes.
+# Their raw data stays beside the bench's, and the report quotes it.
+SCALE_PARTS = ["scale", "scale-net"]
 
 
 def machine():
@@ -87,11 +90,13 @@ def main():
         return 0
     parts = [p for p in a.parts.split(",") if p]
     for p in parts:
-        if p not in PARTS:
-            ap.error(f"unknown part {p!r} (parts: {', '.join(PARTS)})")
-    if "density-net" in parts and os.geteuid() != 0:
-        kit.log("density-net left out: pod networking needs root")
-        parts.remove("density-net")
+        if p not in PARTS + SCALE_PARTS:
+            ap.error(f"unknown part {p!r} (parts: {', '.join(PARTS + SCALE_PARTS)})")
+    for p in ("density-net", "scale-net"):
+        if p in parts and os.geteuid() != 0:
+            kit.log(f"{p} left out: pod networking needs root")
+            parts.remove(p)
+    scale_only = bool(parts) and set(parts) <= set(SCALE_PARTS)
     if not os.access(kit.WASMLET, os.X_OK):
         ap.error(f"{kit.WASMLET} is not built (cmake --build build, or bench/run.sh)")
 
@@ -176,11 +181,20 @@ def main():
         if "density-net" in parts:
             run_part("density-net", lambda: density.run(env, quick=a.quick, network=True),
                      a.quick)
+        if set(SCALE_PARTS) & set(parts):
+            import density  # noqa: PLC0415
+        if "scale" in parts:
+            n = int(os.environ.get("BENCH_SCALE_PODS", 10000))
+            run_part("scale", lambda: density.run_scale(env, n, network=False), a.quick)
+        if "scale-net" in parts:
+            n = int(os.environ.get("BENCH_SCALE_NET_PODS", 5000))
+            run_part("scale-net", lambda: density.run_scale(env, n, network=True), a.quick)
     finally:
         env.close()
     meta["wall_s"] = time.monotonic() - t_start
     meta["loadavg_end"] = kit.loadavg()
-    kit.save_raw("meta", meta)
+    if not scale_only:  # the report's header describes the bench run, not a scale run
+        kit.save_raw("meta", meta)
     path = report.write()
     kit.log(f"done in {meta['wall_s']:.0f}s: {path}")
     failed = [p for p in parts if (kit.load_raw(p) or {}).get("error")]

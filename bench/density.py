@@ -1,9 +1,13 @@
 """Density: how many long-running pods one wasmlet node holds, and what
 each costs in wasmlet's resident memory.
 
-A fresh node (its own data dir, --max-pods above the target) is filled with
-idle ticker pods (`ticker 60000`: one line, then a WASI sleep of a minute)
-in steps: 0, 100, then the target (1000). At each step, once every pod's
+A fresh node (its own data dir, --max-pods above the target) first runs
+one pod and sees it go, so that what any serving node keeps (the module
+compiled and loaded, API connections, code paged in) is in the baseline;
+then it is filled with idle ticker pods (`ticker 60000`: one line, then a
+WASI sleep of a minute) in steps: 0, 100, then the target (5,000; 1,000
+with pod networking, where pods start at about 10 per second here;
+BENCH_DENSITY_PODS and BENCH_DENSITY_NET_PODS set them). At each step, once every pod's
 containers are reported running through the watch and the node has been
 quiet for a few seconds, wasmlet's VmRSS is sampled (median of 5 samples
 over 2 s), with its thread count and the API server's and etcd's RSS for
@@ -72,6 +76,29 @@ def density_pod(name, image, node, network):
     return p
 
 
+def wait_node_removed_all(node, timeout):
+    """Waits until the node has removed every pod it held: its pods/ dir
+    empty (a pod's directory goes with its entry, after its containers
+    stopped and its sandbox's CNI DEL ran). The API server forgets a pod
+    before that, and a networked pod's DEL takes a turn among eight, so a
+    node may still be removing pods many seconds after the last one
+    vanished from the API. Then 4 s more: the node trims its heap once
+    removals have been quiet for 2 s, on a sync pass that runs every
+    second. Returns whether it finished."""
+    pods = node.data_dir / "pods"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not any(pods.iterdir()):
+                time.sleep(4)
+                return True
+        except FileNotFoundError:
+            time.sleep(4)
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def host_links():
     """The host namespace's network interfaces (a sandbox adds a veth)."""
     try:
@@ -80,14 +107,47 @@ def host_links():
         return None
 
 
-def run(env, quick=False, target=None, network=None):
-    """target: the top step (default 1000; BENCH_DENSITY_PODS overrides).
+MAP_COUNT_FOR_SCALE = 262144
+
+
+def run_scale(env, top, network):
+    """A run of its own: the node filled in quarters up to top pods (10,000;
+    5,000 with pod networking), to see how far one node goes and what
+    stops it. Each pod maps about ten regions (its linear memory's
+    reservation and guard, its thread's stack and guard, Wasmtime's
+    instance data), so vm.max_map_count is raised to 262,144 when it is
+    lower (root only), and the run records it."""
+    maps = None
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            maps = int(f.read())
+        if maps < MAP_COUNT_FOR_SCALE and os.geteuid() == 0:
+            with open("/proc/sys/vm/max_map_count", "w") as f:
+                f.write(str(MAP_COUNT_FOR_SCALE))
+            kit.log(f"scale: vm.max_map_count {maps} -> {MAP_COUNT_FOR_SCALE}")
+    except OSError as e:
+        kit.log(f"scale: vm.max_map_count: {e}")
+    steps = sorted({0, min(100, top // 4)} | {top * k // 4 for k in (1, 2, 3, 4)})
+    out = run(env, target=top, network=network, steps=steps)
+    out["max_map_count_before"] = maps
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            out["max_map_count"] = int(f.read())
+    except OSError:
+        pass
+    return out
+
+
+def run(env, quick=False, target=None, network=None, steps=None):
+    """target: the top step (default 5000, 1000 with network; BENCH_DENSITY_PODS
+    overrides both, BENCH_DENSITY_NET_PODS the networked one).
     network: pods with a containerPort, so each gets a sandbox (default:
     BENCH_DENSITY_NETWORK=1; the density-net part passes True)."""
     target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
     if network is None:
         network = os.environ.get("BENCH_DENSITY_NETWORK") == "1"
-    steps = [0, 20, 100] if quick else [0, 100, target or 1000]
+    default_top = int(os.environ.get("BENCH_DENSITY_NET_PODS", 0)) or 1000 if network else 5000
+    steps = steps or ([0, 20, 100] if quick else [0, 100, target or default_top])
     top = steps[-1]
     node = env.start_node("bench-density-net" if network else "bench-density",
                           max_pods=top + 100)
@@ -102,6 +162,19 @@ def run(env, quick=False, target=None, network=None):
     out = {"steps": steps, "linear_memory_bytes": linear, "levels": levels, "network": network}
     try:
         time.sleep(3)  # the node settles after registration
+        # "Before the pods came" is a node that has run one: what it keeps
+        # for that (the module loaded and compiled, the API connections, the
+        # code paths paged in) is what any node serving pods has, not a cost
+        # of the thousands that follow. The fresh node's RSS is kept too.
+        out["cold_idle_rss_kib"] = sample_rss(node.pid)
+        res = env.api.create_pod(ns, density_pod("warmup", image, node.name, network))
+        if res[2] != 201:
+            raise RuntimeError(f"warm-up pod: HTTP {res[2]}: {res[3]}")
+        watch.wait(lambda ev: kit.timelines(ev).get("warmup", {}).get("started"), 120,
+                   "warm-up pod running")
+        env.api.delete_pods(ns, grace=0)
+        kit.wait_pods_gone(env, ns, 120)
+        out["warmup_removed"] = wait_node_removed_all(node, 120)
         for target_n in steps:
             t0 = time.monotonic()
             cpu = kit.CpuMeter({"wasmlet": node.pid, **{k: pids[k] for k in (
@@ -189,13 +262,11 @@ def run(env, quick=False, target=None, network=None):
         # Deletion of all of them, timed: the node stops every instance.
         t0 = time.monotonic()
         env.api.delete_pods(ns, grace=0)
-        kit.wait_pods_gone(env, ns, 300)
+        kit.wait_pods_gone(env, ns, 600)
         kit.wait_threads_settle(node.pid, levels[0]["threads"], 120)
         out["delete_all_s"] = time.monotonic() - t0
-        # The node gives freed memory back once removals have been quiet
-        # for 2 s (its heap trim, on a sync pass that runs every second);
-        # its last removals follow the last sandbox DELs: sample well after.
-        time.sleep(8)
+        out["node_removed_all"] = wait_node_removed_all(node, 600)
+        out["node_removed_all_s"] = time.monotonic() - t0
         out["rss_after_delete_kib"] = sample_rss(node.pid)
         out["smaps_after_delete_kib"] = kit.smaps_breakdown(node.pid, linear)
         out["threads_after_delete"] = kit.proc_status(node.pid, "Threads")
