@@ -366,13 +366,15 @@ static char **net_live(void *ctx, size_t *n)
     return ids;
 }
 
-void net_gc_run(pod_manager_t *m)
+bool net_gc_run(pod_manager_t *m)
 {
     err_t err;
     int n = pod_net_gc(m->net, net_live, m, &err);
+    if (n == POD_NET_GC_BUSY) return false;
     if (n == -1)
         diag_warn("pod network: orphaned sandboxes: %s (retried in %d s)", err.msg,
                   (int)(NET_GC_INTERVAL_NS / NS_PER_SEC));
     else if (n > 0)
         diag_info("pod network: destroyed %d orphaned sandbox(es)", n);
+    return true;
 }

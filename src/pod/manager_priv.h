@@ -77,6 +77,7 @@
 #define IMAGE_GC_GRACE_NS (600 * NS_PER_SEC)
 #define EVICTION_INTERVAL_NS (10 * NS_PER_SEC) /* the kubelet's eviction monitoring period */
 #define NET_GC_INTERVAL_NS (60 * NS_PER_SEC)
+#define NET_GC_BUSY_RETRY_NS (2 * NS_PER_SEC) /* the collector found sandboxes being made */
 /* Memory back to the system after pods go (sync_loop.c, memory_trim): once
  * removals have been quiet this long, or at the latest this long after the
  * first removal not yet trimmed. */
@@ -338,6 +339,6 @@ void eviction_reclaim(pod_manager_t *m, const char *uid);
 /* Destroys the sandboxes on disk of pods that no longer run (no lock
  * held: it takes the pod network's gc_lock, then m->lock for the live set
  * only). */
-void net_gc_run(pod_manager_t *m);
+bool net_gc_run(pod_manager_t *m); /* false: not run, sandbox operations under way */
 
 #endif

@@ -18,9 +18,9 @@
  * Threads: sandbox_attach and sandbox_teardown run on the pod thread (in
  * the host's namespace: CNI plugins inherit it), holding the pod network's
  * gc_lock shared; pod_net_gc runs on the manager's sync thread holding it
- * exclusively. Neither publishes a status with gc_lock held (a status
- * change takes the manager's lock, which the collector takes inside
- * gc_lock). */
+ * exclusively, and only when it can take it at once. Neither publishes a
+ * status with gc_lock held (a status change takes the manager's lock,
+ * which the collector takes inside gc_lock). */
 #include "pod/worker.h"
 #include "pod/worker_priv.h"
 #include "util/diag.h"
@@ -298,7 +298,11 @@ void pod_net_destroy(pod_net_t *net)
 
 int pod_net_gc(pod_net_t *net, pod_net_live_fn live, void *ctx, err_t *err)
 {
-    pthread_rwlock_wrlock(&net->gc_lock);
+    /* Never waits: sandbox operations queue for their turns (net/'s bound
+     * of eight at once) holding gc_lock shared, so in a burst a waiting
+     * collector would hold up its caller, the manager's sync thread, until
+     * the burst was over. */
+    if (pthread_rwlock_trywrlock(&net->gc_lock) != 0) return POD_NET_GC_BUSY;
     size_t n = 0;
     char **ids = live(ctx, &n);
     int rc = net_sandbox_gc(&net->cfg, (const char *const *)ids, n, err);

@@ -132,10 +132,10 @@ static bool sync_pass(pod_manager_t *m)
     eviction_pass(m);
     memory_trim(m, time_mono_ns());
     if (m->net && m->listed && time_mono_ns() >= m->net_gc_at) {
-        m->net_gc_at = time_mono_ns() + NET_GC_INTERVAL_NS;
         pthread_mutex_unlock(&m->lock);
-        net_gc_run(m);
+        bool ran = net_gc_run(m);
         pthread_mutex_lock(&m->lock);
+        m->net_gc_at = time_mono_ns() + (ran ? NET_GC_INTERVAL_NS : NET_GC_BUSY_RETRY_NS);
     }
     if (m->cfg.images && time_mono_ns() >= m->next_gc) {
         m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;

@@ -107,7 +107,11 @@ void pod_net_destroy(pod_net_t *net);
  * strings, *n its length. Called with gc_lock held exclusively. */
 typedef char **(*pod_net_live_fn)(void *ctx, size_t *n);
 /* Destroys every sandbox on disk whose id live() does not return; how
- * many, or -1 (err: the first failure; the rest were still tried). */
+ * many, or -1 (err: the first failure; the rest were still tried), or
+ * POD_NET_GC_BUSY without waiting when pod threads are making or
+ * destroying sandboxes right now (a burst of networked pod starts keeps
+ * them at it for minutes; the caller tries again soon). */
+#define POD_NET_GC_BUSY (-2)
 int pod_net_gc(pod_net_t *net, pod_net_live_fn live, void *ctx, err_t *err);
 
 /* --- the start trace (pod/trace.h) ----------------------------------------------------- */

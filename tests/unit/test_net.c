@@ -1416,6 +1416,12 @@ static void test_pod_net_gc_keeps_live(void **state)
     if (net_sandbox_create(&f->cfg, "live-1", &test_pod, &a, &err) == -1 ||
         net_sandbox_create(&f->cfg, "orphan-1", &test_pod, &b, &err) == -1)
         fail_msg("%s", err.msg);
+    /* A sandbox operation under way (a pod thread holds gc_lock shared):
+     * the collector does not wait for it, and leaves everything be. */
+    pthread_rwlock_rdlock(&net.gc_lock);
+    assert_int_equal(pod_net_gc(&net, live_first, (void *)"live-1", &err), POD_NET_GC_BUSY);
+    pthread_rwlock_unlock(&net.gc_lock);
+    assert_true(net_ns_exists(b->netns));
     assert_int_equal(pod_net_gc(&net, live_first, (void *)"live-1", &err), 1);
     assert_true(net_ns_exists(a->netns));
     assert_false(exists(b->netns, NULL));
