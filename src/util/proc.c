@@ -176,10 +176,28 @@ void proc_nofile_limits(uint64_t *soft, uint64_t *hard)
     *hard = (uint64_t)rl.rlim_max;
 }
 
+/* The kernel's ceiling on a process's descriptors (fs.nr_open), at most
+ * PROC_NOFILE_MAX; 0 when unreadable. */
+static uint64_t nofile_ceiling(void)
+{
+    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+    if (!f) return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1) v = 0;
+    fclose(f);
+    return v > PROC_NOFILE_MAX ? PROC_NOFILE_MAX : (uint64_t)v;
+}
+
 uint64_t proc_raise_nofile(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1) return 0;
+    uint64_t ceiling = nofile_ceiling();
+    if (ceiling > rl.rlim_max) {
+        /* Only a process with CAP_SYS_RESOURCE may; others keep theirs. */
+        struct rlimit want = {.rlim_cur = (rlim_t)ceiling, .rlim_max = (rlim_t)ceiling};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+    }
     if (rl.rlim_cur < rl.rlim_max) {
         struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;

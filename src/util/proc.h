@@ -59,8 +59,14 @@ void proc_nofile_limits(uint64_t *soft, uint64_t *hard);
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit (as the kubelet's
  * container runtimes and Go programs do at start: select() is not used
- * here, so a high limit costs nothing). Returns the soft limit now in
+ * here, so a high limit costs nothing), and first, when the process may
+ * (CAP_SYS_RESOURCE: a node run as root), the hard limit to the kernel's
+ * fs.nr_open, at most PROC_NOFILE_MAX, as container runtimes' service
+ * units do: every container's descriptors are wasmlet's own, two per idle
+ * pod (its log file, its volume's preopened directory), so a hard limit of
+ * 20,000 stopped a node at 10,000 pods. Returns the soft limit now in
  * force. */
+#define PROC_NOFILE_MAX (1u << 20)
 uint64_t proc_raise_nofile(void);
 
 /* Descriptors wasmlet keeps for itself out of a soft limit: a full node
