@@ -38,6 +38,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Descriptors an idle pod keeps open: its container's log file and its
+ * volume's preopened directory (the service-account token every pod gets
+ * by default). */
+#define NODE_FDS_PER_POD 2
+
 static volatile sig_atomic_t got_term, got_pause, got_resume;
 
 static void on_signal(int sig)
@@ -468,8 +473,23 @@ int node_main(int argc, char **argv)
     /* Descriptors: the hard limit for the process, a headroom of it kept
      * for the node's own work (util/proc.h). */
     uint64_t nofile = proc_raise_nofile();
+    uint64_t headroom = proc_nofile_headroom(nofile);
     diag_info("file descriptors: limit %llu, %llu kept for wasmlet itself",
-              (unsigned long long)nofile, (unsigned long long)proc_nofile_headroom(nofile));
+              (unsigned long long)nofile, (unsigned long long)headroom);
+    /* Every container's descriptors are the node's own: an idle pod keeps
+     * NODE_FDS_PER_POD (its log file, its volume's directory). A node that
+     * advertised more pods than its limit holds would take them and fail
+     * their starts with EMFILE; advertising fewer makes the scheduler
+     * place them elsewhere. */
+    uint64_t fd_pods = nofile > headroom ? (nofile - headroom) / NODE_FDS_PER_POD : 0;
+    if (nofile && fd_pods >= 1 && fd_pods < (uint64_t)ncfg.max_pods) {
+        diag_warn("--max-pods %d: the descriptor limit (%llu, %llu kept for wasmlet) holds "
+                  "about %llu pods of %d descriptors each: the node takes %llu pods (raise the "
+                  "limit to take more)",
+                  ncfg.max_pods, (unsigned long long)nofile, (unsigned long long)headroom,
+                  (unsigned long long)fd_pods, NODE_FDS_PER_POD, (unsigned long long)fd_pods);
+        ncfg.max_pods = (int)fd_pods;
+    }
 
     if (fs_mkdir_p(data_dir, 0750, &err) == -1) goto out;
     if (bootstrap_client(kubeconfig, bootstrap, data_dir, ncfg.name, &client, &boot, &err) == -1)
