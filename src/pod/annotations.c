@@ -53,10 +53,18 @@ static void interface_addrs_read(strvec_t *out)
         if (!i->ifa_addr) continue;
         char text[INET6_ADDRSTRLEN];
         const void *a = NULL;
-        if (i->ifa_addr->sa_family == AF_INET)
-            a = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
-        else if (i->ifa_addr->sa_family == AF_INET6)
-            a = &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+        /* Link-local addresses are left out: the address check denies all
+         * of them anyway (wasm/net.c), and each pod's veth has one of its
+         * own, so keeping them made every container's copy of the list grow
+         * with the node's pods (5,000 networked pods: about 360 KiB for
+         * each new container). */
+        if (i->ifa_addr->sa_family == AF_INET) {
+            const struct in_addr *v4 = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+            if ((ntohl(v4->s_addr) >> 16) != 0xa9fe) a = v4; /* 169.254/16 */
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            const struct in6_addr *v6 = &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+            if (!IN6_IS_ADDR_LINKLOCAL(v6)) a = v6;
+        }
         if (a && inet_ntop(i->ifa_addr->sa_family, a, text, sizeof text) && !strvec_has(out, text))
             strvec_push(out, text);
     }

@@ -26,6 +26,7 @@
 #include "kube/pod_spec.h"
 #include "net/cni.h"
 #include "net/net.h"
+#include "pod/annotations.h"
 #include "pod/worker.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -1438,6 +1439,41 @@ static void test_pod_net_gc_keeps_live(void **state)
     assert_false(mounted);
 }
 
+/* The node's own addresses, which a container may not connect to, come
+ * from its interfaces without their link-local ones (denied anyway, and one
+ * per pod's veth: kept, they made each container's copy grow with the
+ * node's pods); the host IP joins them. */
+static void test_node_addrs_leave_out_link_local(void **state)
+{
+    (void)state;
+    json_t *pod =
+        json_loads("{\"kind\": \"Pod\", \"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
+                   " \"spec\": {\"containers\": [{\"name\": \"c\", \"image\": \"i\"}]}}",
+                   0, NULL);
+    assert_non_null(pod);
+    podspec_t *spec = NULL;
+    err_t err;
+    if (podspec_parse(pod, &spec, &err) == -1) fail_msg("%s", err.msg);
+    json_decref(pod);
+    pod_net_policy_t pol;
+    if (pod_net_policy_from_annotations(spec, NULL, 0, "192.0.2.77", &pol, &err) == -1)
+        fail_msg("%s", err.msg);
+    bool host = false, lo = false;
+    for (size_t i = 0; i < pol.node_addrs.len; i++) {
+        const char *a = pol.node_addrs.items[i];
+        struct in6_addr v6;
+        if (inet_pton(AF_INET6, a, &v6) == 1 && IN6_IS_ADDR_LINKLOCAL(&v6))
+            fail_msg("link-local address %s in the node's addresses", a);
+        assert_true(strncmp(a, "169.254.", 8) != 0);
+        host |= strcmp(a, "192.0.2.77") == 0;
+        lo |= strcmp(a, "127.0.0.1") == 0; /* read from the interfaces */
+    }
+    assert_true(host);
+    assert_true(lo);
+    pod_net_policy_free(&pol);
+    podspec_free(spec);
+}
+
 static void find_plugins(void)
 {
     for (size_t i = 0; plugin_dirs[i]; i++) {
@@ -1487,6 +1523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pod_sandbox_failure_keeps_pod_pending, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_net_gc_keeps_live, fx_setup, fx_teardown),
+        cmocka_unit_test(test_node_addrs_leave_out_link_local),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (lock >= 0) close(lock);
