@@ -175,6 +175,14 @@ alive() {
     [[ $cmd == *"$dir/"* ]]
 }
 
+# exited PID: true once PID is gone or a zombie.
+exited() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    [ "${stat%% *}" = Z ]
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 port_of() {
@@ -242,6 +250,13 @@ stop() {
         done
         alive "$name" && die "$name (pid $pid) did not exit"
     fi
+    # An exiting process reads an empty cmdline once its memory is gone,
+    # while its threads may still be ending (longer on a busy machine):
+    # wait until it is gone or a zombie, so that "stopped" means stopped.
+    for ((i = 0; i < 100; i++)); do
+        exited "$pid" && break
+        sleep 0.1
+    done
     rm -f "$dir/run/$name.pid"
     echo "stopped $name (pid $pid)"
 }
