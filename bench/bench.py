@@ -174,21 +174,20 @@ def main():
                 (kit.RAW / f"{p}-2.json").unlink(missing_ok=True)
         if node:
             env.stop_node(node)
-        if {"density", "density-net"} & set(parts):
+        if {"density", "density-net", *SCALE_PARTS} & set(parts):
             import density  # noqa: PLC0415
         if "density" in parts:
             run_part("density", lambda: density.run(env, quick=a.quick), a.quick)
         if "density-net" in parts:
             run_part("density-net", lambda: density.run(env, quick=a.quick, network=True),
                      a.quick)
-        if set(SCALE_PARTS) & set(parts):
-            import density  # noqa: PLC0415
         if "scale" in parts:
-            n = int(os.environ.get("BENCH_SCALE_PODS", 10000))
-            run_part("scale", lambda: density.run_scale(env, n, network=False), a.quick)
+            top = int(os.environ.get("BENCH_SCALE_PODS", 10000))
+            run_part("scale", lambda: density.run_scale(env, top, network=False), a.quick)
         if "scale-net" in parts:
-            n = int(os.environ.get("BENCH_SCALE_NET_PODS", 5000))
-            run_part("scale-net", lambda: density.run_scale(env, n, network=True), a.quick)
+            top_net = int(os.environ.get("BENCH_SCALE_NET_PODS", 5000))
+            run_part("scale-net", lambda: density.run_scale(env, top_net, network=True),
+                     a.quick)
     finally:
         env.close()
     meta["wall_s"] = time.monotonic() - t_start
