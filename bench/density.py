@@ -90,10 +90,10 @@ def wait_node_removed_all(node, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if not any(pods.iterdir()):
-                time.sleep(4)
-                return True
+            empty = not any(pods.iterdir())
         except FileNotFoundError:
+            empty = True
+        if empty:
             time.sleep(4)
             return True
         time.sleep(0.5)
@@ -109,6 +109,16 @@ def host_links():
 
 
 MAP_COUNT_FOR_SCALE = 262144
+MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+
+
+def max_map_count():
+    """vm.max_map_count, or None when unreadable."""
+    try:
+        with open(MAX_MAP_COUNT) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def run_scale(env, top, network):
@@ -118,24 +128,18 @@ def run_scale(env, top, network):
     reservation and guard, its thread's stack and guard, Wasmtime's
     instance data), so vm.max_map_count is raised to 262,144 when it is
     lower (root only), and the run records it."""
-    maps = None
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            maps = int(f.read())
-        if maps < MAP_COUNT_FOR_SCALE and os.geteuid() == 0:
-            with open("/proc/sys/vm/max_map_count", "w") as f:
+    maps = max_map_count()
+    if maps is not None and maps < MAP_COUNT_FOR_SCALE and os.geteuid() == 0:
+        try:
+            with open(MAX_MAP_COUNT, "w") as f:
                 f.write(str(MAP_COUNT_FOR_SCALE))
             kit.log(f"scale: vm.max_map_count {maps} -> {MAP_COUNT_FOR_SCALE}")
-    except OSError as e:
-        kit.log(f"scale: vm.max_map_count: {e}")
+        except OSError as e:
+            kit.log(f"scale: vm.max_map_count: {e}")
     steps = sorted({0, min(100, top // 4)} | {top * k // 4 for k in (1, 2, 3, 4)})
     out = run(env, target=top, network=network, steps=steps)
     out["max_map_count_before"] = maps
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            out["max_map_count"] = int(f.read())
-    except OSError:
-        pass
+    out["max_map_count"] = max_map_count()
     return out
 
 
@@ -147,7 +151,7 @@ def run(env, quick=False, target=None, network=None, steps=None):
     target = int(os.environ.get("BENCH_DENSITY_PODS", 0)) or target
     if network is None:
         network = os.environ.get("BENCH_DENSITY_NETWORK") == "1"
-    default_top = int(os.environ.get("BENCH_DENSITY_NET_PODS", 0)) or 1000 if network else 5000
+    default_top = (int(os.environ.get("BENCH_DENSITY_NET_PODS", 0)) or 1000) if network else 5000
     steps = steps or ([0, 20, 100] if quick else [0, 100, target or default_top])
     top = steps[-1]
     node = env.start_node("bench-density-net" if network else "bench-density",
