@@ -484,10 +484,10 @@ int node_main(int argc, char **argv)
     uint64_t fd_pods = nofile > headroom ? (nofile - headroom) / NODE_FDS_PER_POD : 0;
     if (nofile && fd_pods >= 1 && fd_pods < (uint64_t)ncfg.max_pods) {
         diag_warn("--max-pods %d: the descriptor limit (%llu, %llu kept for wasmlet) holds "
-                  "about %llu pods of %d descriptors each: the node takes %llu pods (raise the "
-                  "limit to take more)",
+                  "about %llu pods of %d descriptors each, so the node takes that many (raise "
+                  "the limit to take more)",
                   ncfg.max_pods, (unsigned long long)nofile, (unsigned long long)headroom,
-                  (unsigned long long)fd_pods, NODE_FDS_PER_POD, (unsigned long long)fd_pods);
+                  (unsigned long long)fd_pods, NODE_FDS_PER_POD);
         ncfg.max_pods = (int)fd_pods;
     }
 

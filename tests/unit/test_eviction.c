@@ -352,8 +352,9 @@ static void nofile(void **state)
     assert_true(soft == got);
     assert_true(soft == hard);
     assert_true(hard == (uint64_t)rl.rlim_max || (hard == ceiling && ceiling > rl.rlim_max));
-    /* A process that may raise its hard limit (this one, when the tests run
-     * as root with CAP_SYS_RESOURCE, as CI does) gets the ceiling. */
+    /* A process that may raise its hard limit (root with CAP_SYS_RESOURCE)
+     * gets the ceiling: if this one could raise it, proc_raise_nofile must
+     * have. */
     struct rlimit up = {.rlim_cur = rl.rlim_max + 1, .rlim_max = rl.rlim_max + 1};
     bool may = ceiling > rl.rlim_max && hard == ceiling;
     if (!may && ceiling > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &up) == 0)
