@@ -455,16 +455,15 @@ def smaps_breakdown(pid, linear_bytes):
                    (the copy-on-write image, then anonymous pages), so the
                    read-write mappings adjacent below each reservation of
                    1 GiB or more, up to linear_bytes, are a memory's pages
-    thread_stacks  anonymous read-write mappings of exactly the default
-                   thread stack size (RLIMIT_STACK, 8 MiB here)
+    thread_stacks  anonymous read-write mappings of 1 MiB or more directly
+                   above a one-page PROT_NONE guard: what pthread_create
+                   maps for a stack, of any size (the default RLIMIT_STACK
+                   of 8 MiB, and container threads' stacks, sized for the
+                   maximum wasm stack; Wasmtime's signal stacks are smaller)
     files          file-backed mappings (wasmlet's code, libraries)
     heap_other     everything else: malloc arenas and [heap], Wasmtime's
                    per-instance data, buffers
     """
-    import resource  # noqa: PLC0415 - only here
-
-    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
-    stack_kib = stack // 1024 if 0 < stack < (1 << 40) else 8192
     maps = []
     try:
         with open(f"/proc/{pid}/smaps") as f:
@@ -500,7 +499,9 @@ def smaps_breakdown(pid, linear_bytes):
             out["linear_memory"] += m["rss"]
         elif m["file"].startswith("/") and not m["file"].startswith("/memfd"):
             out["files"] += m["rss"]
-        elif m["perms"].startswith("rw") and size_kib == stack_kib and not m["file"]:
+        elif (m["perms"].startswith("rw") and size_kib >= 1024 and not m["file"] and i > 0
+              and maps[i - 1]["hi"] == m["lo"] and maps[i - 1]["perms"].startswith("---")
+              and maps[i - 1]["hi"] - maps[i - 1]["lo"] == 4096):
             out["thread_stacks"] += m["rss"]
         else:
             out["heap_other"] += m["rss"]

@@ -576,6 +576,26 @@ fail:
     return -1;
 }
 
+bool pod_object_share_unchanged(json_t *old, json_t *now)
+{
+    static const char *const keys[3] = {"spec", "labels", "annotations"};
+    json_t *olds[2] = {old, json_object_get(old, "metadata")};
+    json_t *nows[2] = {now, json_object_get(now, "metadata")};
+    bool changed = false;
+    for (int k = 0; k < 3; k++) {
+        int level = k == 0 ? 0 : 1;
+        json_t *a = json_object_get(olds[level], keys[k]);
+        json_t *b = json_object_get(nows[level], keys[k]);
+        if (!a && !b) continue; /* json_equal(NULL, NULL) is false */
+        if (!json_equal(a, b)) {
+            changed = true;
+            continue;
+        }
+        if (a != b) json_object_set(nows[level], keys[k], a);
+    }
+    return changed;
+}
+
 void podspec_free(podspec_t *spec)
 {
     if (!spec) return;

@@ -134,6 +134,13 @@ typedef struct podspec {
 int podspec_parse(json_t *pod, podspec_t **out, err_t *err);
 void podspec_free(podspec_t *spec);
 
+/* A newer version `now` of the Pod `old`: whether its spec, labels or
+ * annotations differ. Each of the three that is equal is replaced in `now`
+ * by `old`'s (one more reference), so that the two versions share it
+ * instead of holding two copies. Objects kept after this must be treated
+ * as read-only, as shared trees are. */
+bool pod_object_share_unchanged(json_t *old, json_t *now);
+
 const podspec_volume_t *podspec_volume(const podspec_t *spec, const char *name);
 const char *podspec_restart_name(podspec_restart_t policy);
 /* "httpGet", "tcpSocket", "grpc", "exec", "sleep". */

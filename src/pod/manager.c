@@ -133,22 +133,18 @@ entry_t *entry_new_locked(pod_manager_t *m, json_t *pod, bool is_static)
 
 /* --- watch handlers ---------------------------------------------------------------- */
 
-/* Whether a newer version of a running pod carries something its worker
- * wants (not merely a status write's echo). */
-static bool update_relevant(json_t *old, json_t *now)
-{
-    return !json_equal(json_at(old, "spec"), json_at(now, "spec")) ||
-           !json_equal(json_at(old, "metadata", "labels"), json_at(now, "metadata", "labels")) ||
-           !json_equal(json_at(old, "metadata", "annotations"),
-                       json_at(now, "metadata", "annotations"));
-}
-
 static void update_locked(pod_manager_t *m, entry_t *e, json_t *pod)
 {
     lock_assert_held(&m->lock);
     json_t *old = e->pod;
-    bool deliver = e->state == ENTRY_RUNNING && e->worker && !pod_worker_finished(e->worker) &&
-                   update_relevant(old, pod);
+    /* Whether it carries something the worker wants, not merely a status
+     * write's echo; the parts that did not change are the old version's
+     * from now on: the worker's spec holds the version the pod started
+     * from, and each echo would otherwise keep a second copy of the spec,
+     * the bulk of a pod's object, for every pod. */
+    bool relevant = pod_object_share_unchanged(old, pod);
+    bool deliver =
+        e->state == ENTRY_RUNNING && e->worker && !pod_worker_finished(e->worker) && relevant;
     e->pod = json_incref(pod);
     json_decref(old);
     /* A pod this node runs has its status from its worker: the API

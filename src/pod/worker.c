@@ -284,6 +284,14 @@ static void *pod_main(void *arg)
             !(w->deadline && time_mono_ns() >= w->deadline)) {
             w->handed_over = true;
             if (w->deadline) pod_runner_arm(w, w->deadline);
+            /* Nobody joins this thread: its stack goes back as it ends,
+             * not when the pod does. Past the unlock it touches nothing
+             * of the worker, which may be freed as soon as it can be
+             * locked. */
+            if (w->joinable) {
+                w->joinable = false;
+                pthread_detach(pthread_self());
+            }
             pthread_mutex_unlock(&w->lock);
             return NULL;
         }
@@ -329,11 +337,7 @@ void worker_runner_fire(pod_worker_t *w)
         worker_publish(w);
     }
     if (!end) return;
-    /* The pod thread returned when it handed the pod over. */
-    if (w->joinable) {
-        pthread_join(w->thread, NULL);
-        w->joinable = false;
-    }
+    /* The pod thread detached itself when it handed the pod over. */
     pod_finish(w, POD_WAIT_MET);
 }
 

@@ -177,10 +177,12 @@ struct pod_worker {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t thread;
-    /* a pod thread exists and must be joined; independent of lc (a pod
-     * whose thread could not be created is FINISHED without one). Set
-     * before the pod thread runs; cleared by the pod's end on the runner
-     * (which joins it) before pod_worker_free reads it. */
+    /* lock: a pod thread exists and must be joined; independent of lc (a
+     * pod whose thread could not be created is FINISHED without one). Set
+     * before the pod thread runs; cleared by the pod thread itself when it
+     * hands the pod over (it detaches then: an ended thread left unjoined
+     * keeps its stack, about 20 KiB resident, for as long as the pod
+     * runs). */
     bool joinable;
     /* lock: the pod thread started the app containers and returned; what
      * the pod waits for from then on (its deadline, its end) is the pod

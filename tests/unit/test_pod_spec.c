@@ -112,6 +112,65 @@ static const char *FULL = "apiVersion: v1\n"
                           "    - name: local\n"
                           "      image: ./hello.wasm\n";
 
+/* A newer version of a pod shares the parts that did not change with the
+ * older one (a status write's echo keeps no second copy of the spec), and
+ * says whether any of spec, labels, annotations changed. */
+static void newer_version_shares_unchanged_parts(void **state)
+{
+    (void)state;
+    const char *base = "apiVersion: v1\nkind: Pod\n"
+                       "metadata: {name: p, resourceVersion: '1', labels: {app: a}}\n"
+                       "spec:\n  containers: [{name: c, image: x.wasm}]\n";
+    json_t *old = yaml(base);
+    json_t *echo = yaml("apiVersion: v1\nkind: Pod\n"
+                        "metadata: {name: p, resourceVersion: '2', labels: {app: a}}\n"
+                        "spec:\n  containers: [{name: c, image: x.wasm}]\n"
+                        "status: {phase: Running}\n");
+    assert_false(pod_object_share_unchanged(old, echo));
+    assert_ptr_equal(json_object_get(echo, "spec"), json_object_get(old, "spec"));
+    assert_ptr_equal(json_object_get(json_object_get(echo, "metadata"), "labels"),
+                     json_object_get(json_object_get(old, "metadata"), "labels"));
+    /* The newer version's own fields stay its own. */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(echo, "metadata"), "resourceVersion")),
+        "2");
+    /* Shared, not moved: the old version is whole after the new one goes. */
+    json_decref(echo);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(json_object_get(old, "spec"), "containers"), 0),
+            "image")),
+        "x.wasm");
+
+    /* A changed label is a change; the equal spec is still shared. */
+    json_t *relabel = yaml("apiVersion: v1\nkind: Pod\n"
+                           "metadata: {name: p, labels: {app: b}}\n"
+                           "spec:\n  containers: [{name: c, image: x.wasm}]\n");
+    assert_true(pod_object_share_unchanged(old, relabel));
+    assert_ptr_equal(json_object_get(relabel, "spec"), json_object_get(old, "spec"));
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(relabel, "metadata"), "labels"), "app")),
+        "b");
+    json_decref(relabel);
+
+    /* Annotations that appear are a change; absent in both is none. */
+    json_t *annotated = yaml("apiVersion: v1\nkind: Pod\n"
+                             "metadata: {name: p, labels: {app: a}, annotations: {k: v}}\n"
+                             "spec:\n  containers: [{name: c, image: x.wasm}]\n");
+    assert_true(pod_object_share_unchanged(old, annotated));
+    json_decref(annotated);
+
+    /* A changed spec is a change, and not shared. */
+    json_t *respec = yaml("apiVersion: v1\nkind: Pod\n"
+                          "metadata: {name: p, labels: {app: a}}\n"
+                          "spec:\n  containers: [{name: c, image: y.wasm}]\n");
+    assert_true(pod_object_share_unchanged(old, respec));
+    assert_ptr_not_equal(json_object_get(respec, "spec"), json_object_get(old, "spec"));
+    json_decref(respec);
+    json_decref(old);
+}
+
 static void valid_pod(void **state)
 {
     (void)state;
@@ -419,8 +478,11 @@ static void quantity_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(valid_pod),      cmocka_unit_test(defaults),
-        cmocka_unit_test(invalid_pods),   cmocka_unit_test(duplicate_names_name_the_field),
+        cmocka_unit_test(newer_version_shares_unchanged_parts),
+        cmocka_unit_test(valid_pod),
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(invalid_pods),
+        cmocka_unit_test(duplicate_names_name_the_field),
         cmocka_unit_test(quantity_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

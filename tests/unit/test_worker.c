@@ -864,6 +864,72 @@ static void running_pod_holds_only_container_threads(void **state)
     assert_int_equal(task_count(), base);
 }
 
+/* Mappings of exactly `size` bytes, readable and writable, not backed by
+ * a file: with size the default thread stack size, the stacks of pod
+ * threads (container threads' stacks are sized for wasm, larger). */
+static int anon_mappings_of(size_t size)
+{
+    FILE *fp = fopen("/proc/self/maps", "r");
+    if (!fp) fail_msg("cannot read /proc/self/maps");
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi;
+        char perms[8];
+        int used = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perms, &used) < 3) continue;
+        const char *rest = line + used;
+        while (*rest == ' ')
+            rest++;
+        if (hi - lo == size && strncmp(perms, "rw", 2) == 0 && (*rest == '\n' || !*rest)) n++;
+    }
+    fclose(fp);
+    return n;
+}
+
+/* A pod thread that handed its pod over leaves nothing behind: not its
+ * stack either (an ended thread nobody has joined yet keeps its stack
+ * mapped, some 20 KiB resident, for as long as the pod runs). Six pods
+ * running: their pod threads' stacks are at most the ones glibc keeps
+ * for reuse, not one per pod. */
+static void handed_over_pod_keeps_no_thread_stack(void **state)
+{
+    fixture_t *f = *state;
+    pthread_attr_t attr;
+    size_t stack = 0;
+    pthread_getattr_default_np(&attr);
+    pthread_attr_getstacksize(&attr, &stack);
+    pthread_attr_destroy(&attr);
+    int base = anon_mappings_of(stack);
+    enum { PODS = 6 };
+    pod_worker_t *ws[PODS];
+    for (int i = 0; i < PODS; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml,
+                 "apiVersion: v1\nkind: Pod\nmetadata: {name: idle%d}\n"
+                 "spec:\n  restartPolicy: Never\n"
+                 "  containers: [{name: a, image: sleeper.wasm, args: ['3600']}]\n",
+                 i);
+        wasm_signals_restore();
+        ws[i] = pod_worker_start(&f->host, spec_of(yaml), NULL); /* the fixture holds one */
+        wait_running(f, ws[i], 5000);
+    }
+    /* Each pod thread returns right after its containers started. */
+    int64_t until = time_mono_ns() + 3000 * slow_factor() * NS_PER_MS;
+    int now = anon_mappings_of(stack);
+    while (now > base + 2 && time_mono_ns() < until) {
+        time_sleep_ms(10);
+        now = anon_mappings_of(stack);
+    }
+    printf("default-size stacks: %d before, %d with %d pods running\n", base, now, PODS);
+    assert_true(now <= base + 2);
+    for (int i = 0; i < PODS; i++) {
+        pod_worker_stop(ws[i], NULL, NULL);
+        wait_done(ws[i], 2000);
+        pod_worker_free(ws[i]);
+    }
+}
+
 /* activeDeadlineSeconds counts from the pod's start, init containers
  * included: an init container that never ends must not outlive it. */
 static void deadline_covers_init_containers(void **state)
@@ -2045,6 +2111,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(state_file_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(start_trace_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(running_pod_holds_only_container_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(handed_over_pod_keeps_no_thread_stack, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
