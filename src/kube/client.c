@@ -235,6 +235,22 @@ void kube_client_free(kube_client_t *c)
     free(c);
 }
 
+/* Closes a list of handles taken off the idle list, and drops their
+ * credentials' references. */
+static void conns_destroy(kube_client_t *c, kube_conn_t *list)
+{
+    while (list) {
+        kube_conn_t *conn = list;
+        list = conn->next;
+        kube_creds_t *cr = conn->creds;
+        conn_destroy(conn);
+        pthread_mutex_lock(&c->mu);
+        kube_creds_t *gone = creds_unref_locked(c, cr);
+        pthread_mutex_unlock(&c->mu);
+        if (gone) creds_free(gone);
+    }
+}
+
 int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key_pem, err_t *err)
 {
     if (!cert_pem || !key_pem) return err_set(err, "set client certificate: missing PEM");
@@ -258,18 +274,24 @@ int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key
         }
     }
     pthread_mutex_unlock(&c->mu);
-    while (stale) {
-        kube_conn_t *conn = stale;
-        stale = conn->next;
-        kube_creds_t *cr = conn->creds;
-        conn_destroy(conn);
-        pthread_mutex_lock(&c->mu);
-        kube_creds_t *gone = creds_unref_locked(c, cr);
-        pthread_mutex_unlock(&c->mu);
-        if (gone) creds_free(gone);
-    }
+    conns_destroy(c, stale);
     if (dead) creds_free(dead);
     return 0;
+}
+
+void kube_client_drop_idle(kube_client_t *c, unsigned keep)
+{
+    pthread_mutex_lock(&c->mu);
+    /* The list is most recently used first: the ones kept are the warm. */
+    kube_conn_t **pp = &c->idle;
+    for (unsigned i = 0; *pp && i < keep; i++)
+        pp = &(*pp)->next;
+    kube_conn_t *stale = *pp;
+    *pp = NULL;
+    for (kube_conn_t *conn = stale; conn; conn = conn->next)
+        c->nidle--;
+    pthread_mutex_unlock(&c->mu);
+    conns_destroy(c, stale);
 }
 
 void kube_client_set_token(kube_client_t *c, const char *token)

@@ -42,6 +42,10 @@ void kube_client_free(kube_client_t *c);
 int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key_pem, err_t *err);
 /* Replaces the bearer token (NULL: none) for requests started afterwards. */
 void kube_client_set_token(kube_client_t *c, const char *token);
+/* Closes the idle connections beyond the `keep` most recently used: each
+ * holds TLS state (tens of KiB) that a busy spell opened and a quiet node
+ * does not need; a later request opens what it needs again. */
+void kube_client_drop_idle(kube_client_t *c, unsigned keep);
 /* Default whole-request timeout for calls that do not give their own (30 s). */
 void kube_client_set_timeout(kube_client_t *c, long timeout_ms);
 /* The server URL, e.g. for messages. */

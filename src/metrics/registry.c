@@ -41,6 +41,7 @@ const char *const metrics_start_stage_names[METRICS_STAGE_COUNT] = {
     "watch", "admission", "sandbox", "volumes", "pull", "load", "instantiate", "status", "node"};
 
 #define SEEN_PODS 1024 /* pod uids remembered for metrics_pod_started */
+#define SEEN_UID 64    /* bytes kept of each (a uid is 36) */
 
 typedef struct cusage {
     char *uid, *name;
@@ -61,7 +62,10 @@ typedef struct http_entry {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static metrics_snapshot_t snap;
-static char *seen[SEEN_PODS];
+/* In place, not one allocation per pod: a ring of small strings, each
+ * made while its pod started, would pin heap pages long after the pods
+ * went. */
+static char seen[SEEN_PODS][SEEN_UID];
 static size_t seen_next;
 static cusage_t *containers;
 static http_entry_t *http;
@@ -77,14 +81,15 @@ static int64_t thread_cpu_ns(pthread_t t)
 void metrics_pod_started(const char *pod_uid, double seconds)
 {
     pthread_mutex_lock(&mu);
+    char uid[SEEN_UID];
+    snprintf(uid, sizeof uid, "%s", pod_uid);
     for (size_t i = 0; i < SEEN_PODS; i++) {
-        if (seen[i] && strcmp(seen[i], pod_uid) == 0) {
+        if (seen[i][0] && strcmp(seen[i], uid) == 0) {
             pthread_mutex_unlock(&mu);
             return;
         }
     }
-    free(seen[seen_next]);
-    seen[seen_next] = xstrdup(pod_uid);
+    memcpy(seen[seen_next], uid, sizeof uid);
     seen_next = (seen_next + 1) % SEEN_PODS;
     if (seconds < 0) seconds = 0;
     for (size_t i = 0; i < METRICS_POD_START_BUCKETS; i++)
@@ -278,10 +283,7 @@ void metrics_reset(void)
 {
     pthread_mutex_lock(&mu);
     memset(&snap, 0, sizeof snap);
-    for (size_t i = 0; i < SEEN_PODS; i++) {
-        free(seen[i]);
-        seen[i] = NULL;
-    }
+    memset(seen, 0, sizeof seen);
     seen_next = 0;
     while (containers) {
         cusage_t *c = containers;

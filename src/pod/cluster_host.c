@@ -178,6 +178,24 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
     return 0;
 }
 
+void cluster_host_forget_pod(cluster_host_t *ch, const char *uid)
+{
+    size_t n = strlen(uid);
+    if (!n) return;
+    json_t *drop[CACHE_MAX];
+    size_t ndrop = 0;
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < CACHE_MAX; i++) {
+        cached_t *c = &ch->tokens[i];
+        if (strncmp(c->key, uid, n) != 0 || c->key[n] != '/') continue;
+        if (c->data) drop[ndrop++] = c->data;
+        memset(c, 0, sizeof *c);
+    }
+    pthread_mutex_unlock(&ch->lock);
+    for (size_t i = 0; i < ndrop; i++)
+        json_decref(drop[i]);
+}
+
 /* --- pull ---------------------------------------------------------------------- */
 
 /* A failed pull in the kubelet's words: its image manager has its own

@@ -22,6 +22,10 @@ void cluster_host_event_for(cluster_host_t *ch, json_t *pod, const char *field_p
  * (free it), or -1 with err in the kubelet's words
  * (runtimeclass.node.k8s.io "x" not found, or why the lookup failed). */
 int cluster_host_runtime_handler(cluster_host_t *ch, const char *name, char **handler, err_t *err);
+/* A pod went: its cached service-account tokens go too, as the kubelet's
+ * token manager drops a deleted pod's (a token is bound to its pod, and
+ * one kept would pin heap long after the pod). */
+void cluster_host_forget_pod(cluster_host_t *ch, const char *uid);
 void cluster_host_free(cluster_host_t *ch);
 
 #endif

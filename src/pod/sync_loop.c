@@ -38,6 +38,7 @@ static void entry_free(pod_manager_t *m, entry_t *e)
         fs_rm_rf(logs, NULL);
         free(logs);
     }
+    if (m->ch) cluster_host_forget_pod(m->ch, e->uid);
     json_decref(e->pod);
     json_decref(e->fixed_status);
     free(e->last_status);
@@ -57,6 +58,10 @@ static void memory_trim(pod_manager_t *m, int64_t now)
     if (now - m->trim_last < TRIM_QUIET_NS && now - m->trim_first < TRIM_LATEST_NS) return;
     m->trim_first = m->trim_last = 0;
     pthread_mutex_unlock(&m->lock);
+    /* The API connections a burst opened (up to one per status writer)
+     * go first, so that their memory is free when the arenas are
+     * trimmed. */
+    if (m->cfg.client) kube_client_drop_idle(m->cfg.client, TRIM_KEEP_CONNECTIONS);
     malloc_trim(0);
     pthread_mutex_lock(&m->lock);
 }

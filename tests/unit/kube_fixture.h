@@ -52,6 +52,7 @@ typedef struct fx_conn {
     pthread_t thread;
     char buf[65536];
     size_t have;
+    atomic_bool gone; /* the client closed it (or the handler did) */
     struct fx_conn *next;
 } fx_conn_t;
 
@@ -354,6 +355,7 @@ done:
     }
     shutdown(c->fd, SHUT_RDWR);
     ERR_clear_error();
+    atomic_store(&c->gone, true);
     return NULL;
 }
 

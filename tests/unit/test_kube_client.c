@@ -642,6 +642,35 @@ static void concurrent_requests(void **state)
         conns++;
     pthread_mutex_unlock(&fx.mu);
     assert_true(conns <= 2 * WORKERS);
+    /* Dropping the idle connections but one: the server sees the others
+     * closed, and the next requests run on the one kept. */
+    kube_client_drop_idle(c, 1);
+    long until = fx_now_ms() + 2000;
+    size_t open_now;
+    do {
+        open_now = 0;
+        pthread_mutex_lock(&fx.mu);
+        for (fx_conn_t *k = fx.conns; k; k = k->next)
+            open_now += !k->gone;
+        pthread_mutex_unlock(&fx.mu);
+        if (open_now > 1) fx_sleep_ms(5);
+    } while (open_now > 1 && fx_now_ms() < until);
+    printf("connections: %zu opened, %zu open after dropping the idle ones but one\n", conns,
+           open_now);
+    assert_true(conns > 1);
+    assert_int_equal(open_now, 1);
+    for (int i = 0; i < 3; i++) {
+        json_t *out = NULL;
+        err_t err;
+        assert_int_equal(kube_get(c, "/api/v1/namespaces/x/pods/y", &out, NULL, &err), 0);
+        json_decref(out);
+    }
+    pthread_mutex_lock(&fx.mu);
+    size_t after = 0;
+    for (fx_conn_t *k = fx.conns; k; k = k->next)
+        after++;
+    pthread_mutex_unlock(&fx.mu);
+    assert_int_equal(after, conns);
     kube_client_free(c);
     fx_stop(&fx);
 }

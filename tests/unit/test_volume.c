@@ -527,6 +527,20 @@ static void token_refreshed_before_expiry(void **state)
     free(v1);
     free(v2);
 
+    /* Another pod's going leaves this pod's young token cached; this
+     * pod's going drops it (the kubelet's token manager does the same):
+     * asked for again, a new one is requested. */
+    cluster_host_forget_pod(ch, "0f1e2d3c-aaaa-bbbb-cccc-00000000000");
+    cluster_host_forget_pod(ch, "other");
+    if (volume_refresh(&h, s, dir, &expires, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(atomic_load(&api.tokens), 2);
+    cluster_host_forget_pod(ch, s->uid);
+    if (volume_refresh(&h, s, dir, &expires, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(atomic_load(&api.tokens), 3);
+    t = slurp(vol, "token", NULL);
+    assert_string_equal(t, "token-3");
+    free(t);
+
     /* A ConfigMap that is absent is asked for again every time. */
     json_t *data = NULL;
     assert_int_equal(h.lookup(h.ctx, "shop", false, "late", &data, &err), 0);
