@@ -1,14 +1,16 @@
 /* client.c: HTTP to the Kubernetes API server over libcurl (see client.h).
  *
  * Threads. libcurl's easy handles are single-threaded, so every request
- * borrows one from a small pool behind the client's mutex and gives it back
- * afterwards; a handle keeps its live connection across uses, which is how
- * keep-alive works here (one connection per concurrently busy thread, at most
- * KUBE_POOL_IDLE kept idle). Handles also share TLS session tickets and the
- * DNS cache through a CURLSH guarded by mutexes, so a fresh handle resumes a
- * TLS session instead of a full handshake. Connections themselves are not
- * shared: libcurl does not support sharing its connection cache between
- * threads that perform at the same time.
+ * borrows one from a small pool behind the client's mutex (at most
+ * KUBE_POOL_IDLE kept idle) and gives it back afterwards. Requests run on the
+ * client's httpmux (util/httpmux.h): one thread drives them all on shared
+ * connections, as HTTP/2 streams of one TLS connection when the server
+ * speaks it (the API server does, as client-go uses it), so a hundred pods
+ * starting at once make a hundred streams, not a hundred handshakes. A watch
+ * is the exception: it holds a stream for minutes, so it keeps its handle's
+ * own HTTP/1.1 connection (kube/watch.c). Handles share TLS session tickets
+ * and the DNS cache through a CURLSH guarded by mutexes, so a new connection
+ * resumes a TLS session instead of a full handshake.
  *
  * Credentials. The TLS material (CA, client certificate and key) lives in an
  * immutable, reference-counted kube_creds_t, together with the CURLSH that
@@ -30,6 +32,7 @@
 #include "kube/client.h"
 #include "util/fs.h"
 #include "util/httpc.h"
+#include "util/httpmux.h"
 #include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -77,6 +80,7 @@ struct kube_client {
     kube_creds_t *creds;
     kube_conn_t *idle;
     unsigned nidle;
+    httpmux_t *mux; /* every request but the watches */
     char *token;
     char *token_file;
     int64_t token_read_ns;
@@ -201,6 +205,7 @@ int kube_client_new(const kube_kubeconfig_t *cfg, kube_client_t **out, err_t *er
     c->token_file = cfg->token_file ? xstrdup(cfg->token_file) : NULL;
     c->token_read_ns = time_mono_ns();
     c->timeout_ms = KUBE_DEFAULT_TIMEOUT_MS;
+    c->mux = httpmux_new();
     *out = c;
     return 0;
 }
@@ -215,6 +220,7 @@ static void conn_destroy(kube_conn_t *conn)
 void kube_client_free(kube_client_t *c)
 {
     if (!c) return;
+    httpmux_free(c->mux); /* its connections before the credentials' share */
     /* No other thread uses c any more; the lock is taken for what the
      * _locked helpers assert. */
     pthread_mutex_lock(&c->mu);
@@ -275,23 +281,22 @@ int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key
     }
     pthread_mutex_unlock(&c->mu);
     conns_destroy(c, stale);
+    /* libcurl would not reuse a connection made with another certificate,
+     * but it would keep it open. */
+    httpmux_close_idle(c->mux);
     if (dead) creds_free(dead);
     return 0;
 }
 
-void kube_client_drop_idle(kube_client_t *c, unsigned keep)
+void kube_client_close_idle(kube_client_t *c)
 {
     pthread_mutex_lock(&c->mu);
-    /* The list is most recently used first: the ones kept are the warm. */
-    kube_conn_t **pp = &c->idle;
-    for (unsigned i = 0; *pp && i < keep; i++)
-        pp = &(*pp)->next;
-    kube_conn_t *stale = *pp;
-    *pp = NULL;
-    for (kube_conn_t *conn = stale; conn; conn = conn->next)
-        c->nidle--;
+    kube_conn_t *stale = c->idle;
+    c->idle = NULL;
+    c->nidle = 0;
     pthread_mutex_unlock(&c->mu);
     conns_destroy(c, stale);
+    httpmux_close_idle(c->mux);
 }
 
 void kube_client_set_token(kube_client_t *c, const char *token)
@@ -498,6 +503,14 @@ void kube_metrics_record(kube_client_t *c, enum kube_metric_verb v, long status,
     pthread_mutex_unlock(&c->metrics_mu);
 }
 
+void kube_metrics_connections(kube_client_t *c, long opened)
+{
+    if (opened <= 0) return;
+    pthread_mutex_lock(&c->metrics_mu);
+    c->metrics.connections_opened += (uint64_t)opened;
+    pthread_mutex_unlock(&c->metrics_mu);
+}
+
 void kube_client_metrics_snapshot(kube_client_t *c, kube_client_metrics_t *out)
 {
     pthread_mutex_lock(&c->metrics_mu);
@@ -525,13 +538,18 @@ int kube_do(kube_client_t *c, const kube_req_t *req, long *status, strbuf_t *res
         HTTPC_SET(&s, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         HTTPC_SET(&s, CURLOPT_POSTFIELDS, "");
     }
+    /* HTTP/2 over TLS when the server offers it; PIPEWAIT makes a request
+     * started while the first connection is still being set up wait for
+     * it, rather than open another. */
+    HTTPC_SET(&s, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    HTTPC_SET(&s, CURLOPT_PIPEWAIT, 1L);
     if (httpc_setup_done(&s, err) == -1) {
         err_prefix(err, "%s %s%s", req->method, c->server, req->path);
         kube_conn_give(c, conn);
         return -1;
     }
     int64_t start = time_mono_ns();
-    CURLcode rc = curl_easy_perform(conn->easy);
+    CURLcode rc = httpmux_perform(c->mux, conn->easy);
     double secs = (double)(time_mono_ns() - start) / 1e9;
     int ret = 0;
     char what[512];
@@ -544,6 +562,9 @@ int kube_do(kube_client_t *c, const kube_req_t *req, long *status, strbuf_t *res
         ret = err_set(err, "%s %s%s: %s", req->method, c->server, req->path,
                       conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(rc));
     }
+    long opened = 0;
+    curl_easy_getinfo(conn->easy, CURLINFO_NUM_CONNECTS, &opened);
+    kube_metrics_connections(c, opened);
     kube_metrics_record(c, verb_of(req->method), *status, secs);
     kube_conn_give(c, conn);
     return ret;

@@ -42,10 +42,11 @@ void kube_client_free(kube_client_t *c);
 int kube_client_set_cert(kube_client_t *c, const char *cert_pem, const char *key_pem, err_t *err);
 /* Replaces the bearer token (NULL: none) for requests started afterwards. */
 void kube_client_set_token(kube_client_t *c, const char *token);
-/* Closes the idle connections beyond the `keep` most recently used: each
- * holds TLS state (tens of KiB) that a busy spell opened and a quiet node
- * does not need; a later request opens what it needs again. */
-void kube_client_drop_idle(kube_client_t *c, unsigned keep);
+/* Closes the idle connections (the requests' shared ones as soon as none
+ * is in flight) and frees the idle handles: they hold TLS state (tens of
+ * KiB each) that a busy spell opened and a quiet node does not need; a
+ * later request opens what it needs again. */
+void kube_client_close_idle(kube_client_t *c);
 /* Default whole-request timeout for calls that do not give their own (30 s). */
 void kube_client_set_timeout(kube_client_t *c, long timeout_ms);
 /* The server URL, e.g. for messages. */
@@ -136,6 +137,7 @@ typedef struct kube_client_metrics {
     uint64_t latency_bucket[KUBE_VERB_COUNT][KUBE_LATENCY_BUCKETS];
     uint64_t latency_count[KUBE_VERB_COUNT];
     double latency_sum_seconds[KUBE_VERB_COUNT];
+    uint64_t connections_opened; /* TCP (and TLS) connections, requests' and watches' */
 } kube_client_metrics_t;
 
 /* A consistent copy of the counters since the client was created. */
@@ -158,5 +160,7 @@ const char *kube_conn_errbuf(kube_conn_t *conn);
 void kube_conn_give(kube_client_t *c, kube_conn_t *conn);
 /* Counts one request; seconds < 0 leaves it out of the latency histogram. */
 void kube_metrics_record(kube_client_t *c, enum kube_metric_verb v, long status, double seconds);
+/* Counts the connections a transfer opened (CURLINFO_NUM_CONNECTS). */
+void kube_metrics_connections(kube_client_t *c, long opened);
 
 #endif

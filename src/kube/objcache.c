@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define OBJCACHE_RELIST_FIRST_MS 20 /* the reflector's first back-off */
+
 #define KIND_SERVICES 2 /* internal: the one cluster-wide Service watch */
 
 typedef struct entry {
@@ -156,6 +158,11 @@ static void *watch_thread(void *arg)
         .list_path = e->list_path,
         .field_selector = e->field_selector,
         .watch_timeout_s = oc->opts.watch_timeout_s,
+        /* A first list refused because the Node authorizer has not yet
+         * seen the pod that references the object lasts milliseconds; the
+         * pod starts reading it meanwhile fall back to GETs, so relist
+         * soon (doubling from here up to the cap). */
+        .backoff_initial_ms = OBJCACHE_RELIST_FIRST_MS,
         .backoff_max_ms = oc->opts.backoff_max_ms,
     };
     kube_reflector_handlers_t h = {
@@ -256,6 +263,17 @@ static entry_t *listed_entry_locked(kube_objcache_t *oc, int kind, const char *n
     while (!e->listed && !e->failed && cond_wait_until(&oc->cond, &oc->mu, deadline))
         ;
     return e->listed ? e : NULL;
+}
+
+void kube_objcache_warm(kube_objcache_t *oc, kube_obj_kind_t kind, const char *ns, const char *name)
+{
+    pthread_mutex_lock(&oc->mu);
+    int64_t now = time_mono_ns();
+    sweep_idle_locked(oc, now);
+    entry_t *e = find_locked(oc, (int)kind, ns, name);
+    if (!e) e = start_locked(oc, (int)kind, ns, name);
+    if (e) e->last_read = now;
+    pthread_mutex_unlock(&oc->mu);
 }
 
 int kube_objcache_get(kube_objcache_t *oc, kube_obj_kind_t kind, const char *ns, const char *name,

@@ -15,7 +15,8 @@
  * Freshness: an object is as fresh as its watch (changes arrive within
  * about a second). When a watch breaks, the reflector resumes or relists
  * with back-off and reads keep getting the last object seen, as the
- * kubelet's watch-based manager does. A read whose watch has never listed
+ * kubelet's watch-based manager does (the first retry after 20 ms, then
+ * doubling). A read whose watch has never listed
  * successfully (the Node authorizer may not yet know a pod that was just
  * bound, or the object's list is refused) falls back to a direct GET, whose
  * answer is returned as is: 404 gives "does not exist", other failures the
@@ -68,6 +69,13 @@ void kube_objcache_free(kube_objcache_t *oc);
  * than 404. */
 int kube_objcache_get(kube_objcache_t *oc, kube_obj_kind_t kind, const char *ns, const char *name,
                       json_t **out, err_t *err);
+
+/* Starts the watch of kind ns/name if it has none, without waiting for
+ * it: a pod about to read the object lets its first list run beside its
+ * other start work (a TokenRequest, a sandbox). Counts as a read for the
+ * idle timeout. */
+void kube_objcache_warm(kube_objcache_t *oc, kube_obj_kind_t kind, const char *ns,
+                        const char *name);
 
 /* The Services of namespace ns (a new JSON array of Service objects the
  * caller owns), from the cluster-wide watch; a direct LIST of the namespace

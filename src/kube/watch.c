@@ -277,6 +277,9 @@ int kube_watch_stream(kube_client_t *c, const char *path, kube_watch_fn fn, void
     } else if (s.buf.len && stream_event(&s, s.buf.data, s.buf.len) == -1) {
         ret = -1; /* the last event lacked its newline; it was still complete */
     }
+    long opened = 0;
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &opened);
+    kube_metrics_connections(c, opened);
     kube_metrics_record(c, KUBE_VERB_WATCH, res->status, -1);
     kube_conn_give(c, conn);
     strbuf_free(&s.buf);

@@ -8,7 +8,8 @@
  *   object a pod references (the Node authorizer lets a node read only
  *   those), so a node of a thousand pods reading the same kube-root-ca.crt
  *   lists it once and then reads it from memory, always as fresh as the
- *   watch;
+ *   watch; warm starts an object's watch at the pod's start, so its
+ *   first list runs beside the pod's TokenRequest;
  * - token: TokenRequest bound to the pod, reused until 80% of its lifetime
  *   (or 24 h) has passed, as the kubelet's token manager does;
  * - service_env: the Docker-link style variables of the services of the
@@ -108,6 +109,12 @@ static int lookup(void *ctx, const char *ns, bool secret, const char *name, json
     }
     json_decref(obj);
     return 0;
+}
+
+static void warm(void *ctx, const char *ns, bool secret, const char *name)
+{
+    cluster_host_t *ch = ctx;
+    kube_objcache_warm(ch->objects, secret ? KUBE_OBJ_SECRET : KUBE_OBJ_CONFIGMAP, ns, name);
 }
 
 /* --- token -------------------------------------------------------------------- */
@@ -452,6 +459,7 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
     host->ctx = ch;
     host->pull = pull;
     host->lookup = lookup;
+    host->warm = warm;
     host->token = token;
     host->service_env = service_env;
     host->status_changed = status_changed;

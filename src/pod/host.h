@@ -83,6 +83,9 @@ typedef struct pod_host {
      * mode has no cluster. */
     int (*lookup)(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
                   err_t *err);
+    /* Starts fetching a ConfigMap or Secret the pod will read, without
+     * waiting (optional: NULL where reads are local or cheap). */
+    void (*warm)(void *ctx, const char *ns, bool secret, const char *name);
     /* A ServiceAccount token for the pod (TokenRequest bound to the pod),
      * for projected serviceAccountToken sources; *expires_ns gets its
      * expiry. NULL callback: this mode has no cluster. */

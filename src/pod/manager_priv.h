@@ -83,7 +83,6 @@
  * first removal not yet trimmed. */
 #define TRIM_QUIET_NS (2 * NS_PER_SEC)
 #define TRIM_LATEST_NS (30 * NS_PER_SEC)
-#define TRIM_KEEP_CONNECTIONS 0 /* idle API connections kept by a trim */
 
 /* A pod's life in the table. Every change goes through
  * entry_transition_locked, which logs it once.

@@ -96,15 +96,26 @@ void status_done_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
     memset(job, 0, sizeof *job);
 }
 
-/* The next entry whose status is due and that no other writer holds. */
+/* The next entry whose status is due and that no other writer holds. A
+ * status that first says a new pod's containers run goes first: it is
+ * what the pod's start (and whoever waits for it to run) waits for, while
+ * an earlier Pending one can wait. Among equals the oldest pod goes first
+ * (the table is newest first), so a burst is written in the order it
+ * came. */
 static entry_t *status_next_locked(pod_manager_t *m, int64_t now)
 {
     lock_assert_held(&m->lock);
-    for (entry_t *e = m->entries; e; e = e->next)
-        if (e->dirty && !e->status_busy && e->retry_at <= now && e->state != ENTRY_GONE &&
-            (!e->is_static || e->mirror_ok))
-            return e;
-    return NULL;
+    entry_t *started = NULL, *other = NULL;
+    for (entry_t *e = m->entries; e; e = e->next) {
+        if (!e->dirty || e->status_busy || e->retry_at > now || e->state == ENTRY_GONE ||
+            (e->is_static && !e->mirror_ok))
+            continue;
+        if (e->worker && pod_worker_trace_running(e->worker))
+            started = e;
+        else
+            other = e;
+    }
+    return started ? started : other;
 }
 
 void *status_writer_main(void *arg)

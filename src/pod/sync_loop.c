@@ -58,10 +58,10 @@ static void memory_trim(pod_manager_t *m, int64_t now)
     if (now - m->trim_last < TRIM_QUIET_NS && now - m->trim_first < TRIM_LATEST_NS) return;
     m->trim_first = m->trim_last = 0;
     pthread_mutex_unlock(&m->lock);
-    /* The API connections a burst opened (up to one per status writer)
+    /* The idle API handles a burst left (up to one per status writer)
      * go first, so that their memory is free when the arenas are
      * trimmed. */
-    if (m->cfg.client) kube_client_drop_idle(m->cfg.client, TRIM_KEEP_CONNECTIONS);
+    if (m->cfg.client) kube_client_close_idle(m->cfg.client);
     malloc_trim(0);
     pthread_mutex_lock(&m->lock);
 }

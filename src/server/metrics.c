@@ -106,6 +106,11 @@ static void api_section(strbuf_t *sb, const server_t *s)
                        KUBE_LATENCY_BUCKETS, km.latency_bucket[v], km.latency_count[v],
                        km.latency_sum_seconds[v]);
     }
+    prom_family(sb, "wasmlet_api_connections_opened_total", "counter",
+                "Connections opened to the API server, each a TCP and TLS handshake: requests "
+                "share HTTP/2 connections, each watch has its own.");
+    strbuf_printf(sb, "wasmlet_api_connections_opened_total %llu\n",
+                  (unsigned long long)km.connections_opened);
 }
 
 static void process_section(strbuf_t *sb)

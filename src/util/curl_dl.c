@@ -17,7 +17,8 @@
  * The variadic setters forward their one argument by the option's type,
  * which libcurl encodes in the option number (CURLOPTTYPE_*: long, object
  * pointer, function pointer, curl_off_t, blob pointer); the share options
- * take an int (what to share) or a pointer (callbacks, user data). */
+ * take an int (what to share) or a pointer (callbacks, user data); the
+ * multi options are encoded as the easy ones. */
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
 
@@ -52,6 +53,15 @@ static struct {
     void (*url_cleanup)(CURLU *);
     CURLUcode (*url_get)(CURLU *, CURLUPart, char **, unsigned int);
     CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+    CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+    CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+    CURLMcode (*multi_perform)(CURLM *, int *);
+    CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd[], unsigned int, int, int *);
+    CURLMcode (*multi_wakeup)(CURLM *);
+    CURLMsg *(*multi_info_read)(CURLM *, int *);
+    CURLMcode (*multi_cleanup)(CURLM *);
 } fn;
 
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
@@ -95,6 +105,15 @@ static void load(void)
     SYM(url_cleanup);
     SYM(url_get);
     SYM(url_set);
+    SYM(multi_init);
+    SYM(multi_setopt);
+    SYM(multi_add_handle);
+    SYM(multi_remove_handle);
+    SYM(multi_perform);
+    SYM(multi_poll);
+    SYM(multi_wakeup);
+    SYM(multi_info_read);
+    SYM(multi_cleanup);
 #undef SYM
 }
 
@@ -256,4 +275,76 @@ CURLUcode curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned
 {
     LOAD();
     return fn.url_set(handle, what, part, flags);
+}
+
+CURLM *curl_multi_init(void)
+{
+    LOAD();
+    return fn.multi_init();
+}
+
+CURLMcode curl_multi_setopt(CURLM *multi, CURLMoption option, ...)
+{
+    LOAD();
+    va_list ap;
+    va_start(ap, option);
+    CURLMcode rc;
+    if (option < CURLOPTTYPE_OBJECTPOINT) {
+        long v = va_arg(ap, long);
+        rc = fn.multi_setopt(multi, option, v);
+    } else if (option < CURLOPTTYPE_FUNCTIONPOINT) {
+        void *v = va_arg(ap, void *);
+        rc = fn.multi_setopt(multi, option, v);
+    } else if (option < CURLOPTTYPE_OFF_T) {
+        fnptr_t v = va_arg(ap, fnptr_t);
+        rc = fn.multi_setopt(multi, option, v);
+    } else {
+        curl_off_t v = va_arg(ap, curl_off_t);
+        rc = fn.multi_setopt(multi, option, v);
+    }
+    va_end(ap);
+    return rc;
+}
+
+CURLMcode curl_multi_add_handle(CURLM *multi, CURL *easy)
+{
+    LOAD();
+    return fn.multi_add_handle(multi, easy);
+}
+
+CURLMcode curl_multi_remove_handle(CURLM *multi, CURL *easy)
+{
+    LOAD();
+    return fn.multi_remove_handle(multi, easy);
+}
+
+CURLMcode curl_multi_perform(CURLM *multi, int *running)
+{
+    LOAD();
+    return fn.multi_perform(multi, running);
+}
+
+CURLMcode curl_multi_poll(CURLM *multi, struct curl_waitfd extra[], unsigned int n, int timeout_ms,
+                          int *ret)
+{
+    LOAD();
+    return fn.multi_poll(multi, extra, n, timeout_ms, ret);
+}
+
+CURLMcode curl_multi_wakeup(CURLM *multi)
+{
+    LOAD();
+    return fn.multi_wakeup(multi);
+}
+
+CURLMsg *curl_multi_info_read(CURLM *multi, int *left)
+{
+    LOAD();
+    return fn.multi_info_read(multi, left);
+}
+
+CURLMcode curl_multi_cleanup(CURLM *multi)
+{
+    LOAD();
+    return fn.multi_cleanup(multi);
 }

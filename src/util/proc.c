@@ -3,6 +3,7 @@
 #include "util/time.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,4 +212,22 @@ uint64_t proc_nofile_headroom(uint64_t soft_limit)
     if (h < 256) h = 256;
     if (h > soft_limit / 2) h = soft_limit / 2;
     return h;
+}
+
+static char boot_id[64];
+static pthread_once_t boot_id_once = PTHREAD_ONCE_INIT;
+
+static void boot_id_read(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f) return;
+    if (!fgets(boot_id, sizeof boot_id, f)) boot_id[0] = '\0';
+    fclose(f);
+    boot_id[strcspn(boot_id, "\n")] = '\0';
+}
+
+const char *proc_boot_id(void)
+{
+    pthread_once(&boot_id_once, boot_id_read);
+    return boot_id;
 }

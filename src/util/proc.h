@@ -42,6 +42,10 @@ int proc_fs_stat(const char *path, proc_fs_t *fs);
 uint64_t proc_node_cpu_ns(void);
 /* Boot time, seconds since the epoch (/proc/stat btime). */
 int64_t proc_boot_time_s(void);
+/* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters), read
+ * once; "" when it cannot be read. Tells state written since the machine
+ * last started from state a power loss may have cut short. */
+const char *proc_boot_id(void);
 /* Tasks (threads) that exist now (/proc/loadavg), and the kernel's
  * pid_max; 0 when unknown. */
 int64_t proc_task_count(void);

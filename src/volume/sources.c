@@ -17,12 +17,20 @@
  * preopen of the volume follows them. A volume is rewritten only when its
  * content changed, which volume_refresh checks on every call.
  *
+ * Nothing is fsynced: a pod start would otherwise wait on several disk
+ * flushes (and a burst of starts would queue hundreds behind etcd's own).
+ * A crash of wasmlet still leaves the old version or the new, never a mix;
+ * a power loss may lose what was written since the last flush, so the hash
+ * carries this boot's id, and after the machine restarts every volume is
+ * written again rather than trusted.
+ *
  * items select and rename keys (a missing key fails unless optional),
  * defaultMode and per-item mode set the file modes, and a missing
  * ConfigMap or Secret fails the mount unless optional. */
 #include "kube/fieldref.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/proc.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -221,8 +229,8 @@ static int write_version(const char *dir, json_t *files, err_t *err)
         *slash = '/';
         json_t *data = json_object_get(f, "data");
         if (rc == 0)
-            rc = fs_write_atomic(full, json_string_value(data), json_string_length(data),
-                                 (mode_t)json_integer_value(json_object_get(f, "mode")), err);
+            rc = fs_write_replace(full, json_string_value(data), json_string_length(data),
+                                  (mode_t)json_integer_value(json_object_get(f, "mode")), err);
         if (rc == 0) chmod(full, (mode_t)json_integer_value(json_object_get(f, "mode")));
         free(full);
         if (rc == -1) return -1;
@@ -266,7 +274,7 @@ static char *content_hash(json_t *files)
         h = fnv(h, json_string_value(data), (size_t)len);
     }
     free(paths);
-    return xasprintf("%016llx", (unsigned long long)h);
+    return xasprintf("%016llx %s", (unsigned long long)h, proc_boot_id());
 }
 
 int volume_atomic_write(const char *vol, json_t *files, err_t *err)
@@ -349,7 +357,7 @@ int volume_atomic_write(const char *vol, json_t *files, err_t *err)
         fs_rm_rf(old_dir, NULL);
         free(old_dir);
     }
-    if (rc == 0) fs_write_atomic(state, now, strlen(now), 0600, NULL);
+    if (rc == 0) fs_write_replace(state, now, strlen(now), 0600, NULL);
     free(data_link);
     free(tmp_link);
     free(version);

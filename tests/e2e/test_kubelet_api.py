@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from container_kit import (ModuleNode, attach, container, create_pod, cstatus, port_free, push,
-                           wait_done, wasmlet_bin)
+from container_kit import (ModuleNode, attach, container, create_pod, cstatus, pod_manifest,
+                           port_free, push, wait_done, wasmlet_bin)
 from kubetest import KubectlError, NodeFactory, unique_name, wait_for
 
 # Log rotation of this module's node: small, so a flood rotates many times.
@@ -374,6 +374,36 @@ def test_metrics_parse_and_count(cluster, node, namespace, images):
 
 STAGES = ["watch", "admission", "sandbox", "volumes", "pull", "load", "instantiate", "status",
           "node"]
+
+
+def test_api_requests_share_a_connection(cluster, node, namespace, images):
+    """A burst of pod starts (a TokenRequest, Events and status writes each)
+    runs as HTTP/2 streams of the node's one connection to the API server:
+    many requests, almost no new connections (a watch reconnecting meanwhile
+    is one)."""
+    cert, key = apiserver_client(cluster)
+
+    def counters():
+        st, text = get(cluster, node, "/metrics", cert=cert, key=key)
+        assert st == 200
+        reqs = sum(v for k, v in samples(text, "rest_client_requests_total").items()
+                   if 'method="WATCH"' not in k)
+        return reqs, samples(text, "wasmlet_api_connections_opened_total")[""]
+
+    # One pod first: the namespace's kube-root-ca.crt watch is then open.
+    create_pod(cluster, namespace, "conn-warm", node.node, [container("app", images["hello"])])
+    wait_done(cluster, namespace, "conn-warm")
+    reqs0, conns0 = counters()
+    n = 30
+    pods = [pod_manifest(f"conn-{i}", node.node, [container("app", images["hello"])])
+            for i in range(n)]
+    cluster.create({"apiVersion": "v1", "kind": "List", "items": pods}, namespace)
+    for i in range(n):
+        assert wait_done(cluster, namespace, f"conn-{i}")["status"]["phase"] == "Succeeded"
+    reqs1, conns1 = counters()
+    print(f"{reqs1 - reqs0:.0f} requests, {conns1 - conns0:.0f} connections opened")
+    assert reqs1 - reqs0 >= 2 * n  # a TokenRequest and a status write per pod at least
+    assert conns1 - conns0 <= 2
 
 
 def stage_counts(cluster, node):
