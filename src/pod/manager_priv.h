@@ -78,6 +78,11 @@
 #define EVICTION_INTERVAL_NS (10 * NS_PER_SEC) /* the kubelet's eviction monitoring period */
 #define NET_GC_INTERVAL_NS (60 * NS_PER_SEC)
 #define NET_GC_BUSY_RETRY_NS (2 * NS_PER_SEC) /* the collector found sandboxes being made */
+/* A new pod's first status waits this long for its containers to start
+ * (status_writer.c): a pod that starts in time is written once, Running,
+ * instead of Pending and then Running, which halves the PATCHes a burst of
+ * starts sends the API server while it is busiest. */
+#define FIRST_STATUS_GRACE_NS (1 * NS_PER_SEC)
 /* Memory back to the system after pods go (sync_loop.c, memory_trim): once
  * removals have been quiet this long, or at the latest this long after the
  * first removal not yet trimmed. */
@@ -134,11 +139,12 @@ typedef struct entry {
      * own; a Deferred resize) */
     bool resize_retry;
     /* status writer (status_writer.c) */
-    bool dirty;         /* status to write */
-    bool status_busy;   /* a writer is writing it (not freed, not deleted meanwhile) */
-    bool final_written; /* a status written after the worker finished */
-    int64_t retry_at;   /* mono ns: next status write, DELETE or mirror attempt */
-    char *last_status;  /* last status written */
+    bool dirty;             /* status to write */
+    bool status_busy;       /* a writer is writing it (not freed, not deleted meanwhile) */
+    bool final_written;     /* a status written after the worker finished */
+    int64_t retry_at;       /* mono ns: next status write, DELETE or mirror attempt */
+    int64_t first_write_at; /* mono ns: a new pod's Pending status waits until then */
+    char *last_status;      /* last status written */
     /* mirror.c */
     bool mirror_ok; /* the mirror pod exists */
     /* housekeeping.c */

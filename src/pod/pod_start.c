@@ -131,9 +131,11 @@ static void run_locked(pod_manager_t *m, entry_t *e, start_facts_t *f, bool is_n
     } else {
         e->worker = pod_worker_start(&m->host, spec, f ? f->resume : NULL);
         /* A new pod's start is traced; a resumed one's is no start. */
-        if (f && !f->resume)
+        if (f && !f->resume) {
             pod_worker_trace_begin(e->worker, e->is_static ? 0 : pod_created_wall(e->pod),
                                    f->seen_wall, f->seen_mono);
+            e->first_write_at = time_mono_ns() + FIRST_STATUS_GRACE_NS;
+        }
         m->stats.pods_started++;
         e->refresh_at = time_mono_ns() + REFRESH_INTERVAL_NS;
     }

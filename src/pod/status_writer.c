@@ -99,10 +99,12 @@ void status_done_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
 /* The next entry whose status is due and that no other writer holds. A
  * status that first says a new pod's containers run goes first: it is
  * what the pod's start (and whoever waits for it to run) waits for, while
- * an earlier Pending one can wait. Among equals the oldest pod goes first
- * (the table is newest first), so a burst is written in the order it
- * came. */
-static entry_t *status_next_locked(pod_manager_t *m, int64_t now)
+ * a Pending one can wait; a new pod's Pending status is not written at all
+ * before its first_write_at (by then it has usually started, and is
+ * written once). Among equals the oldest pod goes first (the table is
+ * newest first), so a burst is written in the order it came. *wake is
+ * lowered to the earliest first_write_at put off. */
+static entry_t *status_next_locked(pod_manager_t *m, int64_t now, int64_t *wake)
 {
     lock_assert_held(&m->lock);
     entry_t *started = NULL, *other = NULL;
@@ -110,10 +112,13 @@ static entry_t *status_next_locked(pod_manager_t *m, int64_t now)
         if (!e->dirty || e->status_busy || e->retry_at > now || e->state == ENTRY_GONE ||
             (e->is_static && !e->mirror_ok))
             continue;
-        if (e->worker && pod_worker_trace_running(e->worker))
+        if (e->worker && pod_worker_trace_running(e->worker)) {
             started = e;
-        else
+        } else if (!e->last_status && e->first_write_at > now && !entry_finished(e)) {
+            if (e->first_write_at < *wake) *wake = e->first_write_at;
+        } else {
             other = e;
+        }
     }
     return started ? started : other;
 }
@@ -123,9 +128,10 @@ void *status_writer_main(void *arg)
     pod_manager_t *m = arg;
     pthread_mutex_lock(&m->lock);
     while (!atomic_load(&m->stop)) {
-        entry_t *e = status_next_locked(m, time_mono_ns());
+        int64_t wake = deadline_after_ms(SYNC_INTERVAL_MS);
+        entry_t *e = status_next_locked(m, time_mono_ns(), &wake);
         if (!e) {
-            cond_wait_until(&m->cond, &m->lock, deadline_after_ms(SYNC_INTERVAL_MS));
+            cond_wait_until(&m->cond, &m->lock, wake);
             continue;
         }
         status_job_t job;
