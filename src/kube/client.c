@@ -42,6 +42,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,8 @@ struct kube_client {
     kube_creds_t *creds;
     kube_conn_t *idle;
     unsigned nidle;
-    httpmux_t *mux; /* every request but the watches */
+    httpmux_t *mux;        /* every request but the watches */
+    atomic_uint in_flight; /* requests in kube_do now */
     char *token;
     char *token_file;
     int64_t token_read_ns;
@@ -318,6 +320,11 @@ void kube_client_set_timeout(kube_client_t *c, long timeout_ms)
     pthread_mutex_unlock(&c->mu);
 }
 
+unsigned kube_client_busy(kube_client_t *c)
+{
+    return atomic_load(&c->in_flight);
+}
+
 const char *kube_client_server(const kube_client_t *c)
 {
     return c->server;
@@ -549,7 +556,9 @@ int kube_do(kube_client_t *c, const kube_req_t *req, long *status, strbuf_t *res
         return -1;
     }
     int64_t start = time_mono_ns();
+    atomic_fetch_add(&c->in_flight, 1);
     CURLcode rc = httpmux_perform(c->mux, conn->easy);
+    atomic_fetch_sub(&c->in_flight, 1);
     double secs = (double)(time_mono_ns() - start) / 1e9;
     int ret = 0;
     char what[512];

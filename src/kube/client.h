@@ -49,6 +49,9 @@ void kube_client_set_token(kube_client_t *c, const char *token);
 void kube_client_close_idle(kube_client_t *c);
 /* Default whole-request timeout for calls that do not give their own (30 s). */
 void kube_client_set_timeout(kube_client_t *c, long timeout_ms);
+/* Requests in flight now (watches not counted): how busy the node keeps
+ * the API server, for work that can wait (Events). */
+unsigned kube_client_busy(kube_client_t *c);
 /* The server URL, e.g. for messages. */
 const char *kube_client_server(const kube_client_t *c);
 

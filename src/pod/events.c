@@ -7,7 +7,13 @@
  * advice for humans, not state. The same reason and message for the same
  * object within ten minutes is sent again as a count increase on the first
  * Event (a PATCH), as the kubelet's event correlator does, so a crash loop
- * shows one BackOff Event with a count rather than hundreds. */
+ * shows one BackOff Event with a count rather than hundreds.
+ *
+ * Events yield to the node's other API requests: while EVENTS_YIELD_BUSY
+ * or more are in flight (a burst of pod starts: TokenRequests and status
+ * writes, which the pods wait for), an Event waits, at most until it is
+ * EVENTS_YIELD_MAX_NS old, so a burst's Events follow it instead of
+ * competing with it for the API server. */
 #include "pod/events.h"
 #include "util/diag.h"
 #include "util/strbuf.h"
@@ -24,9 +30,13 @@
 #define QUEUE_MAX 1000
 #define SEEN_MAX 512
 #define CORRELATE_NS (600 * NS_PER_SEC)
+#define EVENTS_YIELD_BUSY 4
+#define EVENTS_YIELD_MAX_NS (2 * NS_PER_SEC)
+#define EVENTS_YIELD_POLL_MS 10
 
 typedef struct pending {
     json_t *event;
+    int64_t queued_at; /* mono ns */
     char key[512];
     struct pending *next;
 } pending_t;
@@ -107,6 +117,12 @@ static void *events_main(void *arg)
         ev->head = p->next;
         if (!ev->head) ev->tail = NULL;
         ev->queued--;
+        while (!ev->quit && kube_client_busy(ev->client) >= EVENTS_YIELD_BUSY &&
+               time_mono_ns() - p->queued_at < EVENTS_YIELD_MAX_NS) {
+            pthread_mutex_unlock(&ev->lock);
+            time_sleep_ms(EVENTS_YIELD_POLL_MS);
+            pthread_mutex_lock(&ev->lock);
+        }
         pthread_mutex_unlock(&ev->lock);
         post_one(ev, p);
         json_decref(p->event);
@@ -160,6 +176,7 @@ void pod_events_post(pod_events_t *ev, json_t *ref, const char *type, const char
     free(ev_name);
     pending_t *p = xcalloc(1, sizeof *p);
     p->event = event;
+    p->queued_at = time_mono_ns();
     const char *fp = json_string_value(json_object_get(ref, "fieldPath"));
     snprintf(p->key, sizeof p->key, "%s/%s/%s/%s/%s", ns ? ns : "", name ? name : "", fp ? fp : "",
              reason, message);
