@@ -101,7 +101,8 @@ void status_done_locked(pod_manager_t *m, entry_t *e, status_job_t *job)
  * what the pod's start (and whoever waits for it to run) waits for, while
  * a Pending one can wait; a new pod's Pending status is not written at all
  * before its first_write_at (by then it has usually started, and is
- * written once). Among equals the oldest pod goes first (the table is
+ * written once) unless something went wrong (a Warning Event), which the
+ * status should show at once. Among equals the oldest pod goes first (the table is
  * newest first), so a burst is written in the order it came. *wake is
  * lowered to the earliest first_write_at put off. */
 static entry_t *status_next_locked(pod_manager_t *m, int64_t now, int64_t *wake)
@@ -114,7 +115,8 @@ static entry_t *status_next_locked(pod_manager_t *m, int64_t now, int64_t *wake)
             continue;
         if (e->worker && pod_worker_trace_running(e->worker)) {
             started = e;
-        } else if (!e->last_status && e->first_write_at > now && !entry_finished(e)) {
+        } else if (!e->last_status && e->first_write_at > now && !entry_finished(e) &&
+                   !(e->worker && pod_worker_warned(e->worker))) {
             if (e->first_write_at < *wake) *wake = e->first_write_at;
         } else {
             other = e;

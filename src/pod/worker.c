@@ -61,7 +61,13 @@ void worker_event(pod_worker_t *w, crun_t *c, const char *type, const char *reas
     const podspec_t *s = worker_spec_now(w);
     diag_info("pod %s/%s%s%s: %s: %s", s->namespace, s->name, c ? " container " : "",
               c ? c->name : "", reason, msg);
+    if (strcmp(type, "Warning") == 0) atomic_store(&w->warned, true);
     if (w->host.event) w->host.event(w->host.ctx, w, type, reason, c ? c->field_path : NULL, msg);
+}
+
+bool pod_worker_warned(pod_worker_t *w)
+{
+    return atomic_load(&w->warned);
 }
 
 /* --- stopping ------------------------------------------------------------------------ */
@@ -470,6 +476,7 @@ pod_worker_t *pod_worker_start(const pod_host_t *host, podspec_t *spec, json_t *
     if (w->host.backoff_max_ms <= 0) w->host.backoff_max_ms = 300000;
     if (w->host.backoff_reset_ms <= 0) w->host.backoff_reset_ms = 600000;
     atomic_init(&w->spec, spec);
+    atomic_init(&w->warned, false);
     w->resume = resume ? json_incref(resume) : NULL;
     w->pod_dir = spec->uid[0]
                      ? xasprintf("%s/pods/%s", host->data_dir, spec->uid)

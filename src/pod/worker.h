@@ -121,6 +121,9 @@ int pod_net_gc(pod_net_t *net, pod_net_live_fn live, void *ctx, err_t *err);
  * seen_wall (realtime) / seen_mono; its worker has just started. */
 void pod_worker_trace_begin(pod_worker_t *w, int64_t created_wall, int64_t seen_wall,
                             int64_t seen_mono);
+/* Whether the pod has had a Warning Event (a failure its status should
+ * show at once). */
+bool pod_worker_warned(pod_worker_t *w);
 /* Whether the traced container's running state has been published, so
  * that a status read from now on carries it (read before the status). */
 bool pod_worker_trace_running(pod_worker_t *w);

@@ -168,6 +168,9 @@ struct pod_worker {
      * pod_worker_update; readers load it once and may use it without the
      * lock, because a replaced spec stays alive in retired until free. */
     _Atomic(podspec_t *) spec;
+    /* A Warning Event was posted (a sandbox, mount or pull failure): the
+     * status is news, not a step on the way to Running. */
+    atomic_bool warned;
     podspec_t **retired; /* lock */
     size_t nretired;
     char *pod_dir;
