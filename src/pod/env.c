@@ -228,3 +228,27 @@ int pod_env_build(const pod_host_t *host, const podspec_t *pod, const podspec_co
         strvec_push_owned(argv, pod_env_expand(c->args[i], env_get, env));
     return 0;
 }
+
+void pod_env_warm(const pod_host_t *host, const podspec_t *pod, const podspec_container_t *c)
+{
+    if (!host->warm) return;
+    size_t i;
+    json_t *e, *ref;
+    json_array_foreach(json_at(c->raw, "env"), i, e)
+    {
+        json_t *from = json_object_get(e, "valueFrom");
+        const char *name;
+        if ((ref = json_object_get(from, "configMapKeyRef")) && (name = json_str_at(ref, "name")))
+            host->warm(host->ctx, pod->namespace, false, name);
+        if ((ref = json_object_get(from, "secretKeyRef")) && (name = json_str_at(ref, "name")))
+            host->warm(host->ctx, pod->namespace, true, name);
+    }
+    json_array_foreach(json_at(c->raw, "envFrom"), i, e)
+    {
+        const char *name;
+        if ((ref = json_object_get(e, "configMapRef")) && (name = json_str_at(ref, "name")))
+            host->warm(host->ctx, pod->namespace, false, name);
+        if ((ref = json_object_get(e, "secretRef")) && (name = json_str_at(ref, "name")))
+            host->warm(host->ctx, pod->namespace, true, name);
+    }
+}

@@ -17,5 +17,8 @@ char *pod_env_expand(const char *text, env_lookup_fn lookup, void *ctx);
  * CreateContainerConfigError, naming the object and key. */
 int pod_env_build(const pod_host_t *host, const podspec_t *pod, const podspec_container_t *c,
                   strvec_t *env, strvec_t *argv, err_t *err);
+/* Warms (host->warm) every ConfigMap and Secret container c's env and
+ * envFrom read, ahead of pod_env_build. */
+void pod_env_warm(const pod_host_t *host, const podspec_t *pod, const podspec_container_t *c);
 
 #endif

@@ -111,6 +111,7 @@ static inline volume_host_t pod_host_volumes(const pod_host_t *h)
 {
     return (volume_host_t){.ctx = h->ctx,
                            .lookup = h->lookup,
+                           .warm = h->warm,
                            .token = h->token,
                            .node = {.node_name = h->node_name,
                                     .host_ip = h->host_ip,

@@ -22,6 +22,7 @@
  *
  * Locking: w->lock (see worker_priv.h); the pod thread drops it for
  * the sandbox's CNI calls, volume set-up, joins and every host callback. */
+#include "pod/env.h"
 #include "pod/worker.h"
 #include "pod/worker_priv.h"
 #include "util/diag.h"
@@ -171,52 +172,15 @@ static void start_container_locked(pod_worker_t *w, crun_t *c)
 /* Starts fetching every ConfigMap and Secret the pod's volumes and
  * environment read, so that a first read's list runs beside the pod's
  * other start work (its sandbox, its TokenRequest) rather than after it. */
-static void warm_container_refs(pod_worker_t *w, const char *ns, const podspec_container_t *c)
-{
-    size_t i;
-    json_t *x;
-    json_array_foreach(json_at(c->raw, "env"), i, x)
-    {
-        const char *cm = json_str_at(x, "valueFrom", "configMapKeyRef", "name");
-        const char *sec = json_str_at(x, "valueFrom", "secretKeyRef", "name");
-        if (cm) w->host.warm(w->host.ctx, ns, false, cm);
-        if (sec) w->host.warm(w->host.ctx, ns, true, sec);
-    }
-    json_array_foreach(json_at(c->raw, "envFrom"), i, x)
-    {
-        const char *cm = json_str_at(x, "configMapRef", "name");
-        const char *sec = json_str_at(x, "secretRef", "name");
-        if (cm) w->host.warm(w->host.ctx, ns, false, cm);
-        if (sec) w->host.warm(w->host.ctx, ns, true, sec);
-    }
-}
-
 static void warm_references(pod_worker_t *w)
 {
-    if (!w->host.warm) return;
     const podspec_t *pod = worker_spec_now(w);
-    for (size_t i = 0; i < pod->nvolumes; i++) {
-        const podspec_volume_t *v = &pod->volumes[i];
-        const char *name = NULL;
-        if (strcmp(v->type, "configMap") == 0 && (name = json_str_at(v->source, "name")))
-            w->host.warm(w->host.ctx, pod->namespace, false, name);
-        if (strcmp(v->type, "secret") == 0 && (name = json_str_at(v->source, "secretName")))
-            w->host.warm(w->host.ctx, pod->namespace, true, name);
-        if (strcmp(v->type, "projected") != 0) continue;
-        size_t j;
-        json_t *src;
-        json_array_foreach(json_at(v->source, "sources"), j, src)
-        {
-            if ((name = json_str_at(src, "configMap", "name")))
-                w->host.warm(w->host.ctx, pod->namespace, false, name);
-            if ((name = json_str_at(src, "secret", "name")))
-                w->host.warm(w->host.ctx, pod->namespace, true, name);
-        }
-    }
+    volume_host_t vh = pod_host_volumes(&w->host);
+    volume_warm(&vh, pod);
     for (size_t i = 0; i < pod->ninit; i++)
-        warm_container_refs(w, pod->namespace, &pod->init_containers[i]);
+        pod_env_warm(&w->host, pod, &pod->init_containers[i]);
     for (size_t i = 0; i < pod->ncontainers; i++)
-        warm_container_refs(w, pod->namespace, &pod->containers[i]);
+        pod_env_warm(&w->host, pod, &pod->containers[i]);
 }
 
 /* Volumes: retried as the kubelet does (the Node authorizer may not yet

@@ -74,12 +74,19 @@ static void add_file(json_t *files, const char *path, const char *data, size_t l
     json_object_set_new(files, path, f);
 }
 
+/* The object a configMap or secret source names (a secret volume says
+ * secretName, a projected secret source name). */
+static const char *source_object(json_t *src, bool secret)
+{
+    const char *name = json_str_at(src, secret ? "secretName" : "name");
+    return name ? name : json_str_at(src, "name");
+}
+
 /* Adds the keys of one ConfigMap or Secret (data already decoded). */
 static int add_keys(const volume_host_t *host, const podspec_t *pod, json_t *src, bool secret,
                     int default_mode, json_t *files, err_t *err)
 {
-    const char *name = json_str_at(src, secret ? "secretName" : "name");
-    if (!name) name = json_str_at(src, "name");
+    const char *name = source_object(src, secret);
     bool optional = json_bool_at(src, false, "optional");
     const char *kind = secret ? "secret" : "configmap";
     if (!name) return err_set(err, "%s: name is required", kind);
@@ -171,6 +178,31 @@ static int add_token(const volume_host_t *host, const podspec_t *pod, json_t *sr
     free(token);
     if (until && (!*expires || until < *expires)) *expires = until;
     return 0;
+}
+
+static void warm_source(const volume_host_t *host, const podspec_t *pod, json_t *src, bool secret)
+{
+    const char *name = source_object(src, secret);
+    if (name) host->warm(host->ctx, pod->namespace, secret, name);
+}
+
+void volume_warm(const volume_host_t *host, const podspec_t *pod)
+{
+    if (!host->warm) return;
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        if (strcmp(v->type, "configMap") == 0 || strcmp(v->type, "secret") == 0) {
+            warm_source(host, pod, v->source, strcmp(v->type, "secret") == 0);
+        } else if (strcmp(v->type, "projected") == 0) {
+            size_t j;
+            json_t *s, *x;
+            json_array_foreach(json_at(v->source, "sources"), j, s)
+            {
+                if ((x = json_object_get(s, "configMap"))) warm_source(host, pod, x, false);
+                if ((x = json_object_get(s, "secret"))) warm_source(host, pod, x, true);
+            }
+        }
+    }
 }
 
 int volume_source_files(const volume_host_t *host, const podspec_t *pod, const podspec_volume_t *v,

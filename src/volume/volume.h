@@ -28,6 +28,9 @@ typedef struct volume_host {
      * 0 returned when the object does not exist. NULL: no cluster. */
     int (*lookup)(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
                   err_t *err);
+    /* Starts fetching a ConfigMap or Secret a later lookup will read,
+     * without waiting. NULL: nothing to warm. */
+    void (*warm)(void *ctx, const char *ns, bool secret, const char *name);
     /* A ServiceAccount token bound to the pod, for projected
      * serviceAccountToken sources; *expires_ns gets its expiry. NULL: no
      * cluster. */
@@ -37,6 +40,9 @@ typedef struct volume_host {
     kube_node_facts_t node;
 } volume_host_t;
 
+/* Warms (host->warm) every ConfigMap and Secret the pod's volumes read,
+ * so that their first reads' lists run beside the pod's other start work. */
+void volume_warm(const volume_host_t *host, const podspec_t *pod);
 /* Creates or refreshes every volume of the pod. On failure the message
  * names the volume and says why; -1 is worth retrying (an object not there
  * yet, the API server unreachable or not yet authorizing this node),

@@ -80,6 +80,7 @@ typedef struct fake {
     json_t *secrets;
     int lookups;
     bool fail_lookup; /* the API server is unreachable */
+    strvec_t *warmed; /* objects warmed, in call order */
 } fake_t;
 
 static int fake_lookup(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
@@ -580,6 +581,49 @@ static void resource_field_refs(void **state)
 
 /* --- argv -------------------------------------------------------------------------- */
 
+/* warm: "ns/cm:name" or "ns/secret:name" per call, joined by ';'. */
+static void record_warm(void *ctx, const char *ns, bool secret, const char *name)
+{
+    strvec_t *seen = ((fake_t *)ctx)->warmed;
+    char *s = xasprintf("%s/%s:%s", ns, secret ? "secret" : "cm", name);
+    strvec_push(seen, s);
+    free(s);
+}
+
+static void warm_names_every_referenced_object(void **state)
+{
+    (void)state;
+    fake_t f;
+    fake_init(&f);
+    strvec_t seen = STRVEC_INIT;
+    f.warmed = &seen;
+    pod_host_t h = host_for(&f);
+    h.warm = record_warm;
+    podspec_t *s = pod("  containers:\n"
+                       "    - name: app\n"
+                       "      image: app.wasm\n"
+                       "      env:\n"
+                       "        - {name: PLAIN, value: x}\n"
+                       "        - name: FROM_CM\n"
+                       "          valueFrom: {configMapKeyRef: {name: settings, key: mode}}\n"
+                       "        - name: FROM_SECRET\n"
+                       "          valueFrom: {secretKeyRef: {name: creds, key: user}}\n"
+                       "        - name: FROM_FIELD\n"
+                       "          valueFrom: {fieldRef: {fieldPath: metadata.name}}\n"
+                       "      envFrom:\n"
+                       "        - configMapRef: {name: other}\n"
+                       "        - secretRef: {name: more-creds}\n");
+    pod_env_warm(&h, s, &s->containers[0]);
+    assert_vec(&seen, "shop/cm:settings;shop/secret:creds;shop/cm:other;shop/secret:more-creds");
+    /* Without a warm callback nothing is called. */
+    h.warm = NULL;
+    pod_env_warm(&h, s, &s->containers[0]);
+    assert_int_equal(seen.len, 4);
+    strvec_free(&seen);
+    podspec_free(s);
+    fake_free(&f);
+}
+
 static char *argv_of(const char *container_yaml)
 {
     fake_t f;
@@ -665,6 +709,7 @@ int main(void)
         cmocka_unit_test(field_refs),
         cmocka_unit_test(resource_field_refs),
         cmocka_unit_test(argv_rules),
+        cmocka_unit_test(warm_names_every_referenced_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,6 +260,37 @@ static void config_map_volume_and_updates(void **state)
     rm_dir(dir);
 }
 
+static void record_warm(void *ctx, const char *ns, bool secret, const char *name)
+{
+    char *line = xasprintf("%s%s/%s:%s;", (char *)ctx, ns, secret ? "secret" : "cm", name);
+    strcpy(ctx, line);
+    free(line);
+}
+
+static void warm_names_the_volumes_objects(void **state)
+{
+    (void)state;
+    char seen[512] = "";
+    volume_host_t h = {.ctx = seen, .warm = record_warm};
+    podspec_t *s = pod("  containers:\n"
+                       "    - {name: app, image: app.wasm}\n"
+                       "  volumes:\n"
+                       "    - {name: scratch, emptyDir: {}}\n"
+                       "    - {name: cfg, configMap: {name: settings}}\n"
+                       "    - {name: keys, secret: {secretName: tls-keys}}\n"
+                       "    - name: all\n"
+                       "      projected:\n"
+                       "        sources:\n"
+                       "          - serviceAccountToken: {path: token}\n"
+                       "          - configMap: {name: kube-root-ca.crt}\n"
+                       "          - secret: {name: extra}\n"
+                       "          - downwardAPI: {items: []}\n");
+    volume_warm(&h, s);
+    assert_string_equal(seen, "shop/cm:settings;shop/secret:tls-keys;"
+                              "shop/cm:kube-root-ca.crt;shop/secret:extra;");
+    podspec_free(s);
+}
+
 static void downward_api_formats_maps_as_the_kubelet(void **state)
 {
     (void)state;
@@ -595,6 +626,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_map_volume_and_updates),
+        cmocka_unit_test(warm_names_the_volumes_objects),
         cmocka_unit_test(downward_api_formats_maps_as_the_kubelet),
         cmocka_unit_test(sub_path_stays_inside_its_volume),
         cmocka_unit_test(unsupported_types_are_permanent),
