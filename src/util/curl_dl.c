@@ -137,28 +137,29 @@ CURL *curl_easy_init(void)
     return fn.easy_init();
 }
 
+/* Forwards one variadic option by the type libcurl encodes in its number
+ * (CURLOPTTYPE_*), which the easy and the multi options share. */
+#define FORWARD_OPTION(rc, setter, handle, option, ap)                                             \
+    do {                                                                                           \
+        if ((option) < CURLOPTTYPE_OBJECTPOINT)                                                    \
+            (rc) = (setter)((handle), (option), va_arg((ap), long));                               \
+        else if ((option) < CURLOPTTYPE_FUNCTIONPOINT)                                             \
+            (rc) = (setter)((handle), (option), va_arg((ap), void *));                             \
+        else if ((option) < CURLOPTTYPE_OFF_T)                                                     \
+            (rc) = (setter)((handle), (option), va_arg((ap), fnptr_t));                            \
+        else if ((option) < CURLOPTTYPE_BLOB)                                                      \
+            (rc) = (setter)((handle), (option), va_arg((ap), curl_off_t));                         \
+        else                                                                                       \
+            (rc) = (setter)((handle), (option), va_arg((ap), void *));                             \
+    } while (0)
+
 CURLcode curl_easy_setopt(CURL *curl, CURLoption option, ...)
 {
     LOAD();
     va_list ap;
     va_start(ap, option);
     CURLcode rc;
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        long v = va_arg(ap, long);
-        rc = fn.easy_setopt(curl, option, v);
-    } else if (option < CURLOPTTYPE_FUNCTIONPOINT) {
-        void *v = va_arg(ap, void *);
-        rc = fn.easy_setopt(curl, option, v);
-    } else if (option < CURLOPTTYPE_OFF_T) {
-        fnptr_t v = va_arg(ap, fnptr_t);
-        rc = fn.easy_setopt(curl, option, v);
-    } else if (option < CURLOPTTYPE_BLOB) {
-        curl_off_t v = va_arg(ap, curl_off_t);
-        rc = fn.easy_setopt(curl, option, v);
-    } else {
-        void *v = va_arg(ap, void *);
-        rc = fn.easy_setopt(curl, option, v);
-    }
+    FORWARD_OPTION(rc, fn.easy_setopt, curl, option, ap);
     va_end(ap);
     return rc;
 }
@@ -289,19 +290,7 @@ CURLMcode curl_multi_setopt(CURLM *multi, CURLMoption option, ...)
     va_list ap;
     va_start(ap, option);
     CURLMcode rc;
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        long v = va_arg(ap, long);
-        rc = fn.multi_setopt(multi, option, v);
-    } else if (option < CURLOPTTYPE_FUNCTIONPOINT) {
-        void *v = va_arg(ap, void *);
-        rc = fn.multi_setopt(multi, option, v);
-    } else if (option < CURLOPTTYPE_OFF_T) {
-        fnptr_t v = va_arg(ap, fnptr_t);
-        rc = fn.multi_setopt(multi, option, v);
-    } else {
-        curl_off_t v = va_arg(ap, curl_off_t);
-        rc = fn.multi_setopt(multi, option, v);
-    }
+    FORWARD_OPTION(rc, fn.multi_setopt, multi, option, ap);
     va_end(ap);
     return rc;
 }
