@@ -250,15 +250,25 @@ static entry_t *start_locked(kube_objcache_t *oc, int kind, const char *ns, cons
 
 /* The entry for kind/ns/name, started if new, once it has listed; NULL when
  * it has not (its first list failed or did not come in time). */
+/* The entry for kind/ns/name, started if new, marked read now; NULL when
+ * its watch cannot start. */
+static entry_t *read_entry_locked(kube_objcache_t *oc, int kind, const char *ns, const char *name,
+                                  int64_t now)
+{
+    lock_assert_held(&oc->mu);
+    sweep_idle_locked(oc, now);
+    entry_t *e = find_locked(oc, kind, ns, name);
+    if (!e) e = start_locked(oc, kind, ns, name);
+    if (e) e->last_read = now;
+    return e;
+}
+
 static entry_t *listed_entry_locked(kube_objcache_t *oc, int kind, const char *ns, const char *name)
 {
     lock_assert_held(&oc->mu);
     int64_t now = time_mono_ns();
-    sweep_idle_locked(oc, now);
-    entry_t *e = find_locked(oc, kind, ns, name);
-    if (!e) e = start_locked(oc, kind, ns, name);
+    entry_t *e = read_entry_locked(oc, kind, ns, name, now);
     if (!e) return NULL;
-    e->last_read = now;
     int64_t deadline = now + (int64_t)oc->opts.first_list_ms * NS_PER_MS;
     while (!e->listed && !e->failed && cond_wait_until(&oc->cond, &oc->mu, deadline))
         ;
@@ -268,11 +278,7 @@ static entry_t *listed_entry_locked(kube_objcache_t *oc, int kind, const char *n
 void kube_objcache_warm(kube_objcache_t *oc, kube_obj_kind_t kind, const char *ns, const char *name)
 {
     pthread_mutex_lock(&oc->mu);
-    int64_t now = time_mono_ns();
-    sweep_idle_locked(oc, now);
-    entry_t *e = find_locked(oc, (int)kind, ns, name);
-    if (!e) e = start_locked(oc, (int)kind, ns, name);
-    if (e) e->last_read = now;
+    read_entry_locked(oc, (int)kind, ns, name, time_mono_ns());
     pthread_mutex_unlock(&oc->mu);
 }
 
