@@ -83,9 +83,10 @@ def wait_node_removed_all(node, timeout):
     stopped and its sandbox's CNI DEL ran). The API server forgets a pod
     before that, and a networked pod's DEL takes a turn among eight, so a
     node may still be removing pods many seconds after the last one
-    vanished from the API. Then 4 s more: the node trims its heap once
-    removals have been quiet for 2 s, on a sync pass that runs every
-    second. Returns whether it finished."""
+    vanished from the API. Then 6 s more: the node asks its threads to
+    empty their malloc caches once removals have been quiet for 2 s, on a
+    sync pass that runs every second, and trims its heap 1.5 s after.
+    Returns whether it finished."""
     pods = node.data_dir / "pods"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,7 +95,7 @@ def wait_node_removed_all(node, timeout):
         except FileNotFoundError:
             empty = True
         if empty:
-            time.sleep(4)
+            time.sleep(6)
             return True
         time.sleep(0.5)
     return False

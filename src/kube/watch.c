@@ -26,6 +26,7 @@
  * version, and only a relist can recover. */
 #include "kube/watch.h"
 #include "util/diag.h"
+#include "util/heap.h"
 #include "util/httpc.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -213,6 +214,9 @@ static int stream_progress(void *userp, curl_off_t dt, curl_off_t dn, curl_off_t
 {
     (void)dt, (void)dn, (void)ut, (void)un;
     stream_t *s = userp;
+    /* Called at least once a second while the stream idles: the place
+     * where a watching thread empties its malloc cache for a trim. */
+    heap_release_if_asked();
     return s->stop && atomic_load(s->stop) ? 1 : 0;
 }
 

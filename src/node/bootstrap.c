@@ -40,6 +40,7 @@
 #include "util/base64.h"
 #include "util/diag.h"
 #include "util/fs.h"
+#include "util/heap.h"
 #include "util/json.h"
 #include "util/pki.h"
 #include "util/strbuf.h"
@@ -515,6 +516,7 @@ static void *identity_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         if (client) step(b, &b->ccert);
         if (serving) step(b, &b->scert);
+        heap_release_if_asked(); /* a trim waits for each thread's malloc cache */
         pthread_mutex_lock(&b->mu);
         if (b->quit) break;
         cond_wait_until(&b->cond, &b->mu, deadline_after_ms(1000));

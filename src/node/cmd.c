@@ -26,6 +26,7 @@
 #include "util/cli.h"
 #include "util/diag.h"
 #include "util/fs.h"
+#include "util/heap.h"
 #include "util/proc.h"
 #include "util/time.h"
 #include "util/xalloc.h"
@@ -452,6 +453,8 @@ int node_main(int argc, char **argv)
     ncfg.host_ip = node_ip;
     ncfg.data_dir = data_dir;
 
+    /* Before any thread: the heap of pods that went goes back (util/heap.h). */
+    heap_fix_trim_threshold();
     err_t err;
     int status = 1;
     kube_client_t *client = NULL;
@@ -608,6 +611,7 @@ int node_main(int argc, char **argv)
     diag_info("node %s ready: %s:%d", ncfg.name, node_ip, ncfg.port);
     while (!got_term) {
         time_sleep_ms(100);
+        heap_release_if_asked(); /* a trim waits for each thread's malloc cache */
         if (got_pause) {
             got_pause = 0;
             diag_warn("heartbeat paused (SIGUSR1)");

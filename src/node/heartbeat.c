@@ -8,6 +8,7 @@
  * retried at the next tick, and an API server outage only delays them. */
 #include "node/node.h"
 #include "util/diag.h"
+#include "util/heap.h"
 #include "util/json.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -155,6 +156,7 @@ static void *heartbeat_main(void *arg)
             free(key);
             json_decref(status);
         }
+        heap_release_if_asked(); /* a trim waits for each thread's malloc cache */
         pthread_mutex_lock(&hb->lock);
         int64_t until = deadline_after_ms(TICK_MS);
         /* A pause or a resume ends the wait: a resumed node renews at once. */

@@ -16,7 +16,9 @@
  * competing with it for the API server. */
 #include "pod/events.h"
 #include "util/diag.h"
+#include "util/heap.h"
 #include "util/strbuf.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -33,6 +35,7 @@
 #define EVENTS_YIELD_BUSY 4
 #define EVENTS_YIELD_MAX_NS (2 * NS_PER_SEC)
 #define EVENTS_YIELD_POLL_MS 10
+#define EVENTS_IDLE_MS 1000
 
 typedef struct pending {
     json_t *event;
@@ -110,8 +113,15 @@ static void *events_main(void *arg)
     pod_events_t *ev = arg;
     pthread_mutex_lock(&ev->lock);
     for (;;) {
-        while (!ev->head && !ev->quit)
-            pthread_cond_wait(&ev->cond, &ev->lock);
+        while (!ev->head && !ev->quit) {
+            /* Idle: a trim may be waiting for this thread's malloc cache,
+             * so the wait ends every EVENTS_IDLE_MS to look. */
+            pthread_mutex_unlock(&ev->lock);
+            heap_release_if_asked();
+            pthread_mutex_lock(&ev->lock);
+            if (ev->head || ev->quit) break;
+            cond_wait_until(&ev->cond, &ev->lock, deadline_after_ms(EVENTS_IDLE_MS));
+        }
         if (!ev->head) break;
         pending_t *p = ev->head;
         ev->head = p->next;
@@ -139,7 +149,7 @@ pod_events_t *pod_events_start(kube_client_t *c, const char *node_name)
     ev->client = c;
     ev->node = xstrdup(node_name);
     pthread_mutex_init(&ev->lock, NULL);
-    pthread_cond_init(&ev->cond, NULL);
+    cond_init_monotonic(&ev->cond);
     if (pthread_create(&ev->thread, NULL, events_main, ev) != 0) {
         free(ev->node);
         free(ev);

@@ -88,6 +88,10 @@
  * first removal not yet trimmed. */
 #define TRIM_QUIET_NS (2 * NS_PER_SEC)
 #define TRIM_LATEST_NS (30 * NS_PER_SEC)
+/* ...then the trim itself waits this long for the long-lived threads to
+ * empty their malloc caches: the status writers wake every
+ * SYNC_INTERVAL_MS. */
+#define TRIM_RELEASE_WAIT_NS (1500 * NS_PER_MS)
 
 /* A pod's life in the table. Every change goes through
  * entry_transition_locked, which logs it once.
@@ -186,6 +190,7 @@ struct pod_manager {
     int64_t net_gc_at;
     /* removed entries not yet followed by a trim (mono ns; 0: none) */
     int64_t trim_first, trim_last;
+    int64_t trim_at; /* mono ns of the malloc_trim asked for (0: none) */
 };
 
 /* --- manager.c ------------------------------------------------------------------- */

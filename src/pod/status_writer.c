@@ -19,6 +19,7 @@
 #include "pod/manager_priv.h"
 #include "pod/state.h"
 #include "util/diag.h"
+#include "util/heap.h"
 #include "util/json.h"
 #include "util/strbuf.h"
 #include "util/sync.h"
@@ -133,6 +134,10 @@ void *status_writer_main(void *arg)
         int64_t wake = deadline_after_ms(SYNC_INTERVAL_MS);
         entry_t *e = status_next_locked(m, time_mono_ns(), &wake);
         if (!e) {
+            /* Idle: a trim may be waiting for this thread's malloc cache. */
+            pthread_mutex_unlock(&m->lock);
+            heap_release_if_asked();
+            pthread_mutex_lock(&m->lock);
             cond_wait_until(&m->cond, &m->lock, wake);
             continue;
         }

@@ -16,6 +16,7 @@
 #include "pod/manager_priv.h"
 #include "util/diag.h"
 #include "util/fs.h"
+#include "util/heap.h"
 #include "util/sync.h"
 #include "util/xalloc.h"
 #include "volume/volume.h"
@@ -51,18 +52,31 @@ static void entry_free(pod_manager_t *m, entry_t *e)
  * most of their memory after they are deleted. malloc_trim walks every
  * arena and gives back their free pages (milliseconds for a large heap),
  * so it runs once removals have been quiet for TRIM_QUIET_NS, and at least
- * every TRIM_LATEST_NS while they go on. Called with the lock held. */
+ * every TRIM_LATEST_NS while they go on. It runs in two steps: first the
+ * idle API connections close and every long-lived thread is asked to
+ * empty its malloc cache (util/heap.h), whose chunks would pin the pods'
+ * old pages; TRIM_RELEASE_WAIT_NS later, when each has passed an idle
+ * point, the arenas are trimmed. Called with the lock held. */
 static void memory_trim(pod_manager_t *m, int64_t now)
 {
+    if (m->trim_at && now >= m->trim_at) {
+        m->trim_at = 0;
+        pthread_mutex_unlock(&m->lock);
+        malloc_trim(0);
+        pthread_mutex_lock(&m->lock);
+        return;
+    }
     if (!m->trim_first) return;
     if (now - m->trim_last < TRIM_QUIET_NS && now - m->trim_first < TRIM_LATEST_NS) return;
     m->trim_first = m->trim_last = 0;
+    m->trim_at = now + TRIM_RELEASE_WAIT_NS;
     pthread_mutex_unlock(&m->lock);
     /* The idle API handles a burst left (up to one per status writer)
      * go first, so that their memory is free when the arenas are
      * trimmed. */
     if (m->cfg.client) kube_client_close_idle(m->cfg.client);
-    malloc_trim(0);
+    heap_release_ask();
+    heap_release_if_asked();
     pthread_mutex_lock(&m->lock);
 }
 

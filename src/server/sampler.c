@@ -10,6 +10,7 @@
 #include "server/sampler.h"
 #include "metrics/registry.h"
 #include "metrics/served.h"
+#include "util/heap.h"
 #include "util/proc.h"
 #include "util/sync.h"
 #include "util/time.h"
@@ -177,6 +178,7 @@ static void *sampler_main(void *arg)
          * interval after this one began, however long this one takes. */
         int64_t next = time_mono_ns() + s->interval_ns;
         sample(s);
+        heap_release_if_asked(); /* a trim waits for each thread's malloc cache */
         pthread_mutex_lock(&s->mu);
         while (!s->quit && cond_wait_until(&s->cond, &s->mu, next))
             ;

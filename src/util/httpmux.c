@@ -12,6 +12,7 @@
  * writer), callers take mu to wake it, so a wake never meets a freed
  * handle. mu is never held while libcurl transfers. */
 #include "util/httpmux.h"
+#include "util/heap.h"
 #include "util/sync.h"
 #include "util/xalloc.h"
 
@@ -106,6 +107,8 @@ static void *mux_main(void *arg)
             m->inflight--;
             finish(m, j, result);
         }
+        /* Idle: a trim may be waiting for this thread's malloc cache. */
+        if (m->inflight == 0) heap_release_if_asked();
         curl_multi_poll(m->multi, NULL, 0, MUX_POLL_MS, NULL);
     }
     return NULL;

@@ -1,4 +1,5 @@
-/* test_util.c: unit tests for util/ (time formats, strbuf, fs helpers). */
+/* test_util.c: unit tests for util/ (time formats, strbuf, fs helpers, the
+ * release of a thread's malloc cache). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,13 @@
 
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/heap.h"
 #include "util/strbuf.h"
 #include "util/time.h"
 
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -100,13 +105,105 @@ static void fs_atomic_and_rm(void **state)
     free(link);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_ALLOCATOR 1
+#endif
+#endif
+
+/* In a thread of its own, whose malloc cache starts empty: chunks it
+ * frees stay "in use" to glibc's arenas (its cache holds them) until
+ * heap_release_thread_cache hands them back. ASan's allocator has no such
+ * cache and mallinfo2 does not see it: there, the release must only run
+ * and leave the heap usable. The thread measures; the test asserts. */
+typedef struct {
+    size_t in_use, cached, released;
+    bool usable;
+} cache_probe_t;
+
+static void *cache_thread(void *arg)
+{
+    cache_probe_t *p = arg;
+    enum { N = 7 };
+    void *small[N], *large[N];
+    /* Once first: glibc keeps what a thread start allocates (its TLS
+     * vector) with the stack it caches for the next one. */
+    heap_release_thread_cache();
+    for (int i = 0; i < N; i++) {
+        small[i] = malloc(200);
+        large[i] = malloc(900);
+    }
+    p->in_use = mallinfo2().uordblks;
+    for (int i = 0; i < N; i++) {
+        free(small[i]);
+        free(large[i]);
+    }
+    p->cached = mallinfo2().uordblks;
+    heap_release_thread_cache();
+    p->released = mallinfo2().uordblks;
+    char *c = malloc(900);
+    if (c) memset(c, 1, 900);
+    p->usable = c != NULL;
+    free(c);
+    return NULL;
+}
+
+static void heap_cache_released(void **state)
+{
+    (void)state;
+    cache_probe_t p = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cache_thread, &p), 0);
+    pthread_join(t, NULL);
+    assert_true(p.usable);
+#ifndef ASAN_ALLOCATOR
+    assert_int_equal(p.cached, p.in_use); /* the frees went to the thread's cache */
+    assert_true(p.released + 7 * (200 + 900) <= p.cached); /* and now they are back */
+#endif
+}
+
+/* Each ask is answered by one release per thread. */
+typedef struct {
+    bool answers[7];
+} ask_probe_t;
+
+static void *ask_thread(void *arg)
+{
+    ask_probe_t *p = arg;
+    (void)heap_release_if_asked(); /* whatever was asked before this thread */
+    p->answers[1] = heap_release_if_asked();
+    heap_release_ask();
+    p->answers[2] = heap_release_if_asked();
+    p->answers[3] = heap_release_if_asked();
+    heap_release_ask();
+    heap_release_ask();
+    p->answers[4] = heap_release_if_asked();
+    p->answers[5] = heap_release_if_asked();
+    return NULL;
+}
+
+static void heap_release_once_per_ask(void **state)
+{
+    (void)state;
+    ask_probe_t p = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ask_thread, &p), 0);
+    pthread_join(t, NULL);
+    assert_false(p.answers[1]);
+    assert_true(p.answers[2]);
+    assert_false(p.answers[3]);
+    assert_true(p.answers[4]); /* two asks, one release */
+    assert_false(p.answers[5]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rfc3339_round_trip),
-        cmocka_unit_test(strbuf_grows),
-        cmocka_unit_test(err_prefixes),
-        cmocka_unit_test(fs_atomic_and_rm),
+        cmocka_unit_test(rfc3339_round_trip),  cmocka_unit_test(strbuf_grows),
+        cmocka_unit_test(err_prefixes),        cmocka_unit_test(fs_atomic_and_rm),
+        cmocka_unit_test(heap_cache_released), cmocka_unit_test(heap_release_once_per_ask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
