@@ -134,10 +134,11 @@ void *status_writer_main(void *arg)
         int64_t wake = deadline_after_ms(SYNC_INTERVAL_MS);
         entry_t *e = status_next_locked(m, time_mono_ns(), &wake);
         if (!e) {
-            /* Idle: a trim may be waiting for this thread's malloc cache. */
-            pthread_mutex_unlock(&m->lock);
+            /* Idle: a trim may be waiting for this thread's malloc cache.
+             * Released under the lock, so that no wake-up is lost between
+             * the look at the table and the wait: it happens once a trim,
+             * and takes a fraction of a millisecond. */
             heap_release_if_asked();
-            pthread_mutex_lock(&m->lock);
             cond_wait_until(&m->cond, &m->lock, wake);
             continue;
         }
