@@ -495,6 +495,16 @@ int node_main(int argc, char **argv)
     }
 
     if (fs_mkdir_p(data_dir, 0750, &err) == -1) goto out;
+    /* Each pod's directories and files spread over the file system's
+     * allocation groups (util/fs.h). */
+    char *pods_dir = xasprintf("%s/pods", data_dir);
+    if (fs_mkdir_p(pods_dir, 0750, &err) == -1 || fs_mkdir_p(logs, 0755, &err) == -1) {
+        free(pods_dir);
+        goto out;
+    }
+    diag_debug("pod directories spread over the file system: %s",
+               fs_spread_subdirs(pods_dir) && fs_spread_subdirs(logs) ? "yes" : "no");
+    free(pods_dir);
     if (bootstrap_client(kubeconfig, bootstrap, data_dir, ncfg.name, &client, &boot, &err) == -1)
         goto out;
     if (registry_config && image_auth_load_file(&node_auth, registry_config, &err) == -1) goto out;

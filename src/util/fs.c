@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/fs.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +126,20 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 int fs_write_replace(const char *path, const void *data, size_t len, mode_t mode, err_t *err)
 {
     return write_via_temp(path, data, len, mode, false, err);
+}
+
+bool fs_spread_subdirs(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) return false;
+    int flags = 0; /* the kernel reads and writes an int, whatever the macro says */
+    bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+    if (ok && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    }
+    close(fd);
+    return ok;
 }
 
 char *fs_join(const char *a, const char *b)

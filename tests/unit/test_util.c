@@ -12,11 +12,14 @@
 #include "util/strbuf.h"
 #include "util/time.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +106,35 @@ static void fs_atomic_and_rm(void **state)
     free(file);
     free(keep);
     free(link);
+}
+
+/* Where the file system takes the hint (ext4, as the node's data dir
+ * usually is), the directory reads back as a top directory and stays
+ * usable; where it does not, the directory is left as it was. */
+static void spread_subdirs_marks_top_dir(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/wasmlet-test-spread-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    int before = 0, after = 0;
+    bool readable = ioctl(fd, FS_IOC_GETFLAGS, &before) == 0;
+    bool took = fs_spread_subdirs(dir);
+    if (readable) assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &after), 0);
+    if (took) {
+        assert_true(after & FS_TOPDIR_FL);
+        assert_true(fs_spread_subdirs(dir)); /* again: already marked */
+    } else {
+        assert_int_equal(after, before);
+    }
+    close(fd);
+    char *sub = fs_join(dir, "pod");
+    assert_int_equal(mkdir(sub, 0750), 0);
+    assert_int_equal(rmdir(sub), 0);
+    free(sub);
+    assert_false(fs_spread_subdirs("/nonexistent/wasmlet-test"));
+    assert_int_equal(rmdir(dir), 0);
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -201,9 +233,13 @@ static void heap_release_once_per_ask(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rfc3339_round_trip),  cmocka_unit_test(strbuf_grows),
-        cmocka_unit_test(err_prefixes),        cmocka_unit_test(fs_atomic_and_rm),
-        cmocka_unit_test(heap_cache_released), cmocka_unit_test(heap_release_once_per_ask),
+        cmocka_unit_test(rfc3339_round_trip),
+        cmocka_unit_test(strbuf_grows),
+        cmocka_unit_test(err_prefixes),
+        cmocka_unit_test(fs_atomic_and_rm),
+        cmocka_unit_test(heap_cache_released),
+        cmocka_unit_test(spread_subdirs_marks_top_dir),
+        cmocka_unit_test(heap_release_once_per_ask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
