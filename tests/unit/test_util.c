@@ -182,13 +182,19 @@ static void *cache_thread(void *arg)
     return NULL;
 }
 
+/* Runs fn(arg) in a thread of its own and waits for it. */
+static void run_in_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    pthread_join(t, NULL);
+}
+
 static void heap_cache_released(void **state)
 {
     (void)state;
     cache_probe_t p = {0};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, cache_thread, &p), 0);
-    pthread_join(t, NULL);
+    run_in_thread(cache_thread, &p);
     assert_true(p.usable);
 #ifndef ASAN_ALLOCATOR
     assert_int_equal(p.cached, p.in_use); /* the frees went to the thread's cache */
@@ -220,9 +226,7 @@ static void heap_release_once_per_ask(void **state)
 {
     (void)state;
     ask_probe_t p = {0};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, ask_thread, &p), 0);
-    pthread_join(t, NULL);
+    run_in_thread(ask_thread, &p);
     assert_false(p.answers[1]);
     assert_true(p.answers[2]);
     assert_false(p.answers[3]);
