@@ -115,11 +115,10 @@ static void *events_main(void *arg)
     for (;;) {
         while (!ev->head && !ev->quit) {
             /* Idle: a trim may be waiting for this thread's malloc cache,
-             * so the wait ends every EVENTS_IDLE_MS to look. */
-            pthread_mutex_unlock(&ev->lock);
+             * so the wait ends every EVENTS_IDLE_MS to look. Released
+             * under the lock, as the status writers do: once a trim, a
+             * fraction of a millisecond. */
             heap_release_if_asked();
-            pthread_mutex_lock(&ev->lock);
-            if (ev->head || ev->quit) break;
             cond_wait_until(&ev->cond, &ev->lock, deadline_after_ms(EVENTS_IDLE_MS));
         }
         if (!ev->head) break;
