@@ -389,7 +389,7 @@ write_kubeconfig() {
         cred="    client-certificate-data: $(b64 "$4")
     client-key-data: $(b64 "$5")"
     else
-        cred="    token: $4"
+        cred="    token: \"$4\""
     fi
     cat >"$out.tmp" <<EOF
 apiVersion: v1

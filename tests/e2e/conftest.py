@@ -97,7 +97,7 @@ def wasmlet_node(wasmlet_nodes):
 def namespace(cluster, request):
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = unique_name(f"e2e-{base}" if base else "e2e")
-    cluster.kubectl(["create", "namespace", name])
+    cluster.create_namespace(name)
     try:
         yield name
     finally:

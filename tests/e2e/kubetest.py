@@ -285,6 +285,14 @@ class Cluster:
             args += ["--field-selector", field_selector]
         return self.kubectl(args)["items"]
 
+    def create_namespace(self, name, timeout=30):
+        """Creates the namespace and returns once its default ServiceAccount
+        exists: the API server refuses a pod in a namespace whose "default"
+        ServiceAccount the controller manager has not made yet."""
+        self.kubectl(["create", "namespace", name], json=False)
+        wait_for(lambda: self.get("serviceaccount", "default", name), timeout,
+                 desc=f"the default ServiceAccount of namespace {name}")
+
     def delete(self, kind, name, namespace=None, wait=False, timeout=60):
         args = ["delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}"]
         if namespace:
