@@ -7,12 +7,19 @@ and reports Ready; the scheduler places the pods there as it places them on
 wasmlet. A fake kubelet, a child process, watches the pods bound to that
 node and, the moment one arrives, PATCHes its status to Running with a body
 shaped like wasmlet's (phase, five conditions, one running container), from
-a pool of 4 threads. Nothing is pulled, mounted or run, no Events are
-posted and no token is requested: what remains is the API server, etcd,
-the scheduler and the watch fan-out, plus a Python client's own cost.
+a pool of PATCH_THREADS (4) threads. Nothing is pulled, mounted or run, no
+Events are posted and no token is requested: what remains is the API
+server, etcd, the scheduler and the watch fan-out, plus a Python client's
+own cost.
 
 Also measured: bound pods (spec.nodeName set at creation, no scheduler), to
-split the floor into scheduling and the rest.
+split the floor into scheduling and the rest; and, for reference, a burst
+whose "kubelet" first makes the TokenRequest each pod's projected
+service-account token volume needs (bound to the pod, as a kubelet's is;
+up to TOKEN_THREADS at once) and then PATCHes: the two API round trips in
+a row that any kubelet's start of such a pod makes, where the floor makes
+one. It asks as the cluster admin, so the Node authorizer's checks (and the
+retries they cause right after binding) are not in it.
 """
 
 import http.client
@@ -25,6 +32,8 @@ import time
 import kit
 
 NODE = "bench-floor"
+PATCH_THREADS = 4
+TOKEN_THREADS = 32
 
 
 def rfc3339_now():
@@ -71,11 +80,24 @@ def node_status():
                                     "kubeletVersion": "v1.37.2-floor"}}}
 
 
-def _fake_kubelet(api_args, ready):
-    """Child process: watch pods bound to NODE, PATCH each one Running once,
-    and keep the Node's heartbeat fresh."""
+def _fake_kubelet(api_args, ready, token):
+    """Child process: watch pods bound to NODE, PATCH each one Running once
+    (after its TokenRequest when token is set), and keep the Node's
+    heartbeat fresh."""
     api = kit.Api(*api_args)
     work = queue.Queue()
+    tokens = queue.Queue()
+
+    def requester():
+        while True:
+            item = tokens.get()
+            ns, name, uid, sa = item[0], item[1], item[2], item[5]
+            body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"expirationSeconds": 3607,
+                             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                                "name": name, "uid": uid}}}
+            api.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token", body)
+            work.put(item[:5])
 
     def patcher():
         while True:
@@ -91,8 +113,10 @@ def _fake_kubelet(api_args, ready):
             api.request("PATCH", f"/api/v1/nodes/{NODE}/status", node_status(),
                         content_type="application/merge-patch+json")
 
-    for _ in range(4):
+    for _ in range(PATCH_THREADS):
         threading.Thread(target=patcher, daemon=True).start()
+    for _ in range(TOKEN_THREADS if token else 0):
+        threading.Thread(target=requester, daemon=True).start()
     threading.Thread(target=heartbeat, daemon=True).start()
     seen = set()
     path = (f"/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3D{NODE}"
@@ -116,9 +140,12 @@ def _fake_kubelet(api_args, ready):
                         "Running", "Succeeded", "Failed"):
                     continue
                 seen.add(md["uid"])
-                cs = (p.get("spec") or {}).get("containers") or []
-                work.put((md["namespace"], md["name"], md["uid"], [x["name"] for x in cs],
-                          cs[0].get("image", "") if cs else ""))
+                spec = p.get("spec") or {}
+                cs = spec.get("containers") or []
+                item = (md["namespace"], md["name"], md["uid"], [x["name"] for x in cs],
+                        cs[0].get("image", "") if cs else "",
+                        spec.get("serviceAccountName") or "default")
+                (tokens if token else work).put(item if token else item[:5])
         except (http.client.HTTPException, OSError, ValueError):
             time.sleep(0.05)
         finally:
@@ -126,8 +153,9 @@ def _fake_kubelet(api_args, ready):
 
 
 class Floor:
-    def __init__(self, env):
+    def __init__(self, env, token=False):
         self.env = env
+        self.token = token
         self.proc = None
 
     def __enter__(self):
@@ -139,7 +167,8 @@ class Floor:
         mp = multiprocessing.get_context("fork")
         ready = mp.Event()
         args = tuple(str(a) for a in self.env.api_args())
-        self.proc = mp.Process(target=_fake_kubelet, args=(args, ready), daemon=True)
+        self.proc = mp.Process(target=_fake_kubelet, args=(args, ready, self.token),
+                               daemon=True)
         self.proc.start()
         if not ready.wait(30):
             raise RuntimeError("fake kubelet did not start")
@@ -232,6 +261,13 @@ def run(env, quick=False, burst=100, rounds=None, tag=""):
                 cells[kind]["rounds"].append(
                     _batch(env, f"f{'b' if bound else 's'}{tag}{r}", burst, bound, False,
                            env.workdir, image))
+    with Floor(env, token=True):
+        kind = "burst/scheduled+token"
+        cells[kind] = {"rounds": []}
+        for r in range(rounds):
+            kit.log(f"floor: {kind} round {r + 1}/{rounds} ({burst} at once)")
+            cells[kind]["rounds"].append(
+                _batch(env, f"ft{tag}{r}", burst, False, False, env.workdir, image))
     return summarize({"burst": burst, "cells": cells})
 
 

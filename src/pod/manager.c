@@ -93,6 +93,7 @@ bool entry_active(const entry_t *e)
 void manager_wake(pod_manager_t *m)
 {
     pthread_cond_broadcast(&m->cond);
+    pthread_cond_signal(&m->writers_cond);
 }
 
 char *manager_pod_dir(pod_manager_t *m, const char *uid)
@@ -357,6 +358,7 @@ static void manager_release(pod_manager_t *m)
     pod_net_destroy(m->net);
     free(m->net);
     pthread_cond_destroy(&m->cond);
+    pthread_cond_destroy(&m->writers_cond);
     pthread_mutex_destroy(&m->lock);
     free(m->node_name);
     free(m->host_ip);
@@ -373,6 +375,7 @@ static void stop_threads(pod_manager_t *m, bool reflector)
     atomic_store(&m->stop, true);
     pthread_mutex_lock(&m->lock);
     manager_wake(m);
+    pthread_cond_broadcast(&m->writers_cond);
     pthread_mutex_unlock(&m->lock);
     if (reflector) pthread_join(m->reflector, NULL);
     pthread_join(m->syncer, NULL);
@@ -395,6 +398,7 @@ int pod_manager_start(const pod_manager_config_t *cfg, pod_manager_t **out, err_
     m->node_labels = json_is_object(cfg->node_labels) ? json_deep_copy(cfg->node_labels) : NULL;
     pthread_mutex_init(&m->lock, NULL);
     cond_init_monotonic(&m->cond);
+    cond_init_monotonic(&m->writers_cond);
     m->events = pod_events_start(cfg->client, cfg->node_name);
     m->ch = cluster_host_new(cfg->client, cfg->images, m->events, m->node_name);
     cluster_host_fill(m->ch, &m->host, on_status_changed, m);

@@ -168,7 +168,14 @@ struct pod_manager {
     pod_host_t host;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* monotonic; wakes the syncer and the status writers */
+    pthread_cond_t cond; /* monotonic; the syncer waits on it */
+    /* Monotonic; the status writers wait on it. Each wake-up is one
+     * writer's (manager_wake signals it): every writer looks at the whole
+     * table when it wakes, and waking all sixteen for each change in a
+     * burst of starts cost more CPU in context switches and lock hand-offs
+     * than the writes themselves. A writer that takes a write wakes one
+     * more, and looks for the next write itself before it waits again. */
+    pthread_cond_t writers_cond;
     entry_t *entries;
     bool shutting_down;
     atomic_bool stop;
@@ -209,6 +216,7 @@ bool entry_transition_locked(pod_manager_t *m, entry_t *e, entry_state_t to, con
 bool entry_active(const entry_t *e);
 /* Whether e's worker has finished (or there is none). */
 bool entry_finished(const entry_t *e);
+/* Something in the table changed: wakes the syncer and one status writer. */
 void manager_wake(pod_manager_t *m);
 /* <data-dir>/pods/<uid> (free it). */
 char *manager_pod_dir(pod_manager_t *m, const char *uid);

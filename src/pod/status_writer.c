@@ -139,18 +139,23 @@ void *status_writer_main(void *arg)
              * the look at the table and the wait: it happens once a trim,
              * and takes a fraction of a millisecond. */
             heap_release_if_asked();
-            cond_wait_until(&m->cond, &m->lock, wake);
+            cond_wait_until(&m->writers_cond, &m->lock, wake);
             continue;
         }
         status_job_t job;
         status_take_locked(m, e, &job);
         e->status_busy = true;
+        /* One more writer looks for the next due status: statuses that
+         * fall due together (a burst's first_write_at passing, retries)
+         * spread over the writers instead of waiting for this one. */
+        pthread_cond_signal(&m->writers_cond);
         pthread_mutex_unlock(&m->lock);
         status_run(m, &job);
         pthread_mutex_lock(&m->lock);
         status_done_locked(m, e, &job);
         e->status_busy = false;
-        /* The syncer may be waiting to delete or free this entry. */
+        /* The syncer may be waiting to delete or free this entry; this
+         * writer looks for the next write itself. */
         pthread_cond_broadcast(&m->cond);
     }
     pthread_mutex_unlock(&m->lock);
