@@ -11,7 +11,14 @@
  *   watch; warm starts an object's watch at the pod's start, so its
  *   first list runs beside the pod's TokenRequest;
  * - token: TokenRequest bound to the pod, reused until 80% of its lifetime
- *   (or 24 h) has passed, as the kubelet's token manager does;
+ *   (or 24 h) has passed, as the kubelet's token manager does. The cache
+ *   holds every pod's tokens until the pod goes (cluster_host_forget_pod),
+ *   however many pods there are: each running pod's volumes are refreshed
+ *   every few seconds, and a token missing from the cache is a new
+ *   TokenRequest and a rewritten volume. One request per token is in
+ *   flight at a time; a second asker waits for it. token_warm starts the
+ *   request on a short-lived thread of its own, so that a pod whose network
+ *   sandbox comes first has its token by the time its volumes are made;
  * - service_env: the Docker-link style variables of the services of the
  *   pod's namespace (all of them with enableServiceLinks, else only the
  *   kubernetes service of default), from the object cache's one watch of
@@ -27,8 +34,10 @@
  * everything the registry or the network said.
  *
  * Threads: every callback runs on the calling worker's (or the manager's)
- * thread; ch->lock guards the token and class caches only and is never
- * held across a request (the object cache has its own lock). */
+ * thread, token_warm's requests on threads of their own (counted in
+ * warming; cluster_host_free waits for them); ch->lock guards the token
+ * and class caches only and is never held across a request (the object
+ * cache has its own lock). */
 #include "pod/cluster_host.h"
 #include "kube/objcache.h"
 #include "pod/worker.h"
@@ -45,14 +54,13 @@
 #include <string.h>
 
 #define CLASS_TTL_NS (30 * NS_PER_SEC)
-#define CACHE_MAX 256
 #define CLASS_CACHE_MAX 32
+#define TOKEN_WARM_STACK (256u * 1024u) /* a request's JSON and the wait for its answer */
 
 typedef struct cached {
     char key[512];
     json_t *data; /* NULL: not found */
-    int64_t at;   /* mono ns; for tokens: refresh time */
-    int64_t expires;
+    int64_t at;   /* mono ns */
 } cached_t;
 
 struct cluster_host {
@@ -64,9 +72,14 @@ struct cluster_host {
     void (*status_changed)(void *ctx, pod_worker_t *w);
     void *status_ctx;
     pthread_mutex_t lock;
-    cached_t tokens[CACHE_MAX];
+    /* pod uid -> token_ask_t.key -> {"token", "refresh" (mono ns),
+     * "expires" (wall ns)}, or {"pending": true} while its request is in
+     * flight. */
+    json_t *tokens;
+    pthread_cond_t token_cond; /* a pending request ended, or a warm thread */
+    int warming;               /* token_warm threads running */
     cached_t classes[CLASS_CACHE_MAX];
-    size_t token_next, class_next;
+    size_t class_next;
 };
 
 /* --- lookup ----------------------------------------------------------------- */
@@ -119,33 +132,49 @@ static void warm(void *ctx, const char *ns, bool secret, const char *name)
 
 /* --- token -------------------------------------------------------------------- */
 
-static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds, char **out,
-                 int64_t *expires_ns, err_t *err)
+/* What a TokenRequest needs of its pod, copied: a warm thread outlives the
+ * spec it was started from. */
+typedef struct token_ask {
+    char *ns, *name, *uid, *sa, *audience; /* audience: NULL for the API server's */
+    int64_t seconds;
+    char key[512]; /* <sa>/<audience>/<seconds>, within the pod's uid */
+} token_ask_t;
+
+static void token_ask_init(token_ask_t *a, const podspec_t *pod, const char *audience,
+                           int64_t seconds)
 {
-    cluster_host_t *ch = ctx;
-    char key[512];
-    snprintf(key, sizeof key, "%s/%s/%s/%lld", pod->uid, pod->service_account,
-             audience ? audience : "", (long long)seconds);
-    int64_t now = time_mono_ns();
-    pthread_mutex_lock(&ch->lock);
-    for (size_t i = 0; i < CACHE_MAX; i++) {
-        cached_t *c = &ch->tokens[i];
-        if (c->key[0] && strcmp(c->key, key) == 0 && now < c->at) {
-            *out = xstrdup(json_string_value(c->data));
-            *expires_ns = c->expires;
-            pthread_mutex_unlock(&ch->lock);
-            return 0;
-        }
-    }
-    pthread_mutex_unlock(&ch->lock);
-    char *path = xasprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", pod->namespace,
-                           pod->service_account);
+    a->ns = xstrdup(pod->namespace);
+    a->name = xstrdup(pod->name);
+    a->uid = xstrdup(pod->uid);
+    a->sa = xstrdup(pod->service_account);
+    a->audience = audience && *audience ? xstrdup(audience) : NULL;
+    a->seconds = seconds;
+    snprintf(a->key, sizeof a->key, "%s/%s/%lld", pod->service_account, audience ? audience : "",
+             (long long)seconds);
+}
+
+static void token_ask_free(token_ask_t *a)
+{
+    free(a->ns);
+    free(a->name);
+    free(a->uid);
+    free(a->sa);
+    free(a->audience);
+}
+
+/* The TokenRequest itself: the token and its lifetime (ns; the API server
+ * may grant another than asked) and expiry (wall ns, 0: not said). */
+static int token_request(cluster_host_t *ch, const token_ask_t *a, char **out, int64_t *life,
+                         int64_t *exp_ns, err_t *err)
+{
+    char *path = xasprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", a->ns, a->sa);
     json_t *req = json_pack("{s:s, s:s, s:{s:I, s:{s:s, s:s, s:s, s:s}}}", "apiVersion",
                             "authentication.k8s.io/v1", "kind", "TokenRequest", "spec",
-                            "expirationSeconds", (json_int_t)seconds, "boundObjectRef", "kind",
-                            "Pod", "apiVersion", "v1", "name", pod->name, "uid", pod->uid);
-    if (audience && *audience)
-        json_object_set_new(json_object_get(req, "spec"), "audiences", json_pack("[s]", audience));
+                            "expirationSeconds", (json_int_t)a->seconds, "boundObjectRef", "kind",
+                            "Pod", "apiVersion", "v1", "name", a->name, "uid", a->uid);
+    if (a->audience)
+        json_object_set_new(json_object_get(req, "spec"), "audiences",
+                            json_pack("[s]", a->audience));
     json_t *resp = NULL;
     kube_result_t res;
     int rc = kube_create(ch->client, path, req, &resp, &res, err);
@@ -158,49 +187,154 @@ static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t 
         json_decref(resp);
         return err_set(err, "TokenRequest answered without a token");
     }
-    /* The API server may grant a different lifetime; refresh at 80%. */
-    int64_t life = seconds * NS_PER_SEC;
-    int64_t exp_ns = 0;
+    *life = a->seconds * NS_PER_SEC;
+    *exp_ns = 0;
     const char *exp = json_str_at(status, "expirationTimestamp");
-    if (exp && time_parse_rfc3339(exp, &exp_ns) == 0) life = exp_ns - time_now_ns();
-    if (life < NS_PER_SEC) life = NS_PER_SEC;
+    if (exp && time_parse_rfc3339(exp, exp_ns) == 0) *life = *exp_ns - time_now_ns();
+    if (*life < NS_PER_SEC) *life = NS_PER_SEC;
     *out = xstrdup(tok);
-    *expires_ns = exp_ns;
-    pthread_mutex_lock(&ch->lock);
-    cached_t *slot = NULL;
-    for (size_t i = 0; i < CACHE_MAX && !slot; i++)
-        if (strcmp(ch->tokens[i].key, key) == 0) slot = &ch->tokens[i];
-    if (!slot) slot = &ch->tokens[ch->token_next++ % CACHE_MAX];
-    json_decref(slot->data);
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->data = json_string(tok);
-    /* The kubelet's token manager: refresh at 80% of the lifetime, and
-     * after 24 h whatever the lifetime. */
-    int64_t refresh = life * 8 / 10;
-    if (refresh > 24 * 3600 * NS_PER_SEC) refresh = 24 * 3600 * NS_PER_SEC;
-    slot->at = now + refresh;
-    slot->expires = exp_ns;
-    pthread_mutex_unlock(&ch->lock);
     json_decref(resp);
     return 0;
 }
 
+/* The cache entry of a (ch->lock held), or NULL. */
+static json_t *token_cached_locked(cluster_host_t *ch, const token_ask_t *a)
+{
+    return json_object_get(json_object_get(ch->tokens, a->uid), a->key);
+}
+
+/* Sets (entry) or removes (NULL) the cache entry of a; ch->lock held. */
+static void token_cache_set_locked(cluster_host_t *ch, const token_ask_t *a, json_t *entry)
+{
+    json_t *pod = json_object_get(ch->tokens, a->uid);
+    if (!entry) {
+        json_object_del(pod, a->key);
+        if (pod && json_object_size(pod) == 0) json_object_del(ch->tokens, a->uid);
+        return;
+    }
+    if (!pod) json_object_set_new(ch->tokens, a->uid, pod = json_object());
+    json_object_set_new(pod, a->key, entry);
+}
+
+/* The cached token of a, or a new one: one request per key in flight, a
+ * second asker waits for the first's answer. */
+static int token_get(cluster_host_t *ch, const token_ask_t *a, char **out, int64_t *expires_ns,
+                     err_t *err)
+{
+    pthread_mutex_lock(&ch->lock);
+    for (;;) {
+        json_t *c = token_cached_locked(ch, a);
+        if (!c) break;
+        if (json_is_true(json_object_get(c, "pending"))) {
+            pthread_cond_wait(&ch->token_cond, &ch->lock);
+            continue;
+        }
+        if (time_mono_ns() < json_integer_value(json_object_get(c, "refresh"))) {
+            *out = xstrdup(json_string_value(json_object_get(c, "token")));
+            *expires_ns = json_integer_value(json_object_get(c, "expires"));
+            pthread_mutex_unlock(&ch->lock);
+            return 0;
+        }
+        break; /* due for refresh */
+    }
+    json_t *mark = json_pack("{s:b}", "pending", 1);
+    token_cache_set_locked(ch, a, json_incref(mark));
+    pthread_mutex_unlock(&ch->lock);
+
+    int64_t asked = time_mono_ns(), life = 0, exp_ns = 0;
+    char *tok = NULL;
+    int rc = token_request(ch, a, &tok, &life, &exp_ns, err);
+
+    pthread_mutex_lock(&ch->lock);
+    /* A pod forgotten meanwhile keeps nothing cached. */
+    bool ours = token_cached_locked(ch, a) == mark;
+    if (rc == 0 && ours) {
+        /* The kubelet's token manager: refresh at 80% of the lifetime, and
+         * after 24 h whatever the lifetime. */
+        int64_t refresh = life * 8 / 10;
+        if (refresh > 24 * 3600 * NS_PER_SEC) refresh = 24 * 3600 * NS_PER_SEC;
+        token_cache_set_locked(ch, a,
+                               json_pack("{s:s, s:I, s:I}", "token", tok, "refresh",
+                                         (json_int_t)(asked + refresh), "expires",
+                                         (json_int_t)exp_ns));
+    } else if (ours) {
+        token_cache_set_locked(ch, a, NULL);
+    }
+    pthread_cond_broadcast(&ch->token_cond);
+    pthread_mutex_unlock(&ch->lock);
+    json_decref(mark);
+    if (rc == -1) return -1;
+    *out = tok;
+    *expires_ns = exp_ns;
+    return 0;
+}
+
+static int token(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds, char **out,
+                 int64_t *expires_ns, err_t *err)
+{
+    token_ask_t a;
+    token_ask_init(&a, pod, audience, seconds);
+    int rc = token_get(ctx, &a, out, expires_ns, err);
+    token_ask_free(&a);
+    return rc;
+}
+
+typedef struct token_warm_job {
+    cluster_host_t *ch;
+    token_ask_t ask;
+} token_warm_job_t;
+
+static void *token_warm_main(void *arg)
+{
+    token_warm_job_t *j = arg;
+    cluster_host_t *ch = j->ch;
+    char *tok = NULL;
+    int64_t exp = 0;
+    err_t err;
+    /* A failure is the later asker's to see and retry: nothing is cached. */
+    if (token_get(ch, &j->ask, &tok, &exp, &err) == 0) free(tok);
+    token_ask_free(&j->ask);
+    free(j);
+    pthread_mutex_lock(&ch->lock);
+    ch->warming--;
+    pthread_cond_broadcast(&ch->token_cond);
+    pthread_mutex_unlock(&ch->lock);
+    return NULL;
+}
+
+static void token_warm(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds)
+{
+    cluster_host_t *ch = ctx;
+    token_warm_job_t *j = xcalloc(1, sizeof *j);
+    j->ch = ch;
+    token_ask_init(&j->ask, pod, audience, seconds);
+    pthread_mutex_lock(&ch->lock);
+    bool known = token_cached_locked(ch, &j->ask) != NULL;
+    if (!known) ch->warming++;
+    pthread_mutex_unlock(&ch->lock);
+    if (!known) {
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, TOKEN_WARM_STACK);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, token_warm_main, j);
+        pthread_attr_destroy(&attr);
+        if (rc == 0) return;
+        pthread_mutex_lock(&ch->lock); /* no thread: the later asker asks */
+        ch->warming--;
+        pthread_cond_broadcast(&ch->token_cond);
+        pthread_mutex_unlock(&ch->lock);
+    }
+    token_ask_free(&j->ask);
+    free(j);
+}
+
 void cluster_host_forget_pod(cluster_host_t *ch, const char *uid)
 {
-    size_t n = strlen(uid);
-    if (!n) return;
-    json_t *drop[CACHE_MAX];
-    size_t ndrop = 0;
     pthread_mutex_lock(&ch->lock);
-    for (size_t i = 0; i < CACHE_MAX; i++) {
-        cached_t *c = &ch->tokens[i];
-        if (strncmp(c->key, uid, n) != 0 || c->key[n] != '/') continue;
-        if (c->data) drop[ndrop++] = c->data;
-        memset(c, 0, sizeof *c);
-    }
+    json_object_del(ch->tokens, uid);
     pthread_mutex_unlock(&ch->lock);
-    for (size_t i = 0; i < ndrop; i++)
-        json_decref(drop[i]);
 }
 
 /* --- pull ---------------------------------------------------------------------- */
@@ -446,7 +580,9 @@ cluster_host_t *cluster_host_new(kube_client_t *c, image_store_t *images, pod_ev
     ch->events = events;
     ch->node = xstrdup(node_name);
     ch->objects = kube_objcache_new(c, NULL);
+    ch->tokens = json_object();
     pthread_mutex_init(&ch->lock, NULL);
+    pthread_cond_init(&ch->token_cond, NULL);
     return ch;
 }
 
@@ -461,6 +597,7 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
     host->lookup = lookup;
     host->warm = warm;
     host->token = token;
+    host->token_warm = token_warm;
     host->service_env = service_env;
     host->status_changed = status_changed;
     host->event = event;
@@ -469,11 +606,15 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
 void cluster_host_free(cluster_host_t *ch)
 {
     if (!ch) return;
+    pthread_mutex_lock(&ch->lock);
+    while (ch->warming > 0)
+        pthread_cond_wait(&ch->token_cond, &ch->lock);
+    pthread_mutex_unlock(&ch->lock);
     kube_objcache_free(ch->objects);
-    for (size_t i = 0; i < CACHE_MAX; i++)
-        json_decref(ch->tokens[i].data);
+    json_decref(ch->tokens);
     for (size_t i = 0; i < CLASS_CACHE_MAX; i++)
         json_decref(ch->classes[i].data);
+    pthread_cond_destroy(&ch->token_cond);
     pthread_mutex_destroy(&ch->lock);
     free(ch->node);
     free(ch);

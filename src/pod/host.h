@@ -91,6 +91,9 @@ typedef struct pod_host {
      * expiry. NULL callback: this mode has no cluster. */
     int (*token)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds,
                  char **token, int64_t *expires_ns, err_t *err);
+    /* Starts the request of a token a later token call will ask for, without
+     * waiting (optional). */
+    void (*token_warm)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds);
     /* Service link variables for the pod (an object NAME -> value), or
      * NULL. */
     json_t *(*service_env)(void *ctx, const podspec_t *pod);
@@ -113,6 +116,7 @@ static inline volume_host_t pod_host_volumes(const pod_host_t *h)
                            .lookup = h->lookup,
                            .warm = h->warm,
                            .token = h->token,
+                           .token_warm = h->token_warm,
                            .node = {.node_name = h->node_name,
                                     .host_ip = h->host_ip,
                                     .pod_ips = h->pod_ips,

@@ -171,12 +171,18 @@ static void start_container_locked(pod_worker_t *w, crun_t *c)
 
 /* Starts fetching every ConfigMap and Secret the pod's volumes and
  * environment read, so that a first read's list runs beside the pod's
- * other start work (its sandbox, its TokenRequest) rather than after it. */
+ * other start work (its sandbox, its TokenRequest) rather than after it;
+ * and, for a pod that may get a network sandbox first, its TokenRequests,
+ * which then run beside the sandbox's making. */
 static void warm_references(pod_worker_t *w)
 {
     const podspec_t *pod = worker_spec_now(w);
     volume_host_t vh = pod_host_volumes(&w->host);
     volume_warm(&vh, pod);
+    pthread_mutex_lock(&w->lock);
+    bool sandbox_first = w->sandbox_wanted || w->sandbox_undecided;
+    pthread_mutex_unlock(&w->lock);
+    if (sandbox_first) volume_warm_tokens(&vh, pod);
     for (size_t i = 0; i < pod->ninit; i++)
         pod_env_warm(&w->host, pod, &pod->init_containers[i]);
     for (size_t i = 0; i < pod->ncontainers; i++)

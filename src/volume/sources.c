@@ -162,12 +162,19 @@ static int add_downward(const volume_host_t *host, const podspec_t *pod, json_t 
     return 0;
 }
 
+/* A serviceAccountToken source's expirationSeconds (the API server's
+ * default when absent). */
+static int64_t token_seconds(json_t *src)
+{
+    return json_int_at(src, 3607, "expirationSeconds");
+}
+
 static int add_token(const volume_host_t *host, const podspec_t *pod, json_t *src, int mode,
                      json_t *files, int64_t *expires, err_t *err)
 {
     const char *path = json_str_at(src, "path");
     const char *aud = json_str_at(src, "audience");
-    int64_t seconds = json_int_at(src, 3607, "expirationSeconds");
+    int64_t seconds = token_seconds(src);
     if (!path || !safe_path(path)) return err_set(err, "serviceAccountToken: invalid path");
     if (!host->token) return err_set(err, "serviceAccountToken: this mode has no cluster");
     char *token = NULL;
@@ -201,6 +208,22 @@ void volume_warm(const volume_host_t *host, const podspec_t *pod)
                 if ((x = json_object_get(s, "configMap"))) warm_source(host, pod, x, false);
                 if ((x = json_object_get(s, "secret"))) warm_source(host, pod, x, true);
             }
+        }
+    }
+}
+
+void volume_warm_tokens(const volume_host_t *host, const podspec_t *pod)
+{
+    if (!host->token_warm) return;
+    for (size_t i = 0; i < pod->nvolumes; i++) {
+        const podspec_volume_t *v = &pod->volumes[i];
+        if (strcmp(v->type, "projected") != 0) continue;
+        size_t j;
+        json_t *s, *x;
+        json_array_foreach(json_at(v->source, "sources"), j, s)
+        {
+            if ((x = json_object_get(s, "serviceAccountToken")))
+                host->token_warm(host->ctx, pod, json_str_at(x, "audience"), token_seconds(x));
         }
     }
 }

@@ -36,6 +36,9 @@ typedef struct volume_host {
      * cluster. */
     int (*token)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds,
                  char **token, int64_t *expires_ns, err_t *err);
+    /* Starts the request of a token a later token call will ask for,
+     * without waiting. NULL: nothing to warm. */
+    void (*token_warm)(void *ctx, const podspec_t *pod, const char *audience, int64_t seconds);
     /* The node as downwardAPI items see it (name, IP, allocatable). */
     kube_node_facts_t node;
 } volume_host_t;
@@ -43,6 +46,10 @@ typedef struct volume_host {
 /* Warms (host->warm) every ConfigMap and Secret the pod's volumes read,
  * so that their first reads' lists run beside the pod's other start work. */
 void volume_warm(const volume_host_t *host, const podspec_t *pod);
+/* Starts (host->token_warm) the TokenRequest of every projected
+ * serviceAccountToken source, for a pod whose volumes come after other
+ * slow start work (its network sandbox): the requests run beside it. */
+void volume_warm_tokens(const volume_host_t *host, const podspec_t *pod);
 /* Creates or refreshes every volume of the pod. On failure the message
  * names the volume and says why; -1 is worth retrying (an object not there
  * yet, the API server unreachable or not yet authorizing this node),

@@ -492,6 +492,7 @@ static void empty_dir_size_limit(void **state)
 
 typedef struct api {
     atomic_int tokens;
+    int token_life_s; /* 0: 3 s */
     atomic_int cm_gets;
     atomic_bool cm_exists;
 } api_t;
@@ -506,7 +507,8 @@ static int api_handler(fx_conn_t *conn, const fx_req_t *req, void *ctx)
         int n = atomic_fetch_add(&api->tokens, 1) + 1;
         /* A token that lives 3 s: refreshed once 80% of it has passed. */
         char exp[40], body[256];
-        time_format_rfc3339(exp, sizeof exp, time_now_ns() + 3 * NS_PER_SEC);
+        int64_t life = api->token_life_s ? api->token_life_s : 3;
+        time_format_rfc3339(exp, sizeof exp, time_now_ns() + life * NS_PER_SEC);
         snprintf(body, sizeof body,
                  "{\"kind\":\"TokenRequest\",\"status\":{\"token\":\"token-%d\","
                  "\"expirationTimestamp\":\"%s\"}}",
@@ -622,6 +624,90 @@ static void token_refreshed_before_expiry(void **state)
     fx_stop(&fx);
 }
 
+/* Every pod's token stays cached however many pods there are (a node of
+ * thousands refreshes each pod's volumes every few seconds: a token that
+ * fell out of the cache would be a new TokenRequest each time); a warmed
+ * token is the one the pod's volume then gets, with one request between
+ * them even when the volume asks while the warm request is in flight; a
+ * host freed while a warm request runs waits for it. */
+static void tokens_of_many_pods_stay_cached_and_warm(void **state)
+{
+    (void)state;
+    api_t api = {.token_life_s = 600};
+    fx_t fx;
+    fx_start(&fx, api_handler, &api, NULL);
+    kube_kubeconfig_t *cfg = kube_kubeconfig_new(fx.url, NULL, NULL, NULL, "admin-token");
+    kube_client_t *client;
+    err_t err;
+    assert_int_equal(kube_client_new(cfg, &client, &err), 0);
+    kube_kubeconfig_free(cfg);
+    cluster_host_t *ch = cluster_host_new(client, NULL, NULL, "node-1");
+    pod_host_t ph;
+    cluster_host_fill(ch, &ph, NULL, NULL);
+    volume_host_t h = pod_host_volumes(&ph);
+    assert_non_null(h.token_warm);
+    podspec_t *s = pod("  serviceAccountName: robot\n"
+                       "  containers:\n"
+                       "    - {name: app, image: app.wasm}\n"
+                       "  volumes:\n"
+                       "    - name: tok\n"
+                       "      projected:\n"
+                       "        sources:\n"
+                       "          - serviceAccountToken: {path: token, expirationSeconds: 600}\n");
+
+    enum { PODS = 300 };
+    char uids[PODS][40];
+    char *first[PODS];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < PODS; i++) {
+            podspec_t p = *s;
+            snprintf(uids[i], sizeof uids[i], "0f1e2d3c-0000-0000-0000-%012d", i);
+            p.uid = uids[i];
+            char *t = NULL;
+            int64_t exp = 0;
+            if (h.token(h.ctx, &p, NULL, 600, &t, &exp, &err) == -1) fail_msg("%s", err.msg);
+            if (round == 0) {
+                first[i] = t;
+            } else {
+                assert_string_equal(t, first[i]);
+                free(t);
+                free(first[i]);
+            }
+        }
+        assert_int_equal(atomic_load(&api.tokens), PODS);
+    }
+    for (int i = 0; i < PODS; i++)
+        cluster_host_forget_pod(ch, uids[i]);
+
+    /* Warmed, then the volume made at once: one request, its token. */
+    char *dir = temp_dir();
+    volume_warm_tokens(&h, s);
+    if (volume_setup(&h, s, dir, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(atomic_load(&api.tokens), PODS + 1);
+    char *vol = fs_join(dir, "volumes/tok");
+    char *t = slurp(vol, "token", NULL);
+    char want[32];
+    snprintf(want, sizeof want, "token-%d", PODS + 1);
+    assert_string_equal(t, want);
+    free(t);
+    /* Warming a token already cached asks nothing. */
+    volume_warm_tokens(&h, s);
+    if (volume_refresh(&h, s, dir, &(int64_t){0}, &err) == -1) fail_msg("%s", err.msg);
+    assert_int_equal(atomic_load(&api.tokens), PODS + 1);
+
+    /* A warm request still running when the host is freed. */
+    cluster_host_forget_pod(ch, s->uid);
+    volume_warm_tokens(&h, s);
+    cluster_host_free(ch);
+    assert_int_equal(atomic_load(&api.tokens), PODS + 2);
+
+    free(vol);
+    podspec_free(s);
+    rm_dir(dir);
+    kube_client_free(client);
+    fx_stop(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +718,7 @@ int main(void)
         cmocka_unit_test(unsupported_types_are_permanent),
         cmocka_unit_test(empty_dir_size_limit),
         cmocka_unit_test(token_refreshed_before_expiry),
+        cmocka_unit_test(tokens_of_many_pods_stay_cached_and_warm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
