@@ -528,21 +528,42 @@ static int api_handler(fx_conn_t *conn, const fx_req_t *req, void *ctx)
     return 0;
 }
 
+/* cluster_host's volume callbacks against the scripted API server. */
+typedef struct cluster_fixture {
+    fx_t fx;
+    kube_client_t *client;
+    cluster_host_t *ch;
+    pod_host_t ph;
+} cluster_fixture_t;
+
+static volume_host_t cluster_fixture_start(cluster_fixture_t *cf, api_t *api)
+{
+    fx_start(&cf->fx, api_handler, api, NULL);
+    kube_kubeconfig_t *cfg = kube_kubeconfig_new(cf->fx.url, NULL, NULL, NULL, "admin-token");
+    err_t err;
+    assert_int_equal(kube_client_new(cfg, &cf->client, &err), 0);
+    kube_kubeconfig_free(cfg);
+    cf->ch = cluster_host_new(cf->client, NULL, NULL, "node-1");
+    cluster_host_fill(cf->ch, &cf->ph, NULL, NULL);
+    return pod_host_volumes(&cf->ph);
+}
+
+/* cf->ch may be NULL: a test that freed it itself. */
+static void cluster_fixture_stop(cluster_fixture_t *cf)
+{
+    cluster_host_free(cf->ch);
+    kube_client_free(cf->client);
+    fx_stop(&cf->fx);
+}
+
 static void token_refreshed_before_expiry(void **state)
 {
     (void)state;
     api_t api = {0};
-    fx_t fx;
-    fx_start(&fx, api_handler, &api, NULL);
-    kube_kubeconfig_t *cfg = kube_kubeconfig_new(fx.url, NULL, NULL, NULL, "admin-token");
-    kube_client_t *client;
+    cluster_fixture_t cf;
+    volume_host_t h = cluster_fixture_start(&cf, &api);
+    cluster_host_t *ch = cf.ch;
     err_t err;
-    assert_int_equal(kube_client_new(cfg, &client, &err), 0);
-    kube_kubeconfig_free(cfg);
-    cluster_host_t *ch = cluster_host_new(client, NULL, NULL, "node-1");
-    pod_host_t ph;
-    cluster_host_fill(ch, &ph, NULL, NULL);
-    volume_host_t h = pod_host_volumes(&ph);
 
     char *dir = temp_dir();
     podspec_t *s = pod("  serviceAccountName: robot\n"
@@ -619,9 +640,7 @@ static void token_refreshed_before_expiry(void **state)
     free(vol);
     podspec_free(s);
     rm_dir(dir);
-    cluster_host_free(ch);
-    kube_client_free(client);
-    fx_stop(&fx);
+    cluster_fixture_stop(&cf);
 }
 
 /* Every pod's token stays cached however many pods there are (a node of
@@ -634,17 +653,10 @@ static void tokens_of_many_pods_stay_cached_and_warm(void **state)
 {
     (void)state;
     api_t api = {.token_life_s = 600};
-    fx_t fx;
-    fx_start(&fx, api_handler, &api, NULL);
-    kube_kubeconfig_t *cfg = kube_kubeconfig_new(fx.url, NULL, NULL, NULL, "admin-token");
-    kube_client_t *client;
+    cluster_fixture_t cf;
+    volume_host_t h = cluster_fixture_start(&cf, &api);
+    cluster_host_t *ch = cf.ch;
     err_t err;
-    assert_int_equal(kube_client_new(cfg, &client, &err), 0);
-    kube_kubeconfig_free(cfg);
-    cluster_host_t *ch = cluster_host_new(client, NULL, NULL, "node-1");
-    pod_host_t ph;
-    cluster_host_fill(ch, &ph, NULL, NULL);
-    volume_host_t h = pod_host_volumes(&ph);
     assert_non_null(h.token_warm);
     podspec_t *s = pod("  serviceAccountName: robot\n"
                        "  containers:\n"
@@ -699,13 +711,13 @@ static void tokens_of_many_pods_stay_cached_and_warm(void **state)
     cluster_host_forget_pod(ch, s->uid);
     volume_warm_tokens(&h, s);
     cluster_host_free(ch);
+    cf.ch = NULL;
     assert_int_equal(atomic_load(&api.tokens), PODS + 2);
 
     free(vol);
     podspec_free(s);
     rm_dir(dir);
-    kube_client_free(client);
-    fx_stop(&fx);
+    cluster_fixture_stop(&cf);
 }
 
 int main(void)
