@@ -528,6 +528,17 @@ static int api_handler(fx_conn_t *conn, const fx_req_t *req, void *ctx)
     return 0;
 }
 
+/* A pod of ServiceAccount robot with one projected token volume. */
+static const char TOKEN_POD[] = "  serviceAccountName: robot\n"
+                                "  containers:\n"
+                                "    - {name: app, image: app.wasm}\n"
+                                "  volumes:\n"
+                                "    - name: tok\n"
+                                "      projected:\n"
+                                "        sources:\n"
+                                "          - serviceAccountToken: {path: token, "
+                                "expirationSeconds: 600}\n";
+
 /* cluster_host's volume callbacks against the scripted API server. */
 typedef struct cluster_fixture {
     fx_t fx;
@@ -566,14 +577,7 @@ static void token_refreshed_before_expiry(void **state)
     err_t err;
 
     char *dir = temp_dir();
-    podspec_t *s = pod("  serviceAccountName: robot\n"
-                       "  containers:\n"
-                       "    - {name: app, image: app.wasm}\n"
-                       "  volumes:\n"
-                       "    - name: tok\n"
-                       "      projected:\n"
-                       "        sources:\n"
-                       "          - serviceAccountToken: {path: token, expirationSeconds: 600}\n");
+    podspec_t *s = pod(TOKEN_POD);
     if (volume_setup(&h, s, dir, &err) == -1) fail_msg("%s", err.msg);
     char *vol = fs_join(dir, "volumes/tok");
     char *t = slurp(vol, "token", NULL);
@@ -658,14 +662,7 @@ static void tokens_of_many_pods_stay_cached_and_warm(void **state)
     cluster_host_t *ch = cf.ch;
     err_t err;
     assert_non_null(h.token_warm);
-    podspec_t *s = pod("  serviceAccountName: robot\n"
-                       "  containers:\n"
-                       "    - {name: app, image: app.wasm}\n"
-                       "  volumes:\n"
-                       "    - name: tok\n"
-                       "      projected:\n"
-                       "        sources:\n"
-                       "          - serviceAccountToken: {path: token, expirationSeconds: 600}\n");
+    podspec_t *s = pod(TOKEN_POD);
 
     enum { PODS = 300 };
     char uids[PODS][40];
