@@ -440,6 +440,21 @@ static void wait_for(atomic_int *counter, int n)
     assert_true(atomic_load(counter) >= n);
 }
 
+/* Waits up to 10 s for the handlers to have seen n events. */
+static void wait_for_events(seen_t *s, int n)
+{
+    long until = fx_now_ms() + 10000;
+    int seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        seen = s->events;
+        pthread_mutex_unlock(&s->mu);
+        if (seen >= n || fx_now_ms() >= until) break;
+        fx_sleep_ms(5);
+    }
+    assert_true(seen >= n);
+}
+
 /* Stops the reflector and checks it ended promptly. */
 static void stop_reflector(reflector_run_t *r, pthread_t th)
 {
@@ -496,7 +511,11 @@ static int resume_watch(apiserver_t *a, fx_conn_t *conn, const fx_req_t *req, in
         fx_stream_end(conn); /* the server's timeout: a normal end */
         return 0;
     }
-    hold(conn);
+    /* One event, so the test can tell the client has read this answer's
+     * head before it stops the reflector (the watch counts as a 200). */
+    fx_stream_begin(conn);
+    send_event(conn, "ADDED", "e", "111");
+    fx_wait_client_gone(conn, 30000);
     return -1;
 }
 
@@ -528,13 +547,14 @@ static void reflector_list_watch_resume(void **state)
     pthread_t th;
     pthread_create(&th, NULL, reflector_main, &r);
     wait_for(&a.watches, 3);
+    wait_for_events(&s, 4);
     stop_reflector(&r, th);
     assert_int_equal(r.rc, 0);
 
     assert_int_equal(s.lists, 1);
     assert_string_equal(strbuf_str(&s.list_log), "100: a b c\n");
     char *log = seen_log(&s);
-    assert_string_equal(log, "ADDED d 101\nMODIFIED a 102\nDELETED b 103\n");
+    assert_string_equal(log, "ADDED d 101\nMODIFIED a 102\nDELETED b 103\nADDED e 111\n");
     free(log);
 
     /* What the server was asked, in order: two pages, then three watches. */
