@@ -170,6 +170,11 @@ void image_pulled_free(image_pulled_t *pulled);
  * the data dir. */
 #define IMAGE_BLOB_MAX (INT64_C(256) << 20)
 
+/* Whether image_pull(store, ref, policy) would answer from the store alone,
+ * without asking a registry (the kubelet's "already present on machine").
+ * A guess for the Events: the store may change before the pull. */
+bool image_present(image_store_t *store, const char *ref, image_pull_policy_t policy);
+
 /* Makes the module of ref present in the store, as policy says: Never uses
  * only the store; IfNotPresent uses it when the reference is known; Always
  * asks the registry which manifest the reference names now (a HEAD when it

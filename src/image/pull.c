@@ -515,6 +515,27 @@ const char *image_pull_failure_reason(image_pull_failure_t f)
     return "ErrImagePull";
 }
 
+/* Whether the store knows ref (by its name, or by its digest). */
+static bool known(image_store_t *s, const image_ref_t *ref, const char *key, image_index_entry_t *e)
+{
+    return image_index_get_ref(s, key, e) == 0 ||
+           (ref->digest && image_index_get_manifest(s, ref->digest, e) == 0);
+}
+
+bool image_present(image_store_t *s, const char *text, image_pull_policy_t policy)
+{
+    if (policy == IMAGE_PULL_ALWAYS) return false;
+    image_ref_t ref;
+    err_t err;
+    if (image_ref_parse(text, &ref, &err) == -1) return false;
+    char *key = image_ref_string(&ref);
+    image_index_entry_t e;
+    bool present = known(s, &ref, key, &e);
+    free(key);
+    image_ref_free(&ref);
+    return present;
+}
+
 int image_pull(image_store_t *s, const char *text, image_pull_policy_t policy,
                const image_auth_t *pod_auth, image_pulled_t *out, err_t *err)
 {
@@ -527,9 +548,7 @@ int image_pull(image_store_t *s, const char *text, image_pull_policy_t policy,
     char *key = image_ref_string(&ref);
     int rc = 0;
     image_index_entry_t e;
-    if (policy != IMAGE_PULL_ALWAYS &&
-        (image_index_get_ref(s, key, &e) == 0 ||
-         (ref.digest && image_index_get_manifest(s, ref.digest, &e) == 0))) {
+    if (policy != IMAGE_PULL_ALWAYS && known(s, &ref, key, &e)) {
         fill_result(s, &ref, key, &e, true, out);
     } else if (policy == IMAGE_PULL_NEVER) {
         out->failure = IMAGE_PULL_NEVER_NOT_PRESENT;

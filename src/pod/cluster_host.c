@@ -406,6 +406,14 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
     return 0;
 }
 
+static bool image_on_node(void *ctx, const podspec_container_t *c)
+{
+    cluster_host_t *ch = ctx;
+    image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
+    image_pull_policy_parse(c->pull_policy, &policy);
+    return image_present(ch->images, c->image, policy);
+}
+
 /* --- service links ------------------------------------------------------------ */
 
 static void service_vars(json_t *vars, json_t *svc)
@@ -594,6 +602,7 @@ void cluster_host_fill(cluster_host_t *ch, pod_host_t *host,
     memset(host, 0, sizeof *host);
     host->ctx = ch;
     host->pull = pull;
+    host->image_present = image_on_node;
     host->lookup = lookup;
     host->warm = warm;
     host->token = token;

@@ -125,7 +125,8 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
     const podspec_t *spec = worker_spec_now(w);
     c->t_pull[0] = c->t_pull[1] = time_mono_ns();
     if (w->host.pull) {
-        worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
+        bool present = w->host.image_present && w->host.image_present(w->host.ctx, cs);
+        if (!present) worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
         int64_t t0 = time_mono_ns();
         c->t_pull[0] = t0;
         if (w->host.pull(w->host.ctx, spec, cs, &p->pulled, err) == -1) {
@@ -136,8 +137,12 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
             return PREP_WAIT;
         }
         c->t_pull[1] = time_mono_ns();
-        worker_event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs",
-                     cs->image, (double)(c->t_pull[1] - t0) / 1e9);
+        if (present)
+            worker_event(w, c, "Normal", "Pulled",
+                         "Container image \"%s\" already present on machine", cs->image);
+        else
+            worker_event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs",
+                         cs->image, (double)(c->t_pull[1] - t0) / 1e9);
         pthread_mutex_lock(&w->lock);
         if (p->pulled.image_id) snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
         pthread_mutex_unlock(&w->lock);

@@ -77,6 +77,11 @@ typedef struct pod_host {
      * its pull policy. Errors read as the registry or file system said. */
     int (*pull)(void *ctx, const podspec_t *pod, const podspec_container_t *c, pod_pulled_t *out,
                 err_t *err);
+    /* Whether pull would find the image on the node without a registry,
+     * as its pull policy allows (optional; NULL: never said). It decides
+     * the Events: "Pulled ... already present on machine" alone, or
+     * "Pulling" before the pull and "Pulled" after it, as the kubelet. */
+    bool (*image_present)(void *ctx, const podspec_container_t *c);
     /* Reads a ConfigMap (secret = false) or Secret in ns: *data receives an
      * object of key -> string (Secret values already decoded), or NULL
      * with 0 returned when the object does not exist. NULL callback: this

@@ -117,12 +117,32 @@ def test_completed_pod_status_and_events(cluster, shared_wasmlet_node, namespace
     assert t.get("containerID") == cs["containerID"]
 
     assert node_container_log(node, namespace, "hello", "app") == ["Hello from wasmlet!"]
-    events = wait_events(cluster, namespace, "hello", {"Scheduled", "Pulling", "Pulled",
-                                                       "Created", "Started"})
+    events = wait_events(cluster, namespace, "hello", {"Scheduled", "Pulled", "Created",
+                                                       "Started"})
     by_reason = {e["reason"]: e for e in events}
     assert by_reason["Started"]["source"].get("host") == node.name or \
         by_reason["Started"].get("reportingInstance") == node.name
     assert by_reason["Pulled"]["involvedObject"].get("fieldPath") == "spec.containers{app}"
+    # The kubelet's pair: "Pulling" then "Successfully pulled" when the
+    # registry was asked, one "already present on machine" when it was not
+    # (this shared node may have the image from an earlier test).
+    if "already present on machine" in by_reason["Pulled"]["message"]:
+        assert "Pulling" not in by_reason, events
+    else:
+        assert "Successfully pulled" in by_reason["Pulled"]["message"], events
+        assert "Pulling" in by_reason, events
+
+    # Now the image is on the node: a pod allowed to use it (IfNotPresent)
+    # is told so, and no Pulling is announced.
+    cluster.create(wasm_pod("hello-again", [wasm_container("app", image,
+                                                           imagePullPolicy="IfNotPresent")],
+                            node=node.name), namespace)
+    cluster.wait_pod_phase(namespace, "hello-again", {"Succeeded"}, timeout=60)
+    events = wait_events(cluster, namespace, "hello-again", {"Pulled", "Started"})
+    by_reason = {e["reason"]: e for e in events}
+    assert by_reason["Pulled"]["message"] == \
+        f'Container image "{image}" already present on machine', events
+    assert "Pulling" not in by_reason, events
 
 
 def test_exit_codes_and_reasons(cluster, shared_wasmlet_node, namespace, wasm_images):

@@ -555,11 +555,19 @@ static void policies_with_registry_gone(void **state)
     image_store_t *s = open_store(f, "offline", NULL);
     image_pulled_t p;
     /* Never does not even try */
+    assert_false(image_present(s, ref, IMAGE_PULL_NEVER));
     assert_int_equal(image_pull(s, ref, IMAGE_PULL_NEVER, NULL, &p, &err), -1);
     assert_non_null(strstr(err.msg, "pull policy is Never"));
+    assert_false(image_present(s, ref, IMAGE_PULL_IF_NOT_PRESENT));
     assert_int_equal(image_pull(s, ref, IMAGE_PULL_IF_NOT_PRESENT, NULL, &p, &err), 0);
     assert_false(p.from_store);
     image_pulled_free(&p);
+    /* Present now, for the policies that take it from the store; never
+     * for Always, which asks the registry. */
+    assert_true(image_present(s, ref, IMAGE_PULL_IF_NOT_PRESENT));
+    assert_true(image_present(s, ref, IMAGE_PULL_NEVER));
+    assert_false(image_present(s, ref, IMAGE_PULL_ALWAYS));
+    assert_false(image_present(s, "not a reference!", IMAGE_PULL_IF_NOT_PRESENT));
     registry_remove(&r);
 
     image_store_stats_t before, after;
