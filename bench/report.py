@@ -236,6 +236,54 @@ def part(name):
     return raw.get("data"), raw
 
 
+def sandbox_growth(w, text):
+    """bench/sandbox/run.sh N -t: a create's and a destroy's time, and each
+    plugin call's, by fifth of N sandboxes held."""
+    rows = {}
+    n = None
+    for line in text.splitlines():
+        words = line.split()
+        kv = dict(x.split("=", 1) for x in words[1:] if "=" in x)
+        if "medians_by_fifth" not in kv:
+            continue
+        n = int(kv["n"]) if words[0] == "sandbox_create_us" else n
+        rows[words[0]] = [int(v) / 1000 for v in kv["medians_by_fifth"].split(",")]
+    if "sandbox_create_us" not in rows or not n:
+        return
+    w("### How a sandbox's cost grows with the sandboxes already there\n")
+    w(f"`bench/sandbox/run.sh BUILD {n} -t`, in this report's run: {n} sandboxes made one "
+      "after the other and held, then destroyed in the order made; each figure is the "
+      "median (ms) over a fifth of them. Every plugin call goes through a timing wrapper "
+      "(a shell and two `date` calls, a few ms each, included in all figures of this "
+      "table); host-local runs inside ptp, as its IPAM, so ptp's time includes it.\n")
+    fifth = n // 5
+    w(f"A create in the k-th fifth found (k-1) x {fifth} sandboxes there; a destroy in the "
+      f"k-th fifth left (5-k) x {fifth} behind it.\n")
+    heads = [f"fifth {k + 1}" for k in range(5)]
+    w("| call | " + " | ".join(heads) + " | last / first |")
+    w("|---|" + "---|" * 6)
+    order = [("sandbox_create_us", "create (namespace + CNI ADD)"),
+             ("sandbox_destroy_us", "destroy (CNI DEL + unmount)")]
+    for plugin in ("ptp", "host-local", "loopback", "portmap"):
+        for cmd in ("ADD", "DEL"):
+            order.append((f"plugin_{plugin}_{cmd}_us", f"{plugin} {cmd}"))
+    for key, label in order:
+        v = rows.get(key)
+        if not v or len(v) != 5:
+            continue
+        ratio = v[4] / v[0] if v[0] else 0
+        w(f"| {label} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {ratio:.2f}x |")
+    w("")
+    hl = rows.get("plugin_host-local_ADD_us")
+    if hl and len(hl) == 5:
+        per_k = (hl[4] - hl[0]) / (4 * fifth) * 1000
+        w(f"host-local's ADD grew by {per_k:.1f} ms per 1,000 leases held: its store keeps "
+          "one file per lease, and each ADD and DEL reads every one of them to find the "
+          "container's own (its disk store's GetByID and ReleaseByID walk the directory). "
+          "At 5,000 pods that alone is about "
+          f"{hl[0] + per_k * 5:.0f} ms per ADD, and as much per DEL.\n")
+
+
 def sandbox_share(w, cell):
     """The network sandbox's share of pod start: the ticker-net cells'
     sandbox stage against their start latency and the node's share, and
@@ -260,7 +308,7 @@ def sandbox_share(w, cell):
     if lines:
         w("**The network sandbox's share of pod start** (ticker-net cells, from the trace's "
           "*sandbox* stage: the namespace, its bind mount and the CNI ADD of ptp, "
-          "host-local, loopback and portmap): " + "; ".join(lines) + ".\n")
+          "host-local and portmap): " + "; ".join(lines) + ".\n")
 
 
 def density_section(w, dens, dens_raw, title, img):
@@ -367,6 +415,8 @@ def write():
     dens_net, dens_net_raw = part("density-net")
     sandbox = (kit.RAW / "sandbox.txt").read_text() if (kit.RAW / "sandbox.txt").exists() \
         else None
+    growth = (kit.RAW / "sandbox_growth.txt").read_text() \
+        if (kit.RAW / "sandbox_growth.txt").exists() else None
     ch, ch_raw = part("churn")
     comp, comp_raw = part("compute")
     startup = (kit.RAW / "startup.txt").read_text() if (kit.RAW / "startup.txt").exists() \
@@ -659,6 +709,8 @@ def write():
           "held, then CNI DEL; needs root and the CNI plugins), run as part of this "
           "report:\n")
         w("```\n" + sandbox.strip() + "\n```\n")
+    if growth:
+        sandbox_growth(w, growth)
 
     # -- churn
     if ch:

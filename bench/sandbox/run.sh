@@ -1,9 +1,10 @@
 #!/bin/sh
-# bench/sandbox/run.sh [BUILD_DIR] [N]: the cost of a pod's network sandbox
-# (namespace + CNI ADD of ptp/host-local, loopback, portmap), in time and in
-# memory, with wasmlet's own net/ code (bench/sandbox/sandbox_bench.c).
-# Needs root and Debian's CNI plugins (/usr/lib/cni). N sandboxes (100) are
-# made one after the other, held, then destroyed.
+# bench/sandbox/run.sh [BUILD_DIR] [N] [-t]: the cost of a pod's network
+# sandbox (namespace + CNI ADD of ptp/host-local and portmap), in time
+# and in memory, with wasmlet's own net/ code (bench/sandbox/sandbox_bench.c).
+# Needs root and Debian's CNI plugins (/usr/lib/cni). N sandboxes (100, at
+# most 1000) are made one after the other, held, then destroyed; -t also
+# times each plugin call, through wrappers.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,4 +23,4 @@ libs=$(awk '/^build wasmlet: /{f=1} f && /LINK_LIBRARIES/{sub(/^ *LINK_LIBRARIES
 # shellcheck disable=SC2086 # $libs is a list of words
 (cd "$build" && ${CC:-cc} -std=c17 -O2 -D_GNU_SOURCE -I"$root/src" -isystem "$wt/include" \
     "$here/sandbox_bench.c" $libs -o "$tmp/sandbox_bench")
-"$tmp/sandbox_bench" -n "$n"
+"$tmp/sandbox_bench" -n "$n" ${3:+"$3"}

@@ -1,7 +1,7 @@
 /* sandbox_bench.c: what a pod's network sandbox costs (bench/sandbox/run.sh).
  *
  * Creates N sandboxes one after the other with wasmlet's default network
- * config (ptp + host-local, loopback, portmap) over a /19 of the
+ * config (ptp + host-local, portmap) over a /22 of the
  * benchmarking block, keeps them all, then destroys them, and prints:
  *   - the time of each step of a create: the namespace alone (net_ns_create,
  *     measured on its own namespaces) and the whole create (state, namespace,
@@ -10,10 +10,19 @@
  *     Slab and (when it is readable) the kernel's per-namespace figures,
  *     before and with the N sandboxes, per sandbox; and this process's RSS
  *     (the sandboxes cost wasmlet nothing in user space).
+ *   - how a create and a destroy change as sandboxes accumulate: their
+ *     medians over each fifth of the N (the k-th fifth made while k-1
+ *     fifths were held; destroyed in the order made, so the last fifth
+ *     goes with the fewest left);
+ *   - with -t, the wall time of each plugin call, per plugin and command and
+ *     per fifth: the plugins are run through timing wrappers (a shell and
+ *     two date(1) calls each, so these figures, and the create and destroy
+ *     times of that run, include a few ms of wrapper; host-local runs
+ *     inside ptp, as its IPAM, so ptp's time includes it).
  * Output: one "name key=value ..." line per figure, times in microseconds
  * (median, p90), memory in KiB.
  *
- * Usage: sandbox_bench [-n N] [-b PLUGIN_DIR]. Needs root and the plugins.
+ * Usage: sandbox_bench [-n N] [-b PLUGIN_DIR] [-t]. Needs root and the plugins.
  * Traffic: none (no packet is sent). Addresses come from 198.18.20.0/22,
  * inside 198.18.16.0/20, the part of the benchmarking block the local
  * cluster leaves to tests; the net unit tests' lock keeps runs apart. */
@@ -24,6 +33,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +46,22 @@ static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The medians of each fifth of ns[0..n) (before report sorts it). */
+static void report_fifths(const char *name, const int64_t *ns, int n)
+{
+    printf("%s n=%d medians_by_fifth=", name, n);
+    for (int k = 0; k < 5; k++) {
+        int lo = n * k / 5, hi = n * (k + 1) / 5;
+        if (hi - lo < 1) continue;
+        int64_t *part = xcalloc((size_t)(hi - lo), sizeof *part);
+        memcpy(part, ns + lo, (size_t)(hi - lo) * sizeof *part);
+        qsort(part, (size_t)(hi - lo), sizeof *part, cmp_i64);
+        printf("%s%lld", k ? "," : "", (long long)(part[(hi - lo) / 2] / 1000));
+        free(part);
+    }
+    printf("\n");
 }
 
 static void report(const char *name, int64_t *ns, int n)
@@ -71,18 +97,76 @@ static long long rss_kib(void)
     return v;
 }
 
+#define PLUGINS 4
+static const char *const plugin_names[PLUGINS] = {"ptp", "host-local", "loopback", "portmap"};
+
+/* Writes into wrap_dir, for each plugin, a wrapper that runs the real one
+ * from real_dir and appends "plugin command microseconds" to log. */
+static int write_wrappers(const char *wrap_dir, const char *real_dir, const char *log, err_t *err)
+{
+    if (fs_mkdir_p(wrap_dir, 0755, err) == -1) return -1;
+    for (int i = 0; i < PLUGINS; i++) {
+        char *path = fs_join(wrap_dir, plugin_names[i]);
+        char *text = xasprintf("#!/bin/sh\n"
+                               "t0=$(date +%%s%%N)\n"
+                               "%s/%s \"$@\"\n"
+                               "rc=$?\n"
+                               "t1=$(date +%%s%%N)\n"
+                               "echo \"%s $CNI_COMMAND $(( (t1 - t0) / 1000 ))\" >>%s\n"
+                               "exit $rc\n",
+                               real_dir, plugin_names[i], plugin_names[i], log);
+        int rc = fs_write_atomic(path, text, strlen(text), 0755, err);
+        free(text);
+        free(path);
+        if (rc == -1) return -1;
+    }
+    return 0;
+}
+
+/* Reads the wrappers' log and prints each plugin's ADD and DEL times. */
+static void report_plugins(const char *log)
+{
+    for (int i = 0; i < PLUGINS; i++) {
+        for (int cmd = 0; cmd < 2; cmd++) {
+            const char *want = cmd ? "DEL" : "ADD";
+            FILE *f = fopen(log, "r");
+            if (!f) return;
+            int64_t *ns = NULL;
+            int n = 0, cap = 0;
+            char line[256], name[64], command[16];
+            long long us;
+            while (fgets(line, sizeof line, f)) {
+                if (sscanf(line, "%63s %15s %lld", name, command, &us) != 3) continue;
+                if (strcmp(name, plugin_names[i]) || strcmp(command, want)) continue;
+                if (n == cap) ns = xrealloc(ns, (size_t)(cap = cap ? cap * 2 : 256) * sizeof *ns);
+                ns[n++] = us * 1000;
+            }
+            fclose(f);
+            if (n >= 5) {
+                char label[96];
+                snprintf(label, sizeof label, "plugin_%s_%s_us", plugin_names[i], want);
+                report_fifths(label, ns, n);
+            }
+            free(ns);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     int n = 100;
     const char *bins[3] = {"/usr/lib/cni", "/opt/cni/bin", NULL};
+    bool timed = false;
     int opt;
-    while ((opt = getopt(argc, argv, "n:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:b:t")) != -1) {
         if (opt == 'n')
             n = atoi(optarg);
         else if (opt == 'b')
             bins[0] = optarg, bins[1] = NULL;
+        else if (opt == 't')
+            timed = true;
         else {
-            fprintf(stderr, "usage: sandbox_bench [-n N] [-b PLUGIN_DIR]\n");
+            fprintf(stderr, "usage: sandbox_bench [-n N] [-b PLUGIN_DIR] [-t]\n");
             return 2;
         }
     }
@@ -105,6 +189,25 @@ int main(int argc, char **argv)
     if (net_default_conf_write(file, &o, &err) == -1) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
+    }
+    char *wraps = fs_join(dir, "plugins"), *plugin_log = fs_join(dir, "plugins.log");
+    if (timed) {
+        /* The wrappers run the plugins of the first dir that has ptp. */
+        const char *real = bins[0];
+        for (int i = 0; bins[i]; i++) {
+            char *ptp = fs_join(bins[i], "ptp");
+            bool here = access(ptp, X_OK) == 0;
+            free(ptp);
+            if (here) {
+                real = bins[i];
+                break;
+            }
+        }
+        if (write_wrappers(wraps, real, plugin_log, &err) == -1) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        bins[0] = wraps, bins[1] = NULL;
     }
     net_config_t cfg = {conf, bins, run, state, 0};
     int64_t *t_ns = xcalloc((size_t)n, sizeof *t_ns), *t_add = xcalloc((size_t)n, sizeof *t_add),
@@ -156,8 +259,11 @@ int main(int argc, char **argv)
     }
     report("netns_create_us", t_ns, n);
     report("netns_delete_us", t_nsdel, n);
+    report_fifths("sandbox_create_us", t_add, n);
+    report_fifths("sandbox_destroy_us", t_del, n);
     report("sandbox_create_us", t_add, n);
     report("sandbox_destroy_us", t_del, n);
+    if (timed) report_plugins(plugin_log);
     printf("memory n=%d mem_available_drop_kib_per_sandbox=%.1f slab_kib_per_sandbox=%.1f "
            "slab_unreclaimable_kib_per_sandbox=%.1f process_rss_kib_per_sandbox=%.2f\n",
            n, (double)(avail0 - avail1) / n, (double)(slab1 - slab0) / n,
@@ -170,6 +276,8 @@ fail:
     net_ns_run_dir_release(run, NULL);
     net_ns_run_dir_release(nsonly, NULL);
     fs_rm_rf(dir, NULL);
+    free(wraps);
+    free(plugin_log);
     (void)made;
     return rc;
 }

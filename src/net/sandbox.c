@@ -251,7 +251,7 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
 }
 
 /* How many sandboxes are made, checked or destroyed at once. Each runs
- * the plugin chain as processes (ptp, host-local, loopback, portmap), and
+ * the plugin chain as processes (ptp, host-local, portmap by default), and
  * host-local serialises its leases on a file lock, so more at once buys no
  * speed: a burst of 5,000 pod starts would otherwise fork thousands of
  * plugins together (seen: load average above 300 on 2 cores). The others

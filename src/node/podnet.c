@@ -5,7 +5,8 @@
  * sandbox state dir or an IPAM store), which CNI config it uses, and the
  * default config it writes when --cni-conf-dir has none: ptp + host-local
  * over the Node's spec.podCIDRs (read after registration, waiting for the
- * controller-manager to allocate them), loopback and portmap, into
+ * controller-manager to allocate them) and portmap (lo comes up with the
+ * namespace, netns.c), into
  * <data-dir>/net/cni (never /etc/cni/net.d, which other nodes on the
  * machine would read too). Each node's podCIDR is its own, so its pod
  * addresses, its ptp gateway address and its host routes are too; ptp
@@ -131,7 +132,7 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
         rc = fs_mkdir_p(own_conf, 0755, err) == 0 ? net_default_conf_write(file, &d, err) : -1;
         if (rc == 0)
             diag_info("pod network: no network config in %s (%s); wrote the default one to %s: "
-                      "ptp + host-local over the node's podCIDR %s, loopback, portmap",
+                      "ptp + host-local over the node's podCIDR %s, portmap",
                       o->conf_dir, why.msg, file, cidrs);
         free(file);
         if (rc == -1) goto out;

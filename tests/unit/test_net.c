@@ -2,7 +2,7 @@
  * discovery, the CNI plugin call (environment, stdin, order, errors,
  * timeouts) against scripted plugins, network namespaces and sockets in
  * them, and whole pod sandboxes with Debian's real plugins (ptp,
- * host-local, loopback, portmap): an address from the pod CIDR, a TCP
+ * host-local, portmap): an address from the pod CIDR, a TCP
  * exchange from the host to a listener in the pod, hostPort through
  * portmap, CHECK, DEL leaving no veth, namespace or lease, and the GC of
  * orphans; and pod workers with a sandbox (pod/sandbox.c): the pod IP in
@@ -159,7 +159,7 @@ static bool need_root_plugins(void)
         return false;
     }
     if (!real_bin) {
-        print_message("SKIPPED: no CNI plugins (ptp, host-local, loopback, portmap) in "
+        print_message("SKIPPED: no CNI plugins (ptp, host-local, portmap) in "
                       "/usr/lib/cni or /opt/cni/bin\n");
         return false;
     }
@@ -181,7 +181,7 @@ static void test_default_conf_json(void **state)
     assert_string_equal(json_str_at(l, "cniVersion"), "1.0.0");
     assert_string_equal(json_str_at(l, "name"), "wasmlet");
     json_t *plugins = json_at(l, "plugins");
-    assert_int_equal(json_array_size(plugins), 3);
+    assert_int_equal(json_array_size(plugins), 2); /* ptp (host-local), portmap */
     json_t *ptp = json_array_get(plugins, 0);
     assert_string_equal(json_str_at(ptp, "type"), "ptp");
     assert_true(json_bool_at(ptp, 0, "ipMasq"));
@@ -194,8 +194,8 @@ static void test_default_conf_json(void **state)
     json_t *routes = json_at(ptp, "ipam", "routes");
     assert_int_equal(json_array_size(routes), 1);
     assert_string_equal(json_str_at(json_array_get(routes, 0), "dst"), "0.0.0.0/0");
-    assert_string_equal(json_str_at(json_array_get(plugins, 1), "type"), "loopback");
-    json_t *pm = json_array_get(plugins, 2);
+    /* No loopback plugin: lo comes up with the namespace. */
+    json_t *pm = json_array_get(plugins, 1);
     assert_string_equal(json_str_at(pm, "type"), "portmap");
     assert_true(json_bool_at(pm, 0, "capabilities", "portMappings"));
     assert_int_equal(cni_conf_validate(l, &err), 0);
@@ -1477,9 +1477,9 @@ static void test_node_addrs_leave_out_link_local(void **state)
 static void find_plugins(void)
 {
     for (size_t i = 0; plugin_dirs[i]; i++) {
-        const char *need[] = {"ptp", "host-local", "loopback", "portmap"};
+        const char *need[] = {"ptp", "host-local", "portmap"};
         bool all = true;
-        for (size_t k = 0; k < 4 && all; k++) {
+        for (size_t k = 0; k < 3 && all; k++) {
             char *p = fs_join(plugin_dirs[i], need[k]);
             all = access(p, X_OK) == 0;
             free(p);
