@@ -331,7 +331,7 @@ def density_section(w, dens, dens_raw, title, img):
         w("Each pod here declares a containerPort, so each gets a network sandbox of its "
           "own: a network namespace (bind-mounted in the node's data dir), a veth pair "
           "(ptp), a host-local lease from the node's podCIDR (a /19 in the bench's "
-          "cluster), loopback and portmap. A sandbox's memory is mostly the kernel's "
+          "cluster) and portmap. A sandbox's memory is mostly the kernel's "
           "(namespace, devices, routes), outside wasmlet's RSS: the kernel's slab "
           "(/proc/meminfo) is given per level, and its slope per pod below (noisy: other "
           "work on the machine allocates slab too).\n")
