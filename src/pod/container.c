@@ -125,8 +125,18 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
     const podspec_t *spec = worker_spec_now(w);
     c->t_pull[0] = c->t_pull[1] = time_mono_ns();
     if (w->host.pull) {
+        /* The kubelet's Events: "Pulling" then "Successfully pulled" when a
+         * registry is asked, one "already present on machine" when not. The
+         * sandbox decision may have pulled the image for this pod already,
+         * "Pulling" included (peek_pulling_at): this pull then finds it
+         * present and tells how long that took. */
+        pthread_mutex_lock(&w->lock);
+        int64_t announced = c->peek_pulling_at;
+        c->peek_pulling_at = 0;
+        pthread_mutex_unlock(&w->lock);
         bool present = w->host.image_present && w->host.image_present(w->host.ctx, cs);
-        if (!present) worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
+        if (!present && !announced)
+            worker_event(w, c, "Normal", "Pulling", "Pulling image \"%s\"", cs->image);
         int64_t t0 = time_mono_ns();
         c->t_pull[0] = t0;
         if (w->host.pull(w->host.ctx, spec, cs, &p->pulled, err) == -1) {
@@ -137,12 +147,12 @@ static prep_result_t prepare(pod_worker_t *w, crun_t *c, prepared_t *p, char *re
             return PREP_WAIT;
         }
         c->t_pull[1] = time_mono_ns();
-        if (present)
+        if (present && !announced)
             worker_event(w, c, "Normal", "Pulled",
                          "Container image \"%s\" already present on machine", cs->image);
         else
             worker_event(w, c, "Normal", "Pulled", "Successfully pulled image \"%s\" in %.3fs",
-                         cs->image, (double)(c->t_pull[1] - t0) / 1e9);
+                         cs->image, (double)(c->t_pull[1] - (announced ? announced : t0)) / 1e9);
         pthread_mutex_lock(&w->lock);
         if (p->pulled.image_id) snprintf(c->image_id, sizeof c->image_id, "%s", p->pulled.image_id);
         pthread_mutex_unlock(&w->lock);

@@ -73,6 +73,14 @@ static bool image_is_component(pod_worker_t *w, const podspec_t *spec, crun_t *c
     pod_pulled_t pulled = {0};
     err_t err;
     wasmrt_kind_t kind = WASMRT_COMPONENT;
+    /* This is the pod's first pull of the image when it is not on the node:
+     * it says "Pulling", as the container's own pull would have. */
+    if (!w->host.image_present || !w->host.image_present(w->host.ctx, &peek)) {
+        worker_event(w, cr, "Normal", "Pulling", "Pulling image \"%s\"", c->image);
+        pthread_mutex_lock(&w->lock);
+        cr->peek_pulling_at = time_mono_ns();
+        pthread_mutex_unlock(&w->lock);
+    }
     if (w->host.pull(w->host.ctx, spec, &peek, &pulled, &err) == -1) {
         worker_event(w, cr, "Warning", "Failed", "Failed to pull image \"%s\": %s", c->image,
                      err.msg);
@@ -80,6 +88,7 @@ static bool image_is_component(pod_worker_t *w, const podspec_t *spec, crun_t *c
         snprintf(cr->first_pull_reason, sizeof cr->first_pull_reason, "%s",
                  pulled.failure_reason ? pulled.failure_reason : "ErrImagePull");
         cr->first_pull_err = err;
+        cr->peek_pulling_at = 0; /* that attempt ended; the next says "Pulling" anew */
         pthread_mutex_unlock(&w->lock);
         kind = WASMRT_CORE_MODULE;
     } else if (wasmrt_file_kind(pulled.module_path, &kind, &err) == -1) {

@@ -129,6 +129,11 @@ typedef struct crun {
      * first pull. Empty reason: it did not fail. */
     char first_pull_reason[32];
     err_t first_pull_err;
+    /* lock: when that pull announced itself with a "Pulling" Event (the
+     * image was not on the node; monotonic ns), 0: it did not. The
+     * container's own pull then says how it ended without a second
+     * "Pulling". */
+    int64_t peek_pulling_at;
     /* own: the container thread: the last attempt's pull and load
      * (monotonic begin, end), for the pod's start trace */
     int64_t t_pull[2], t_load[2];

@@ -1027,13 +1027,14 @@ static void test_sandbox_hanging_plugin(void **state)
 typedef struct pod_rec {
     pthread_mutex_t lock;
     json_t *events; /* ["reason: message"] */
+    json_t *pulled; /* images pulled so far, when the test makes it (a store) */
 } pod_rec_t;
 
 static int pod_pull(void *ctx, const podspec_t *pod, const podspec_container_t *c,
                     pod_pulled_t *out, err_t *err)
 {
-    (void)ctx;
     (void)pod;
+    pod_rec_t *r = ctx;
     const char *dir = getenv("WASMLET_EXAMPLES");
     char *path = xasprintf("%s/%s", dir && *dir ? dir : "build/examples", c->image);
     if (access(path, R_OK) != 0) {
@@ -1042,7 +1043,20 @@ static int pod_pull(void *ctx, const podspec_t *pod, const podspec_container_t *
         return -1;
     }
     out->module_path = path;
+    pthread_mutex_lock(&r->lock);
+    if (r->pulled) json_object_set_new(r->pulled, c->image, json_true());
+    pthread_mutex_unlock(&r->lock);
     return 0;
+}
+
+/* host.image_present over the images pod_pull pulled. */
+static bool pod_image_present(void *ctx, const podspec_container_t *c)
+{
+    pod_rec_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    bool present = json_object_get(r->pulled, c->image) != NULL;
+    pthread_mutex_unlock(&r->lock);
+    return present;
 }
 
 static void pod_on_event(void *ctx, pod_worker_t *w, const char *type, const char *reason,
@@ -1070,6 +1084,16 @@ static bool pod_has_event(pod_rec_t *r, const char *reason, const char *needle)
     }
     pthread_mutex_unlock(&r->lock);
     return found;
+}
+
+static size_t pod_count_events(pod_rec_t *r, const char *prefix)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(r->events, i, v) n += !strncmp(json_string_value(v), prefix, strlen(prefix));
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 typedef struct pod_fx {
@@ -1254,6 +1278,39 @@ static void test_pod_without_sandbox_reports_node_ip(void **state)
     json_decref(st);
     pod_stop(c);
     pod_worker_free(c);
+    pod_fx_free(&p);
+}
+
+/* A pod without ports has its image pulled to tell whether it is a
+ * component: that pull is the one that says "Pulling", and the container's
+ * own pull right after tells how it ended ("Successfully pulled"), not
+ * "already present". The next pod of that image is told it is present. */
+static void test_portless_pod_pull_events(void **state)
+{
+    if (!need_root_plugins()) skip();
+    fx_t *f = *state;
+    write_default_conf(f, false);
+    pod_fx_t p;
+    pod_fx_init(&p, f, true);
+    p.rec.pulled = json_object();
+    p.host.image_present = pod_image_present;
+    pod_worker_t *a = pod_start(&p, "0f1e2d3c-aaaa-bbbb-cccc-000000000105", NULL, "");
+    json_decref(pod_wait_running(a, 20000));
+    assert_int_equal(pod_count_events(&p.rec, "Pulling: Pulling image \"ticker.wasm\""), 1);
+    assert_int_equal(pod_count_events(&p.rec, "Pulled: Successfully pulled image"), 1);
+    assert_int_equal(pod_count_events(&p.rec, "Pulled: Container image"), 0);
+    pod_worker_t *b = pod_start(&p, "0f1e2d3c-aaaa-bbbb-cccc-000000000106", NULL, "");
+    json_decref(pod_wait_running(b, 20000));
+    assert_int_equal(pod_count_events(&p.rec, "Pulling: "), 1);
+    assert_int_equal(
+        pod_count_events(&p.rec,
+                         "Pulled: Container image \"ticker.wasm\" already present on machine"),
+        1);
+    pod_stop(a);
+    pod_stop(b);
+    pod_worker_free(a);
+    pod_worker_free(b);
+    json_decref(p.rec.pulled);
     pod_fx_free(&p);
 }
 
@@ -1516,6 +1573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pod_sandbox_lifecycle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_portless_component_pod_gets_a_sandbox, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_portless_pod_pull_events, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_without_sandbox_reports_node_ip, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pod_sandbox_resumed_after_restart, fx_setup,

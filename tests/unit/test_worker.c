@@ -54,7 +54,8 @@ typedef struct rec {
     json_t *lines;     /* ["container|stream|line"] */
     int pulls;
     bool pull_sets_image_id;
-    json_t *configmaps; /* for host.lookup; NULL: no lookup callback */
+    bool images_present; /* for host.image_present, when the test sets it */
+    json_t *configmaps;  /* for host.lookup; NULL: no lookup callback */
 } rec_t;
 
 typedef struct fixture {
@@ -91,6 +92,16 @@ static int fake_pull(void *ctx, const podspec_t *pod, const podspec_container_t 
     out->module_path = path;
     out->image_id = set_id ? xasprintf("registry.example/%s@sha256:feed", c->image) : NULL;
     return 0;
+}
+
+static bool fake_image_present(void *ctx, const podspec_container_t *c)
+{
+    (void)c;
+    rec_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    bool present = r->images_present;
+    pthread_mutex_unlock(&r->lock);
+    return present;
 }
 
 static int fake_lookup(void *ctx, const char *ns, bool secret, const char *name, json_t **data,
@@ -401,6 +412,52 @@ static void never_succeeds(void **state)
         if (r < rank) dump_and_fail(s, "phase went backwards");
         rank = r;
     }
+    done_with(f, w);
+}
+
+/* The message of the first Event of this reason, "" when there is none. */
+static const char *event_message(fixture_t *f, const char *reason)
+{
+    const char *msg = "";
+    size_t i;
+    json_t *v;
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_foreach(f->rec.events, i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "reason")), reason) == 0) {
+            msg = json_string_value(json_object_get(v, "message"));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&f->rec.lock);
+    return msg;
+}
+
+/* The kubelet's pull Events: "Pulling" then "Successfully pulled" when the
+ * image is not on the node, one "already present on machine" when it is. */
+static void pull_events_say_whether_the_registry_was_asked(void **state)
+{
+    fixture_t *f = *state;
+    f->host.image_present = fake_image_present;
+    const char *yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: pulls}\n"
+                       "spec:\n  restartPolicy: Never\n"
+                       "  containers: [{name: hello, image: hello.wasm}]\n";
+    pod_worker_t *w = start(f, yaml, NULL);
+    wait_done(w, 5000);
+    assert_true(has_event(f, "Pulling", "spec.containers{hello}"));
+    assert_non_null(strstr(event_message(f, "Pulled"), "Successfully pulled image \"hello.wasm\""));
+    done_with(f, w);
+
+    pthread_mutex_lock(&f->rec.lock);
+    json_array_clear(f->rec.events);
+    f->rec.images_present = true;
+    pthread_mutex_unlock(&f->rec.lock);
+    w = start(f, yaml, NULL);
+    wait_done(w, 5000);
+    assert_false(has_event(f, "Pulling", NULL));
+    assert_string_equal(event_message(f, "Pulled"),
+                        "Container image \"hello.wasm\" already present on machine");
+    assert_true(has_event(f, "Started", "spec.containers{hello}"));
     done_with(f, w);
 }
 
@@ -2084,6 +2141,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(never_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(late_stop_keeps_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(pull_events_say_whether_the_registry_was_asked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(summaries_and_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(on_failure_crash_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(always_restarts_success, setup, teardown),
