@@ -11,7 +11,7 @@
 # kube-scheduler, one kube-proxy for the whole machine (nftables mode, so
 # ClusterIP Services route to pod IPs), plus two OCI registries (one open,
 # one with basic auth for pull-secret tests). No DNS and no CNI: each wasmlet
-# node brings its own network config (ptp + host-local over its podCIDR).
+# node brings its own network config (ptp, addresses from its podCIDR).
 # Binaries come from scripts/k8s.sh (built once from pinned Go modules, then
 # cached).
 #

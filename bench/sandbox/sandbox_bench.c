@@ -1,7 +1,8 @@
 /* sandbox_bench.c: what a pod's network sandbox costs (bench/sandbox/run.sh).
  *
  * Creates N sandboxes one after the other with wasmlet's default network
- * config (ptp + host-local, portmap) over a /22 of the
+ * config (ptp with wasmlet's addresses through "static" IPAM, portmap)
+ * over a /22 of the
  * benchmarking block, keeps them all, then destroys them, and prints:
  *   - the time of each step of a create: the namespace alone (net_ns_create,
  *     measured on its own namespaces) and the whole create (state, namespace,
@@ -17,8 +18,8 @@
  *   - with -t, the wall time of each plugin call, per plugin and command and
  *     per fifth: the plugins are run through timing wrappers (a shell and
  *     two date(1) calls each, so these figures, and the create and destroy
- *     times of that run, include a few ms of wrapper; host-local runs
- *     inside ptp, as its IPAM, so ptp's time includes it).
+ *     times of that run, include a few ms of wrapper; the IPAM plugin
+ *     runs inside ptp, so ptp's time includes it).
  * Output: one "name key=value ..." line per figure, times in microseconds
  * (median, p90), memory in KiB.
  *
@@ -98,7 +99,7 @@ static long long rss_kib(void)
 }
 
 #define PLUGINS 4
-static const char *const plugin_names[PLUGINS] = {"ptp", "host-local", "loopback", "portmap"};
+static const char *const plugin_names[PLUGINS] = {"ptp", "static", "host-local", "portmap"};
 
 /* Writes into wrap_dir, for each plugin, a wrapper that runs the real one
  * from real_dir and appends "plugin command microseconds" to log. */
@@ -180,12 +181,16 @@ int main(int argc, char **argv)
     char *dir = mkdtemp(tmpl);
     if (!dir) return 1;
     char *conf = fs_join(dir, "net.d"), *run = fs_join(dir, "netns"),
-         *state = fs_join(dir, "sandboxes"), *ipam = fs_join(dir, "ipam"),
-         *nsonly = fs_join(dir, "nsonly");
+         *state = fs_join(dir, "sandboxes"), *nsonly = fs_join(dir, "nsonly");
     err_t err;
     fs_mkdir_p(conf, 0755, &err);
     char *file = fs_join(conf, "10-wasmlet.conflist");
-    net_default_opts_t o = {BENCH_CIDR, ipam, "wasmlet-bench", false};
+    net_default_opts_t o = {BENCH_CIDR, "wasmlet-bench", false};
+    net_ipam_t *ipam = NULL;
+    if (net_ipam_new(BENCH_CIDR, &ipam, &err) == -1) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
     if (net_default_conf_write(file, &o, &err) == -1) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
@@ -209,7 +214,7 @@ int main(int argc, char **argv)
         }
         bins[0] = wraps, bins[1] = NULL;
     }
-    net_config_t cfg = {conf, bins, run, state, 0};
+    net_config_t cfg = {conf, bins, run, state, 0, ipam};
     int64_t *t_ns = xcalloc((size_t)n, sizeof *t_ns), *t_add = xcalloc((size_t)n, sizeof *t_add),
             *t_del = xcalloc((size_t)n, sizeof *t_del),
             *t_nsdel = xcalloc((size_t)n, sizeof *t_nsdel);
@@ -278,6 +283,7 @@ fail:
     fs_rm_rf(dir, NULL);
     free(wraps);
     free(plugin_log);
+    net_ipam_free(ipam);
     (void)made;
     return rc;
 }

@@ -2,9 +2,11 @@
  *
  * The config lives in wasmlet's own data dir, never in /etc/cni/net.d,
  * because several nodes on one machine (the e2e suite, the benchmarks)
- * would share that; each node's list also keeps host-local's store in its
- * own data dir, so two nodes never hand out leases from one store, and
- * each covers only its node's podCIDR.
+ * would share that; each node hands out the addresses of its own podCIDR.
+ *
+ * The addresses: "static" IPAM, filled in by wasmlet for each ADD (ipam.c),
+ * not host-local, whose every ADD and DEL reads all its lease files and so
+ * slows down as pods accumulate (13 ms per 1,000, bench/sandbox -t).
  *
  * The interface plugin is ptp: one veth pair per pod, the host end holding
  * the gateway address and a /32 (or /128) route to the pod. A Linux bridge
@@ -50,9 +52,7 @@ int net_default_conf(const net_default_opts_t *opts, json_t **conflist, err_t *e
 {
     if (!opts->pod_cidrs || !opts->pod_cidrs[0])
         return err_set(err, "default CNI config: the node has no podCIDR");
-    if (!opts->ipam_data_dir || opts->ipam_data_dir[0] != '/')
-        return err_set(err, "default CNI config: the IPAM data dir must be an absolute path");
-    json_t *ranges = json_array(), *routes = json_array();
+    json_t *routes = json_array();
     bool seen[7] = {false};
     char *cidrs = xstrdup(opts->pod_cidrs), *save = NULL;
     int rc = 0;
@@ -68,17 +68,16 @@ int net_default_conf(const net_default_opts_t *opts, json_t **conflist, err_t *e
             break;
         }
         seen[fam] = true;
-        json_array_append_new(ranges, json_pack("[{s:s}]", "subnet", c));
         json_array_append_new(routes, json_pack("{s:s}", "dst", fam == 4 ? "0.0.0.0/0" : "::/0"));
     }
     free(cidrs);
-    if (rc == -1 || json_array_size(ranges) == 0) {
-        json_decref(ranges);
+    if (rc == -1 || json_array_size(routes) == 0) {
         json_decref(routes);
         return rc == -1 ? -1 : err_set(err, "default CNI config: no podCIDR");
     }
-    json_t *ipam = json_pack("{s:s,s:s,s:o,s:o}", "type", "host-local", "dataDir",
-                             opts->ipam_data_dir, "ranges", ranges, "routes", routes);
+    /* No addresses here: wasmlet writes each pod's into the config of its
+     * ADD (net_config_t.ipam, ipam.c). */
+    json_t *ipam = json_pack("{s:s,s:o}", "type", "static", "routes", routes);
     *conflist = json_pack("{s:s,s:s,s:[{s:s,s:b,s:o},{s:s,s:{s:b}}]}", "cniVersion", CNI_VERSION,
                           "name", opts->name ? opts->name : "wasmlet", "plugins", "type", "ptp",
                           "ipMasq", opts->ip_masq, "ipam", ipam, "type", "portmap", "capabilities",

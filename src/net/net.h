@@ -70,6 +70,30 @@ int net_ns_socket(const char *path, int domain, int type, int protocol, err_t *e
 int net_ns_listen_tcp(const char *path, const char *addr, int port, int backlog, int *bound_port,
                       err_t *err);
 
+/* --- the default config's pod addresses (ipam.c) --------------------------------- */
+
+/* wasmlet's own IPAM for the default network config: the pods' addresses
+ * over the node's podCIDRs (at most one per family), handed to Debian's
+ * "static" IPAM plugin in each ADD's config. Thread-safe. */
+typedef struct net_ipam net_ipam_t;
+
+/* An allocator over pod_cidrs ("10.244.1.0/24", "10.244.1.0/24,fd00::/64"),
+ * nothing held. */
+int net_ipam_new(const char *pod_cidrs, net_ipam_t **out, err_t *err);
+void net_ipam_free(net_ipam_t *ipam);
+/* Takes a free address of each range and writes them, each with its
+ * range's gateway (its first address), as ipam_conf's "addresses" (static's
+ * [{"address": "a/len", "gateway": "g"}]). Fails, holding nothing, when a
+ * range is full. */
+int net_ipam_assign(net_ipam_t *ipam, json_t *ipam_conf, err_t *err);
+/* Marks the addresses of ipam_conf's "addresses" held or free; those
+ * outside the ranges are left alone. */
+void net_ipam_mark(net_ipam_t *ipam, const json_t *ipam_conf, bool held);
+/* Whether addr (no prefix length) is held. */
+bool net_ipam_held(net_ipam_t *ipam, const char *addr);
+/* How many addresses are held. */
+size_t net_ipam_used(net_ipam_t *ipam);
+
 /* --- the node's network config -------------------------------------------------- */
 
 typedef struct net_config {
@@ -78,21 +102,26 @@ typedef struct net_config {
     const char *run_dir;         /* namespace files: <run_dir>/<sandbox id> */
     const char *state_dir;       /* sandbox state: <state_dir>/<sandbox id>/ */
     int plugin_timeout_ms;       /* one plugin call; <= 0: 30 s */
+    /* The default config's addresses: a plugin whose "ipam" is "static"
+     * with no "addresses" gets one of each range from here at ADD (the
+     * state keeps it; it is given back when the state goes). NULL: the
+     * config's own IPAM plugins allocate. */
+    net_ipam_t *ipam;
 } net_config_t;
 
 /* The options of the default network config (net_default_conf). */
 typedef struct net_default_opts {
-    const char *pod_cidrs;     /* the node's spec.podCIDRs, comma-separated ("10.244.1.0/24",
-                                  "10.244.1.0/24,fd00:10:244:1::/64") */
-    const char *ipam_data_dir; /* host-local's store, inside wasmlet's data dir */
-    const char *name;          /* the network's name; NULL: "wasmlet" */
-    bool ip_masq;              /* masquerade pod traffic leaving the node (ptp ipMasq) */
+    const char *pod_cidrs; /* the node's spec.podCIDRs, comma-separated ("10.244.1.0/24",
+                              "10.244.1.0/24,fd00:10:244:1::/64") */
+    const char *name;      /* the network's name; NULL: "wasmlet" */
+    bool ip_masq;          /* masquerade pod traffic leaving the node (ptp ipMasq) */
 } net_default_opts_t;
 
 /* The default conflist: ptp (one veth per pod, no Linux bridge and so no
- * limit of 1,024 ports) with host-local IPAM over the pod CIDRs (a range
- * set and a default route per family), loopback, and portmap with the
- * portMappings capability (hostPort). The caller decrefs. */
+ * limit of 1,024 ports) with "static" IPAM whose addresses wasmlet fills in
+ * at each ADD (net_config_t.ipam over the same pod CIDRs) and a default
+ * route per family, then portmap with the portMappings capability
+ * (hostPort). The caller decrefs. */
 int net_default_conf(const net_default_opts_t *opts, json_t **conflist, err_t *err);
 /* Writes net_default_conf() to path atomically (mode 0644). */
 int net_default_conf_write(const char *path, const net_default_opts_t *opts, err_t *err);
@@ -154,6 +183,9 @@ int net_sandbox_destroy(const net_config_t *cfg, const char *id, err_t *err);
  * in live[0..n_live). Returns how many it destroyed, or -1 with err set to
  * the first failure (it still tries every one). */
 int net_sandbox_gc(const net_config_t *cfg, const char *const *live, size_t n_live, err_t *err);
+/* Marks held, in cfg->ipam, the addresses every sandbox state on disk
+ * names: once, when the node starts, before any sandbox is made. */
+int net_sandbox_ipam_load(const net_config_t *cfg, err_t *err);
 /* The ids of every sandbox on disk, into a NULL-terminated array (caller
  * frees each and the array); *n gets the count. */
 int net_sandbox_list(const net_config_t *cfg, char ***ids, size_t *n, err_t *err);

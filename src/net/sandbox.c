@@ -229,8 +229,82 @@ static json_t *del_list_of(const net_config_t *cfg, json_t *state)
     return copy;
 }
 
+/* The "ipam" objects of list's plugins that wasmlet fills in: "static" ones
+ * (the default config's), into out[0..n); how many. */
+static size_t own_ipams(const net_config_t *cfg, json_t *list, json_t **out, size_t max)
+{
+    size_t n = 0, i;
+    json_t *p;
+    if (!cfg->ipam) return 0;
+    json_array_foreach(json_object_get(list, "plugins"), i, p)
+    {
+        json_t *ipam = json_object_get(p, "ipam");
+        const char *type = json_str_at(ipam, "type");
+        if (type && !strcmp(type, "static") && n < max) out[n++] = ipam;
+    }
+    return n;
+}
+
+/* Fills the addresses of the ADD to come into list's own "static" IPAM
+ * sections (those without addresses of their own). */
+static int assign_addresses(const net_config_t *cfg, json_t *list, err_t *err)
+{
+    json_t *ipams[4];
+    size_t n = own_ipams(cfg, list, ipams, 4);
+    for (size_t i = 0; i < n; i++) {
+        if (json_object_get(ipams[i], "addresses")) continue;
+        if (net_ipam_assign(cfg->ipam, ipams[i], err) == -1) {
+            for (size_t k = 0; k < i; k++)
+                net_ipam_mark(cfg->ipam, ipams[k], false);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Marks the addresses a config list names held or free. */
+static void mark_addresses(const net_config_t *cfg, json_t *list, bool held)
+{
+    json_t *ipams[4];
+    size_t n = own_ipams(cfg, list, ipams, 4);
+    for (size_t i = 0; i < n; i++)
+        net_ipam_mark(cfg->ipam, ipams[i], held);
+}
+
+/* Marks a state's addresses held or free: those of its config, and those
+ * of its ADD result (the same, or a lease of the IPAM plugin an earlier
+ * wasmlet's default config named: still the pod's, and in the range). */
+static void mark_state(const net_config_t *cfg, json_t *state, bool held)
+{
+    if (!cfg->ipam) return;
+    mark_addresses(cfg, json_object_get(state, "config"), held);
+    json_t *ips = json_at(state, "result", "ips");
+    if (json_array_size(ips) == 0) return;
+    json_t *as = json_pack("{s:O}", "addresses", ips);
+    net_ipam_mark(cfg->ipam, as, held);
+    json_decref(as);
+}
+
+int net_sandbox_ipam_load(const net_config_t *cfg, err_t *err)
+{
+    if (!cfg->ipam) return 0;
+    char **ids;
+    size_t n;
+    if (net_sandbox_list(cfg, &ids, &n, err) == -1) return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *state = NULL;
+        err_t e;
+        if (state_read(cfg, ids[i], &state, &e) == 0 && state) mark_state(cfg, state, true);
+        json_decref(state);
+        free(ids[i]);
+    }
+    free(ids);
+    return 0;
+}
+
 /* DEL, namespace, state: the one teardown, from a state read from disk or
- * just built. Keeps the state when a DEL fails. */
+ * just built. Keeps the state when a DEL fails; once the state is gone,
+ * its addresses are free. */
 static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_t *err)
 {
     cni_attachment_t att;
@@ -247,13 +321,14 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
     char *d = state_dir_of(cfg, id);
     int rc = fs_rm_rf(d, err);
     free(d);
+    if (rc == 0) mark_state(cfg, state, false);
     return rc;
 }
 
 /* How many sandboxes are made, checked or destroyed at once. Each runs
- * the plugin chain as processes (ptp, host-local, portmap by default), and
- * host-local serialises its leases on a file lock, so more at once buys no
- * speed: a burst of 5,000 pod starts would otherwise fork thousands of
+ * the plugin chain as processes (ptp, static, portmap by default; IPAM
+ * plugins such as host-local serialise on a file lock), so more at once
+ * buys no speed: a burst of 5,000 pod starts would otherwise fork thousands of
  * plugins together (seen: load average above 300 on 2 cores). The others
  * wait here, before their plugin timeouts start. */
 #define SANDBOX_OPS_AT_ONCE 8
@@ -323,6 +398,13 @@ static int create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
         err_errno(err, "sandbox %s: state dir %s", id, dir);
         goto out;
     }
+    /* The addresses go into the config before the state is written: the
+     * state names them from the start, and a DEL uses that same config. */
+    if (assign_addresses(cfg, list, err) == -1) {
+        err_prefix(err, "sandbox %s", id);
+        fs_rm_rf(dir, NULL);
+        goto out;
+    }
     char *ns_path = fs_join(cfg->run_dir, id);
     char *args = xasprintf("IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;"
                            "K8S_POD_INFRA_CONTAINER_ID=%s;K8S_POD_UID=%s",
@@ -336,10 +418,12 @@ static int create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
     free(args);
     if (state_write(cfg, id, state, err) == -1) {
         fs_rm_rf(dir, NULL);
+        mark_addresses(cfg, list, false);
         goto out;
     }
     if (net_ns_create(cfg->run_dir, id, &ns, err) == -1) {
         fs_rm_rf(dir, NULL);
+        mark_addresses(cfg, list, false);
         goto out;
     }
     cni_attachment_t att;

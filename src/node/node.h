@@ -90,13 +90,15 @@ typedef struct node_podnet_options {
 typedef struct node_podnet {
     net_config_t cfg; /* points into the fields below */
     char *conf_dir, *run_dir, *state_dir;
-    char **bin_dirs; /* NULL-terminated */
+    char **bin_dirs;  /* NULL-terminated */
+    net_ipam_t *ipam; /* the default config's addresses; NULL with a config of the node's */
 } node_podnet_t;
 
 /* The CNI settings of this node: the first network config of conf_dir, or,
  * when it has none, a default one written into <data_dir>/net/cni from the
- * Node's spec.podCIDRs (waited for; logged); namespaces, sandbox state and
- * IPAM leases under <data_dir>/net. Call after registration. */
+ * Node's spec.podCIDRs (waited for; logged), whose addresses wasmlet hands
+ * out (the ones the sandboxes on disk hold read back); namespaces and
+ * sandbox state under <data_dir>/net. Call after registration. */
 int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_podnet_t *out,
                       err_t *err);
 void node_podnet_free(node_podnet_t *p);

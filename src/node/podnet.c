@@ -1,11 +1,12 @@
 /* podnet.c: the node's pod network settings (node.h, node_podnet_*).
  *
  * Owns: where this node keeps its sandboxes (everything under its own data
- * dir, so several nodes on one machine never share a namespace dir, a
- * sandbox state dir or an IPAM store), which CNI config it uses, and the
- * default config it writes when --cni-conf-dir has none: ptp + host-local
- * over the Node's spec.podCIDRs (read after registration, waiting for the
- * controller-manager to allocate them) and portmap (lo comes up with the
+ * dir, so several nodes on one machine never share a namespace dir or a
+ * sandbox state dir), which CNI config it uses, and the
+ * default config it writes when --cni-conf-dir has none: ptp with addresses
+ * from the Node's spec.podCIDRs (read after registration, waiting for the
+ * controller-manager to allocate them; wasmlet hands them out, net/ipam.c,
+ * through the "static" IPAM plugin) and portmap (lo comes up with the
  * namespace, netns.c), into
  * <data-dir>/net/cni (never /etc/cni/net.d, which other nodes on the
  * machine would read too). Each node's podCIDR is its own, so its pod
@@ -15,7 +16,8 @@
  *
  * <data-dir>/net/
  *   cni/10-wasmlet.conflist   the default config (rewritten at each start)
- *   ipam/                     host-local's leases (the default config's dataDir)
+ *   ipam/                     host-local's leases (from before wasmlet gave out
+ *                             the default config's addresses itself)
  *   netns/                    namespace files, one per sandbox (a shared mount)
  *   sandboxes/<pod uid>/      each sandbox's state (net/sandbox.c)
  *
@@ -108,7 +110,6 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
     char *base = fs_join(o->data_dir, "net");
     out->run_dir = fs_join(base, "netns");
     out->state_dir = fs_join(base, "sandboxes");
-    char *ipam = fs_join(base, "ipam");
     char *own_conf = fs_join(base, "cni");
     /* The bin dirs: a comma-separated list, as the kubelet's flag was. */
     char *bins = xstrdup(o->bin_dirs), *save = NULL;
@@ -127,12 +128,13 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
         diag_info("pod network: CNI config %s (network %s)", conf_path, json_str_at(list, "name"));
     } else {
         if (wait_pod_cidrs(c, o->node_name, o->pod_cidr_wait_ms, &cidrs, err) == -1) goto out;
-        net_default_opts_t d = {.pod_cidrs = cidrs, .ipam_data_dir = ipam, .name = "wasmlet"};
+        net_default_opts_t d = {.pod_cidrs = cidrs, .name = "wasmlet"};
         char *file = fs_join(own_conf, DEFAULT_CONF_NAME);
         rc = fs_mkdir_p(own_conf, 0755, err) == 0 ? net_default_conf_write(file, &d, err) : -1;
+        if (rc == 0) rc = net_ipam_new(cidrs, &out->ipam, err);
         if (rc == 0)
             diag_info("pod network: no network config in %s (%s); wrote the default one to %s: "
-                      "ptp + host-local over the node's podCIDR %s, portmap",
+                      "ptp with addresses from the node's podCIDR %s, portmap",
                       o->conf_dir, why.msg, file, cidrs);
         free(file);
         if (rc == -1) goto out;
@@ -142,14 +144,19 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
     out->cfg = (net_config_t){.conf_dir = out->conf_dir,
                               .bin_dirs = (const char *const *)out->bin_dirs,
                               .run_dir = out->run_dir,
-                              .state_dir = out->state_dir};
+                              .state_dir = out->state_dir,
+                              .ipam = out->ipam};
+    /* The addresses the sandboxes of an earlier run hold stay theirs. */
+    if (net_sandbox_ipam_load(&out->cfg, err) == -1) goto out;
+    if (out->ipam)
+        diag_info("pod network: %zu pod addresses held by sandboxes on disk",
+                  net_ipam_used(out->ipam));
     rc = 0;
 out:
     json_decref(list);
     free(conf_path);
     free(cidrs);
     free(base);
-    free(ipam);
     free(own_conf);
     return rc;
 }
@@ -162,5 +169,6 @@ void node_podnet_free(node_podnet_t *p)
     free(p->conf_dir);
     free(p->run_dir);
     free(p->state_dir);
+    net_ipam_free(p->ipam);
     memset(p, 0, sizeof *p);
 }

@@ -85,8 +85,16 @@ def sandbox_states(node):
 
 
 def leases(node):
-    """The IPs host-local holds for the node (file names that are addresses)."""
+    """The IPs the node holds: those its sandboxes' states hand to the static
+    IPAM plugin (wasmlet's own addresses, the default config), and
+    host-local's lease files (the file names that are addresses) for a
+    config of the test's own."""
     out = []
+    for state in sandbox_states(node).values():
+        for plugin in (state.get("config") or {}).get("plugins", []):
+            ipam = plugin.get("ipam") or {}
+            if ipam.get("type") == "static":
+                out += [a["address"].split("/")[0] for a in ipam.get("addresses", [])]
     for f in (net_dir(node) / "ipam").glob("*/*"):
         try:
             out.append(str(ipaddress.ip_address(f.name)))
@@ -169,7 +177,8 @@ def test_deployment_ips_endpointslice_service_and_scale_to_zero(cluster, wasmlet
     assert "wrote the default one" in node.log_text()
     conf = json.loads((net_dir(node) / "cni" / "10-wasmlet.conflist").read_text())
     assert conf["plugins"][0]["type"] == "ptp"
-    assert conf["plugins"][0]["ipam"]["ranges"] == [[{"subnet": str(cidr)}]]
+    # Addresses from wasmlet itself (through "static"), not host-local's store.
+    assert conf["plugins"][0]["ipam"] == {"type": "static", "routes": [{"dst": "0.0.0.0/0"}]}
 
     cluster.create(deployment("web", wasm_images["ticker"][0], node.name, 3, 8080), namespace)
     cluster.create(service("web", 80, 8080), namespace)

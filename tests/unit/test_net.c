@@ -1,10 +1,11 @@
 /* test_net.c: unit tests for net/: the default network config, config
  * discovery, the CNI plugin call (environment, stdin, order, errors,
  * timeouts) against scripted plugins, network namespaces and sockets in
- * them, and whole pod sandboxes with Debian's real plugins (ptp,
- * host-local, portmap): an address from the pod CIDR, a TCP
- * exchange from the host to a listener in the pod, hostPort through
- * portmap, CHECK, DEL leaving no veth, namespace or lease, and the GC of
+ * them, wasmlet's own pod addresses (ipam.c), and whole pod sandboxes
+ * with Debian's real plugins (ptp, static with those addresses, portmap):
+ * an address from the pod CIDR, read back after a restart, a TCP exchange
+ * from the host to a listener in the pod, hostPort through portmap, CHECK,
+ * DEL leaving no veth, namespace or address held, and the GC of
  * orphans; and pod workers with a sandbox (pod/sandbox.c): the pod IP in
  * the status, the namespace its sockets use, DEL when the pod stops, a
  * sandbox resumed after a restart (CHECK) or made anew when damaged, a pod
@@ -59,9 +60,9 @@ static const char *real_bin = NULL; /* the dir holding Debian's plugins, or NULL
 /* --- fixture -------------------------------------------------------------------------- */
 
 typedef struct fx {
-    char *dir, *conf_dir, *run_dir, *state_dir, *ipam_dir, *bin_dir;
+    char *dir, *conf_dir, *run_dir, *state_dir, *bin_dir;
     const char *bins[3];
-    net_config_t cfg;
+    net_config_t cfg; /* with the default config's addresses (cfg.ipam) */
 } fx_t;
 
 static fx_t *fx_new(void)
@@ -73,7 +74,6 @@ static fx_t *fx_new(void)
     f->conf_dir = fs_join(f->dir, "net.d");
     f->run_dir = fs_join(f->dir, "netns");
     f->state_dir = fs_join(f->dir, "sandboxes");
-    f->ipam_dir = fs_join(f->dir, "ipam");
     f->bin_dir = fs_join(f->dir, "bin");
     assert_int_equal(mkdir(f->conf_dir, 0755), 0);
     assert_int_equal(mkdir(f->bin_dir, 0755), 0);
@@ -81,7 +81,9 @@ static fx_t *fx_new(void)
     f->bins[0] = f->bin_dir;
     f->bins[1] = real_bin;
     f->bins[2] = NULL;
-    f->cfg = (net_config_t){f->conf_dir, f->bins, f->run_dir, f->state_dir, 0};
+    f->cfg = (net_config_t){f->conf_dir, f->bins, f->run_dir, f->state_dir, 0, NULL};
+    err_t err;
+    if (net_ipam_new(POD_CIDR, &f->cfg.ipam, &err) == -1) fail_msg("%s", err.msg);
     return f;
 }
 
@@ -100,7 +102,7 @@ static void fx_free(fx_t *f)
     free(f->conf_dir);
     free(f->run_dir);
     free(f->state_dir);
-    free(f->ipam_dir);
+    net_ipam_free(f->cfg.ipam);
     free(f->bin_dir);
     free(f);
 }
@@ -145,7 +147,7 @@ static bool exists(const char *dir, const char *name)
 
 static void write_default_conf(fx_t *f, bool ip_masq)
 {
-    net_default_opts_t o = {POD_CIDR, f->ipam_dir, "wasmlet-test", ip_masq};
+    net_default_opts_t o = {POD_CIDR, "wasmlet-test", ip_masq};
     char *p = fs_join(f->conf_dir, "10-wasmlet.conflist");
     err_t err;
     if (net_default_conf_write(p, &o, &err) == -1) fail_msg("%s", err.msg);
@@ -159,7 +161,7 @@ static bool need_root_plugins(void)
         return false;
     }
     if (!real_bin) {
-        print_message("SKIPPED: no CNI plugins (ptp, host-local, portmap) in "
+        print_message("SKIPPED: no CNI plugins (ptp, static, portmap) in "
                       "/usr/lib/cni or /opt/cni/bin\n");
         return false;
     }
@@ -174,23 +176,20 @@ static const net_pod_t test_pod = {"shop", "web-1", "0f1e2d3c-aaaa-bbbb-cccc-000
 static void test_default_conf_json(void **state)
 {
     (void)state;
-    net_default_opts_t o = {"10.244.3.0/24", "/var/lib/wasmlet/cni", NULL, true};
+    net_default_opts_t o = {"10.244.3.0/24", NULL, true};
     json_t *l;
     err_t err;
     if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
     assert_string_equal(json_str_at(l, "cniVersion"), "1.0.0");
     assert_string_equal(json_str_at(l, "name"), "wasmlet");
     json_t *plugins = json_at(l, "plugins");
-    assert_int_equal(json_array_size(plugins), 2); /* ptp (host-local), portmap */
+    assert_int_equal(json_array_size(plugins), 2); /* ptp (static), portmap */
     json_t *ptp = json_array_get(plugins, 0);
     assert_string_equal(json_str_at(ptp, "type"), "ptp");
     assert_true(json_bool_at(ptp, 0, "ipMasq"));
-    assert_string_equal(json_str_at(ptp, "ipam", "type"), "host-local");
-    assert_string_equal(json_str_at(ptp, "ipam", "dataDir"), "/var/lib/wasmlet/cni");
-    json_t *ranges = json_at(ptp, "ipam", "ranges");
-    assert_int_equal(json_array_size(ranges), 1);
-    assert_string_equal(json_str_at(json_array_get(json_array_get(ranges, 0), 0), "subnet"),
-                        "10.244.3.0/24");
+    /* "static", its addresses wasmlet's to fill in at each ADD (ipam.c). */
+    assert_string_equal(json_str_at(ptp, "ipam", "type"), "static");
+    assert_null(json_at(ptp, "ipam", "addresses"));
     json_t *routes = json_at(ptp, "ipam", "routes");
     assert_int_equal(json_array_size(routes), 1);
     assert_string_equal(json_str_at(json_array_get(routes, 0), "dst"), "0.0.0.0/0");
@@ -202,15 +201,12 @@ static void test_default_conf_json(void **state)
     json_decref(l);
 
     /* Dual stack: a range set and a default route per family. */
-    o = (net_default_opts_t){"10.244.3.0/24, fd00:10:244:3::/64", "/d", "n", false};
+    o = (net_default_opts_t){"10.244.3.0/24, fd00:10:244:3::/64", "n", false};
     if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
     ptp = json_array_get(json_at(l, "plugins"), 0);
     assert_false(json_bool_at(ptp, 1, "ipMasq"));
-    ranges = json_at(ptp, "ipam", "ranges");
-    assert_int_equal(json_array_size(ranges), 2);
-    assert_string_equal(json_str_at(json_array_get(json_array_get(ranges, 1), 0), "subnet"),
-                        "fd00:10:244:3::/64");
     routes = json_at(ptp, "ipam", "routes");
+    assert_int_equal(json_array_size(routes), 2);
     assert_string_equal(json_str_at(json_array_get(routes, 1), "dst"), "::/0");
     assert_string_equal(json_str_at(l, "name"), "n");
     json_decref(l);
@@ -225,15 +221,97 @@ static void test_default_conf_json(void **state)
                          "10.0.0.0/24,10.1.0.0/24",
                          "::/127"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        o = (net_default_opts_t){bad[i], "/d", NULL, false};
+        o = (net_default_opts_t){bad[i], NULL, false};
         l = NULL;
         assert_int_equal(net_default_conf(&o, &l, &err), -1);
         assert_null(l);
         assert_non_null(strstr(err.msg, "podCIDR"));
     }
-    o = (net_default_opts_t){"10.0.0.0/24", "relative/dir", NULL, false};
-    assert_int_equal(net_default_conf(&o, &l, &err), -1);
-    assert_non_null(strstr(err.msg, "absolute"));
+}
+
+/* Takes the next address of a and checks it is want (with its gateway). */
+static void assign_expect(net_ipam_t *a, const char *want, const char *want_gw)
+{
+    json_t *conf = json_object();
+    err_t err;
+    if (net_ipam_assign(a, conf, &err) == -1) fail_msg("%s", err.msg);
+    json_t *first = json_array_get(json_object_get(conf, "addresses"), 0);
+    assert_string_equal(json_str_at(first, "address"), want);
+    assert_string_equal(json_str_at(first, "gateway"), want_gw);
+    json_decref(conf);
+}
+
+static void mark(net_ipam_t *a, const char *cidr, bool held)
+{
+    json_t *conf = json_pack("{s:[{s:s}]}", "addresses", "address", cidr);
+    net_ipam_mark(a, conf, held);
+    json_decref(conf);
+}
+
+static void test_ipam_ranges(void **state)
+{
+    (void)state;
+    err_t err;
+    net_ipam_t *a = NULL;
+    /* A /29: .0 the network, .1 the gateway, .7 the broadcast; .2-.6 pods. */
+    assert_int_equal(net_ipam_new("192.0.2.8/29", &a, &err), 0);
+    const char *want[] = {"192.0.2.10/29", "192.0.2.11/29", "192.0.2.12/29", "192.0.2.13/29",
+                          "192.0.2.14/29"};
+    for (int i = 0; i < 5; i++)
+        assign_expect(a, want[i], "192.0.2.9");
+    assert_int_equal(net_ipam_used(a), 5);
+    json_t *conf = json_object();
+    assert_int_equal(net_ipam_assign(a, conf, &err), -1);
+    assert_non_null(strstr(err.msg, "no IP addresses available in range 192.0.2.8/29"));
+    assert_null(json_object_get(conf, "addresses"));
+    json_decref(conf);
+    /* Round robin: the freed address after the last one given comes
+     * first, not the lowest freed. */
+    mark(a, "192.0.2.10/29", false);
+    mark(a, "192.0.2.12/29", false);
+    assert_false(net_ipam_held(a, "192.0.2.10"));
+    assign_expect(a, "192.0.2.10/29", "192.0.2.9"); /* after .14, round to .10 */
+    assign_expect(a, "192.0.2.12/29", "192.0.2.9");
+    mark(a, "192.0.2.11/29", false);
+    mark(a, "192.0.2.13/29", false);
+    assign_expect(a, "192.0.2.13/29", "192.0.2.9"); /* after .12: .13, not .11 */
+    assign_expect(a, "192.0.2.11/29", "192.0.2.9");
+    /* Addresses outside the pods' part are ignored. */
+    mark(a, "192.0.2.9/29", false);
+    mark(a, "192.0.2.15/29", true);
+    mark(a, "198.51.100.2/24", true);
+    assert_int_equal(net_ipam_used(a), 5);
+    net_ipam_free(a);
+
+    /* Dual stack: one of each, each with its own gateway. */
+    assert_int_equal(net_ipam_new("10.1.0.0/16, fd00:1:2:3::/64", &a, &err), 0);
+    conf = json_object();
+    assert_int_equal(net_ipam_assign(a, conf, &err), 0);
+    json_t *as = json_object_get(conf, "addresses");
+    assert_int_equal(json_array_size(as), 2);
+    assert_string_equal(json_str_at(json_array_get(as, 0), "address"), "10.1.0.2/16");
+    assert_string_equal(json_str_at(json_array_get(as, 1), "address"), "fd00:1:2:3::2/64");
+    assert_string_equal(json_str_at(json_array_get(as, 1), "gateway"), "fd00:1:2:3::1");
+    assert_true(net_ipam_held(a, "fd00:1:2:3::2"));
+    net_ipam_mark(a, conf, false);
+    assert_int_equal(net_ipam_used(a), 0);
+    json_decref(conf);
+    /* Past the first 256 of a range, the carry into the next byte. */
+    for (int i = 0; i < 300; i++) {
+        conf = json_object();
+        assert_int_equal(net_ipam_assign(a, conf, &err), 0);
+        json_decref(conf);
+    }
+    assign_expect(a, "10.1.1.47/16", "10.1.0.1");
+    net_ipam_free(a);
+
+    /* A range that is not one. */
+    const char *bad[] = {"",          "10.0.0.0/31", "10.0.0.0", "x/24", "10.0.0.0/24,10.1.0.0/24",
+                         "fd00::/127"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = (net_ipam_t *)1;
+        assert_int_equal(net_ipam_new(bad[i], &a, &err), -1);
+    }
 }
 
 static void test_default_conf_write_and_load(void **state)
@@ -246,8 +324,8 @@ static void test_default_conf_write_and_load(void **state)
     if (cni_conf_load(f->conf_dir, &l, &path, &err) == -1) fail_msg("%s", err.msg);
     assert_non_null(strstr(path, "10-wasmlet.conflist"));
     assert_string_equal(json_str_at(l, "name"), "wasmlet-test");
-    assert_string_equal(json_str_at(json_array_get(json_at(l, "plugins"), 0), "ipam", "dataDir"),
-                        f->ipam_dir);
+    assert_string_equal(json_str_at(json_array_get(json_at(l, "plugins"), 0), "ipam", "type"),
+                        "static");
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
@@ -644,12 +722,10 @@ static const char *host_veth(const net_sandbox_t *sb)
     return NULL;
 }
 
+/* Whether the node's IPAM holds ip for a sandbox. */
 static bool lease_exists(fx_t *f, const char *ip)
 {
-    char *d = fs_join(f->ipam_dir, "wasmlet-test");
-    bool ok = exists(d, ip);
-    free(d);
-    return ok;
+    return net_ipam_held(f->cfg.ipam, ip);
 }
 
 /* Connects from the host to ip:port, sends a ping, expects a pong. */
@@ -734,6 +810,21 @@ static void test_sandbox_lifecycle(void **state)
     assert_string_equal(json_str_at(sj, "config", "name"), "wasmlet-test");
     assert_non_null(strstr(json_str_at(sj, "cniArgs"), "K8S_POD_UID=0f1e2d3c-aaaa"));
     assert_non_null(json_at(sj, "result", "ips"));
+    /* The address is wasmlet's: written into the config static ran with. */
+    json_t *addr0 = json_array_get(
+        json_at(json_array_get(json_at(sj, "config", "plugins"), 0), "ipam", "addresses"), 0);
+    assert_non_null(strstr(json_str_at(addr0, "address"), sb->ips[0]));
+    assert_string_equal(json_str_at(addr0, "gateway"), POD_PREFIX "1");
+    /* A node that starts again reads it back from the state. */
+    net_ipam_t *again = NULL;
+    net_config_t cfg2 = f->cfg;
+    assert_int_equal(net_ipam_new(POD_CIDR, &again, &err), 0);
+    cfg2.ipam = again;
+    assert_false(net_ipam_held(again, sb->ips[0]));
+    assert_int_equal(net_sandbox_ipam_load(&cfg2, &err), 0);
+    assert_true(net_ipam_held(again, sb->ips[0]));
+    assert_int_equal(net_ipam_used(again), 1);
+    net_ipam_free(again);
     json_decref(sj);
     free(st);
 
@@ -907,7 +998,7 @@ static void put_failing(fx_t *f)
         f->dir);
     put_file(f->bin_dir, "failing", script, 0755);
     free(script);
-    net_default_opts_t o = {POD_CIDR, f->ipam_dir, "wasmlet-test", false};
+    net_default_opts_t o = {POD_CIDR, "wasmlet-test", false};
     json_t *l;
     err_t err;
     if (net_default_conf(&o, &l, &err) == -1) fail_msg("%s", err.msg);
@@ -929,12 +1020,9 @@ static void test_sandbox_failed_add_cleans_up(void **state)
     assert_null(sb);
     assert_string_equal(err.msg, "sandbox fail-1: network wasmlet-test: CNI plugin failing (ADD): "
                                  "ADD refused: try later (code 11)");
-    /* ptp's ADD ran; the DEL of every plugin undid it. */
-    char *leases = fs_join(f->ipam_dir, "wasmlet-test");
-    char *lease = read_text(leases, "last_reserved_ip.0");
-    assert_non_null(lease); /* host-local did allocate */
-    assert_false(lease_exists(f, lease));
-    free(lease);
+    /* ptp's ADD ran (with an address); the DEL of every plugin undid it,
+     * and the address is free again. */
+    assert_int_equal(net_ipam_used(f->cfg.ipam), 0);
     assert_false(exists(f->state_dir, "fail-1"));
     assert_false(exists(f->run_dir, "fail-1"));
 
@@ -950,6 +1038,7 @@ static void test_sandbox_failed_add_cleans_up(void **state)
     assert_non_null(
         strstr(err.msg, "sandbox fail-2: network wasmlet-test: CNI plugin failing (DEL)"));
     assert_true(exists(f->state_dir, "fail-2"));
+    assert_int_equal(net_ipam_used(f->cfg.ipam), 1); /* its address stays its own */
     /* The cause clears; the retry (here through the GC) finishes it. */
     char *flag = fs_join(f->dir, "del-fails");
     unlink(flag);
@@ -962,11 +1051,8 @@ static void test_sandbox_failed_add_cleans_up(void **state)
     assert_int_equal(net_sandbox_list(&f->cfg, &ids, &n, &err), 0);
     assert_int_equal(n, 0);
     free(ids);
-    /* No lease left in the store: only host-local's bookkeeping files. */
-    char *ls = xasprintf("ls %s | grep -v -e last_reserved_ip -e lock | grep -q .", leases);
-    assert_int_not_equal(system(ls), 0);
-    free(ls);
-    free(leases);
+    /* No address held any more. */
+    assert_int_equal(net_ipam_used(f->cfg.ipam), 0);
 }
 
 static void test_sandbox_missing_plugin(void **state)
@@ -1534,7 +1620,7 @@ static void test_node_addrs_leave_out_link_local(void **state)
 static void find_plugins(void)
 {
     for (size_t i = 0; plugin_dirs[i]; i++) {
-        const char *need[] = {"ptp", "host-local", "portmap"};
+        const char *need[] = {"ptp", "static", "portmap"};
         bool all = true;
         for (size_t k = 0; k < 3 && all; k++) {
             char *p = fs_join(plugin_dirs[i], need[k]);
@@ -1557,6 +1643,7 @@ int main(void)
     if (lock >= 0) flock(lock, LOCK_EX);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_conf_json),
+        cmocka_unit_test(test_ipam_ranges),
         cmocka_unit_test_setup_teardown(test_default_conf_write_and_load, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_conf_load_order_and_conversion, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cni_exec_protocol, fx_setup, fx_teardown),
