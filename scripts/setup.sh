@@ -16,8 +16,8 @@ packages=(
   # (clang -fsanitize=fuzzer,address,undefined links them; libFuzzer is C++,
   # so it also needs libstdc++'s development files)
   libclang-rt-14-dev libstdc++-12-dev
-  # pod networking: the CNI plugins (bridge, ptp, host-local, loopback,
-  # portmap; Debian installs them in /usr/lib/cni), portmap's iptables, and
+  # pod networking: the CNI plugins (ptp, static, portmap, and the others;
+  # Debian installs them in /usr/lib/cni), portmap's iptables, and
   # kube-proxy's nftables mode
   containernetworking-plugins iptables nftables
   # wasm32-wasi test workloads
