@@ -49,6 +49,13 @@ struct net_ipam {
     size_t n;
 };
 
+/* The network part of byte i of an address under a prefix length. */
+static unsigned char prefix_mask(int prefix, int i)
+{
+    int keep = prefix - i * 8;
+    return keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
+}
+
 static int parse_range(const char *cidr, range_t *r, err_t *err)
 {
     memset(r, 0, sizeof *r);
@@ -72,11 +79,8 @@ static int parse_range(const char *cidr, range_t *r, err_t *err)
         return err_set(err, "pod range \"%s\": bad prefix length", cidr);
     r->prefix = (int)prefix;
     /* The network address: the host bits cleared. */
-    for (int i = 0; i < bits / 8; i++) {
-        int keep = r->prefix - i * 8;
-        if (keep >= 8) continue;
-        r->base[i] &= keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
-    }
+    for (int i = 0; i < bits / 8; i++)
+        r->base[i] &= prefix_mask(r->prefix, i);
     int host_bits = bits - r->prefix;
     r->size = host_bits >= 16 ? RANGE_MAX_ADDRS : 1u << host_bits;
     r->first = 2;
@@ -110,11 +114,8 @@ static int64_t offset_of(const range_t *r, const char *addr)
     if (inet_pton(r->family, addr, a) != 1) return -1;
     int len = r->family == AF_INET ? 4 : 16;
     /* Same network: the prefix bits match; then the offset is the low bits. */
-    for (int i = 0; i < len; i++) {
-        int keep = r->prefix - i * 8;
-        unsigned char mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
-        if ((a[i] & mask) != r->base[i]) return -1;
-    }
+    for (int i = 0; i < len; i++)
+        if ((a[i] & prefix_mask(r->prefix, i)) != r->base[i]) return -1;
     uint64_t off = 0;
     for (int i = 0; i < len; i++) {
         if (i < len - 4) {

@@ -358,6 +358,14 @@ static int pull_failed(const char *image, image_pull_failure_t failure, pod_pull
     return -1;
 }
 
+/* The container's pull policy (IfNotPresent when unset or unknown). */
+static image_pull_policy_t policy_of(const podspec_container_t *c)
+{
+    image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
+    image_pull_policy_parse(c->pull_policy, &policy);
+    return policy;
+}
+
 static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, pod_pulled_t *out,
                 err_t *err)
 {
@@ -393,8 +401,7 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
         free(msg);
     }
     strbuf_free(&missing);
-    image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
-    image_pull_policy_parse(c->pull_policy, &policy);
+    image_pull_policy_t policy = policy_of(c);
     image_pulled_t pulled;
     memset(&pulled, 0, sizeof pulled);
     int rc = image_pull(ch->images, c->image, policy, &auth, &pulled, err);
@@ -409,8 +416,7 @@ static int pull(void *ctx, const podspec_t *pod, const podspec_container_t *c, p
 static bool image_on_node(void *ctx, const podspec_container_t *c)
 {
     cluster_host_t *ch = ctx;
-    image_pull_policy_t policy = IMAGE_PULL_IF_NOT_PRESENT;
-    image_pull_policy_parse(c->pull_policy, &policy);
+    image_pull_policy_t policy = policy_of(c);
     return image_present(ch->images, c->image, policy);
 }
 
