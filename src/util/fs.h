@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* mkdir -p with the given mode for each directory it creates. */
+/* mkdir -p with the given mode for each directory it creates. A
+ * non-directory in the way is an error. */
 int fs_mkdir_p(const char *path, mode_t mode, err_t *err);
 /* rm -rf that never follows symlinks and never leaves the given tree. */
 int fs_rm_rf(const char *path, err_t *err);

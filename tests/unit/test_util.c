@@ -72,6 +72,13 @@ static void err_prefixes(void **state)
     assert_string_equal(err.msg, "container app: image ./a.wasm: no such file");
 }
 
+static mode_t current_umask(void)
+{
+    mode_t m = umask(0);
+    umask(m);
+    return m;
+}
+
 static void fs_atomic_and_rm(void **state)
 {
     (void)state;
@@ -80,8 +87,22 @@ static void fs_atomic_and_rm(void **state)
     err_t err;
     char *deep = fs_join(dir, "/a/b/c/");
     assert_int_equal(fs_mkdir_p(deep, 0755, &err), 0);
+    assert_int_equal(fs_mkdir_p(deep, 0755, &err), 0); /* there already */
     char *file = fs_join(deep, "f");
     assert_int_equal(fs_write_atomic(file, "hello", 5, 0644, &err), 0);
+    /* A file in the way, as the leaf or as an ancestor, is an error. */
+    assert_int_equal(fs_mkdir_p(file, 0755, &err), -1);
+    assert_non_null(strstr(err.msg, "not a directory"));
+    char *under = fs_join(file, "x/y");
+    assert_int_equal(fs_mkdir_p(under, 0700, &err), -1);
+    free(under);
+    /* Only the missing ones are made, each with the mode given. */
+    char *two = fs_join(dir, "a/d/e");
+    assert_int_equal(fs_mkdir_p(two, 0700, &err), 0);
+    struct stat dst;
+    assert_int_equal(stat(two, &dst), 0);
+    assert_int_equal(dst.st_mode & 0777, 0700 & ~current_umask());
+    free(two);
     char *data;
     size_t len;
     assert_int_equal(fs_read_all(file, &data, &len, &err), 0);
