@@ -359,8 +359,8 @@ def run(env, node, quick=False):
                                                    burst, lean=True))
 
     # The long-running module in pods that declare a port: each gets a
-    # network sandbox (a namespace, the CNI ADD: ptp with its IPAM,
-    # portmap), so the trace's sandbox stage is that cost within pod start.
+    # network sandbox (a namespace, the CNI ADD: ptp with its IPAM; no
+    # portmap, which runs only for a hostPort), so the trace's sandbox stage is that cost within pod start.
     if os.geteuid() == 0:  # pod networking needs root
         key = "ticker-net/seq/warm"
         kit.log(f"latency: {key} ({seq_warm} pods)")

@@ -315,8 +315,8 @@ def sandbox_share(w, cell):
         lines.append(line)
     if lines:
         w("**The network sandbox's share of pod start** (ticker-net cells, from the trace's "
-          "*sandbox* stage: the namespace, its bind mount and the CNI ADD of ptp, "
-          "its IPAM and portmap): " + "; ".join(lines) + ".\n")
+          "*sandbox* stage: the namespace, its bind mount and the CNI ADD of ptp "
+          "and its IPAM; portmap runs only for a hostPort, which these pods lack): " + "; ".join(lines) + ".\n")
 
 
 def density_section(w, dens, dens_raw, title, img):
@@ -339,7 +339,8 @@ def density_section(w, dens, dens_raw, title, img):
         w("Each pod here declares a containerPort, so each gets a network sandbox of its "
           "own: a network namespace (bind-mounted in the node's data dir), a veth pair "
           "(ptp), an address from the node's podCIDR (a /19 in the bench's cluster; "
-          "wasmlet's own IPAM through the static plugin) and portmap. A sandbox's memory is mostly the kernel's "
+          "wasmlet's own IPAM through the static plugin); no portmap, which the default "
+          "config runs only for a hostPort. A sandbox's memory is mostly the kernel's "
           "(namespace, devices, routes), outside wasmlet's RSS: the kernel's slab "
           "(/proc/meminfo) is given per level, and its slope per pod below (noisy: other "
           "work on the machine allocates slab too).\n")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/sandbox/run.sh [BUILD_DIR] [N] [-t]: the cost of a pod's network
-# sandbox (namespace + CNI ADD of ptp, its IPAM and portmap), in time
+# sandbox (namespace + CNI ADD of ptp and its IPAM; portmap runs only for a hostPort), in time
 # and in memory, with wasmlet's own net/ code (bench/sandbox/sandbox_bench.c).
 # Needs root and Debian's CNI plugins (/usr/lib/cni). N sandboxes (100, at
 # most 1000) are made one after the other, held, then destroyed; -t also

@@ -1,12 +1,12 @@
 /* sandbox_bench.c: what a pod's network sandbox costs (bench/sandbox/run.sh).
  *
  * Creates N sandboxes one after the other with wasmlet's default network
- * config (ptp with wasmlet's addresses through "static" IPAM, portmap)
- * over a /22 of the
+ * config (ptp with wasmlet's addresses through "static" IPAM; its portmap
+ * runs only for a hostPort, and these pods have none) over a /22 of the
  * benchmarking block, keeps them all, then destroys them, and prints:
  *   - the time of each step of a create: the namespace alone (net_ns_create,
  *     measured on its own namespaces) and the whole create (state, namespace,
- *     CNI ADD of the three plugins), and of a destroy (CNI DEL, unmount);
+ *     CNI ADD of ptp and static), and of a destroy (CNI DEL, unmount);
  *   - the memory they hold while they exist: the machine's MemAvailable,
  *     Slab and (when it is readable) the kernel's per-namespace figures,
  *     before and with the N sandboxes, per sandbox; and this process's RSS
@@ -214,7 +214,8 @@ int main(int argc, char **argv)
         }
         bins[0] = wraps, bins[1] = NULL;
     }
-    net_config_t cfg = {conf, bins, run, state, 0, ipam};
+    net_config_t cfg = {conf, bins, run, state,
+                        0,    ipam, true}; /* the default list, as the node has it */
     int64_t *t_ns = xcalloc((size_t)n, sizeof *t_ns), *t_add = xcalloc((size_t)n, sizeof *t_add),
             *t_del = xcalloc((size_t)n, sizeof *t_del),
             *t_nsdel = xcalloc((size_t)n, sizeof *t_nsdel);

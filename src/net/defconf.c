@@ -15,7 +15,8 @@
  * neighbour table (one entry per pod veth): past net.ipv4.neigh.default.
  * gc_thresh3 (1,024 by default) the kernel drops entries and pods become
  * unreachable, so a node running thousands of pods raises gc_thresh1..3
- * (and the IPv6 ones). The list then runs portmap for hostPort. It has no
+ * (and the IPv6 ones). The list then runs portmap for hostPort, and only
+ * for a pod that has one (sandbox.c drops it for the others). It has no
  * loopback plugin: wasmlet brings lo up itself when it makes the namespace
  * (netns.c), as container runtimes do, which saves two plugin runs (an ADD
  * and a DEL, about 4.5 ms each, bench/sandbox) per pod. */

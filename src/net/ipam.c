@@ -260,6 +260,21 @@ bool net_ipam_held(net_ipam_t *p, const char *addr)
     return held;
 }
 
+size_t net_ipam_stats(net_ipam_t *p, net_ipam_range_stats_t *out, size_t max)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = 0;
+    for (; n < p->n && n < max; n++) {
+        const range_t *r = &p->ranges[n];
+        snprintf(out[n].cidr, sizeof out[n].cidr, "%s", r->text);
+        out[n].family = r->family == AF_INET ? 4 : 6;
+        out[n].held = r->used;
+        out[n].capacity = r->last - r->first + 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 size_t net_ipam_used(net_ipam_t *p)
 {
     pthread_mutex_lock(&p->lock);

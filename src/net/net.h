@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* --- network namespaces (netns.c) ---------------------------------------------- */
 
@@ -93,6 +94,15 @@ void net_ipam_mark(net_ipam_t *ipam, const json_t *ipam_conf, bool held);
 bool net_ipam_held(net_ipam_t *ipam, const char *addr);
 /* How many addresses are held. */
 size_t net_ipam_used(net_ipam_t *ipam);
+/* One range's figures, for /metrics. */
+typedef struct net_ipam_range_stats {
+    char cidr[64];     /* as given */
+    int family;        /* 4 or 6 */
+    uint32_t held;     /* pod addresses held */
+    uint32_t capacity; /* pod addresses in all (not the network, gateway or broadcast) */
+} net_ipam_range_stats_t;
+/* Fills out (at most max) with each range's figures; returns how many. */
+size_t net_ipam_stats(net_ipam_t *ipam, net_ipam_range_stats_t *out, size_t max);
 
 /* --- the node's network config -------------------------------------------------- */
 
@@ -107,6 +117,11 @@ typedef struct net_config {
      * state keeps it; it is given back when the state goes). NULL: the
      * config's own IPAM plugins allocate. */
     net_ipam_t *ipam;
+    /* The config is wasmlet's default (net_default_conf). Its portmap then
+     * runs only for a pod with hostPorts: for the others it would add
+     * nothing but a plugin process at ADD and at DEL (about 5 ms each). A
+     * sandbox's state keeps the list its ADD ran, so its DEL runs that. */
+    bool default_list;
 } net_config_t;
 
 /* The options of the default network config (net_default_conf). */

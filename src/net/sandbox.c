@@ -127,6 +127,16 @@ static json_t *port_mappings_json(const net_pod_t *pod)
     return a;
 }
 
+/* Drops list's plugins of the given type. */
+static void drop_plugins(json_t *list, const char *type)
+{
+    json_t *plugins = json_object_get(list, "plugins");
+    for (size_t i = json_array_size(plugins); i-- > 0;) {
+        const char *t = json_str_at(json_array_get(plugins, i), "type");
+        if (t && strcmp(t, type) == 0) json_array_remove(plugins, i);
+    }
+}
+
 /* The attachment a state describes; netns "" when the namespace is gone
  * (plugins then release what they hold outside it, as the spec asks). */
 static void attachment_of(json_t *state, const char *id, bool need_netns, cni_attachment_t *att)
@@ -326,7 +336,8 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
 }
 
 /* How many sandboxes are made, checked or destroyed at once. Each runs
- * the plugin chain as processes (ptp, static, portmap by default; IPAM
+ * the plugin chain as processes (ptp, static, and portmap for a hostPort,
+ * by default; IPAM
  * plugins such as host-local serialise on a file lock), so more at once
  * buys no speed: a burst of 5,000 pod starts would otherwise fork thousands of
  * plugins together (seen: load average above 300 on 2 cores). The others
@@ -392,6 +403,7 @@ static int create(const net_config_t *cfg, const char *id, const net_pod_t *pod,
     char *conf_path = NULL, *dir = NULL, *ns = NULL;
     int rc = -1;
     if (cni_conf_load(cfg->conf_dir, &list, &conf_path, err) == -1) goto out;
+    if (cfg->default_list && pod->n_ports == 0) drop_plugins(list, "portmap");
     if (fs_mkdir_p(cfg->state_dir, 0700, err) == -1) goto out;
     dir = state_dir_of(cfg, id);
     if (mkdir(dir, 0700) == -1) {

@@ -594,6 +594,7 @@ int node_main(int argc, char **argv)
         .pods = pods_provider(pods),
         .rt = rt,
         .images = images,
+        .pod_addresses = pod_network ? podnet.ipam : NULL,
         .data_dir = data_dir,
         .logs_dir = logs,
     };

@@ -6,7 +6,8 @@
  * default config it writes when --cni-conf-dir has none: ptp with addresses
  * from the Node's spec.podCIDRs (read after registration, waiting for the
  * controller-manager to allocate them; wasmlet hands them out, net/ipam.c,
- * through the "static" IPAM plugin) and portmap (lo comes up with the
+ * through the "static" IPAM plugin) and portmap, which runs only for pods
+ * with a hostPort (net_config_t.default_list; lo comes up with the
  * namespace, netns.c), into
  * <data-dir>/net/cni (never /etc/cni/net.d, which other nodes on the
  * machine would read too). Each node's podCIDR is its own, so its pod
@@ -122,6 +123,7 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
     json_t *list = NULL;
     char *conf_path = NULL, *cidrs = NULL;
     err_t why;
+    bool wrote_default = false;
     if (fs_mkdir_p(base, 0700, err) == -1) goto out;
     if (cni_conf_load(o->conf_dir, &list, &conf_path, &why) == 0) {
         out->conf_dir = xstrdup(o->conf_dir);
@@ -134,18 +136,20 @@ int node_podnet_setup(kube_client_t *c, const node_podnet_options_t *o, node_pod
         if (rc == 0) rc = net_ipam_new(cidrs, &out->ipam, err);
         if (rc == 0)
             diag_info("pod network: no network config in %s (%s); wrote the default one to %s: "
-                      "ptp with addresses from the node's podCIDR %s, portmap",
+                      "ptp with addresses from the node's podCIDR %s, portmap for hostPorts",
                       o->conf_dir, why.msg, file, cidrs);
         free(file);
         if (rc == -1) goto out;
         rc = -1;
         out->conf_dir = xstrdup(own_conf);
+        wrote_default = true;
     }
     out->cfg = (net_config_t){.conf_dir = out->conf_dir,
                               .bin_dirs = (const char *const *)out->bin_dirs,
                               .run_dir = out->run_dir,
                               .state_dir = out->state_dir,
-                              .ipam = out->ipam};
+                              .ipam = out->ipam,
+                              .default_list = wrote_default};
     /* The addresses the sandboxes of an earlier run hold stay theirs. */
     if (net_sandbox_ipam_load(&out->cfg, err) == -1) goto out;
     if (out->ipam)

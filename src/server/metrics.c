@@ -10,7 +10,8 @@
  * each scrape from snapshots: the pod provider's counters, the registry
  * (metrics/registry.h, which renders its own families), the prober's
  * prober_probe_total (probe/probe.h), the API client's
- * request counters, the image store and the runtime; the process figures
+ * request counters, the image store, the runtime and the pod address
+ * allocator (net/ipam.c); the process figures
  * come from util/proc.h. */
 #include "kube/client.h"
 #include "metrics/descriptors.h"
@@ -113,6 +114,29 @@ static void api_section(strbuf_t *sb, const server_t *s)
                   (unsigned long long)km.connections_opened);
 }
 
+static void pod_network_section(strbuf_t *sb, const server_t *s)
+{
+    if (!s->pod_addresses) return;
+    net_ipam_range_stats_t st[2];
+    size_t n = net_ipam_stats(s->pod_addresses, st, 2);
+    prom_family(sb, "wasmlet_pod_addresses_held", "gauge",
+                "Pod addresses held by network sandboxes, by podCIDR (the default network "
+                "config's, which wasmlet hands out).");
+    for (size_t i = 0; i < n; i++) {
+        strbuf_puts(sb, "wasmlet_pod_addresses_held{cidr=\"");
+        prom_label_value(sb, st[i].cidr);
+        strbuf_printf(sb, "\",family=\"ipv%d\"} %u\n", st[i].family, (unsigned)st[i].held);
+    }
+    prom_family(sb, "wasmlet_pod_addresses_capacity", "gauge",
+                "Pod addresses a podCIDR has in all (without its network, gateway and broadcast "
+                "addresses).");
+    for (size_t i = 0; i < n; i++) {
+        strbuf_puts(sb, "wasmlet_pod_addresses_capacity{cidr=\"");
+        prom_label_value(sb, st[i].cidr);
+        strbuf_printf(sb, "\",family=\"ipv%d\"} %u\n", st[i].family, (unsigned)st[i].capacity);
+    }
+}
+
 static void process_section(strbuf_t *sb)
 {
     prom_family(sb, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.");
@@ -150,6 +174,7 @@ void server_handle_metrics(server_t *s, http_req_t *r)
     metrics_render_descriptors(&sb);
     metrics_render_certs(&sb, &m, time_now_ns());
     probe_metrics_render(&sb);
+    pod_network_section(&sb, s);
     process_section(&sb);
     http_req_reply(r, 200, PROM_CONTENT_TYPE, strbuf_str(&sb), sb.len);
     strbuf_free(&sb);

@@ -31,6 +31,7 @@ int server_start(const server_config_t *cfg, server_t **out, err_t *err)
     s->pods = cfg->pods;
     s->rt = cfg->rt;
     s->images = cfg->images;
+    s->pod_addresses = cfg->pod_addresses;
     s->data_dir = dup_or_null(cfg->data_dir);
     s->logs_dir = dup_or_null(cfg->logs_dir);
     s->auth = server_auth_new(cfg->client, s->node_name, cfg->authn_ttl_ms, cfg->authz_allow_ttl_ms,

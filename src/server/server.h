@@ -37,6 +37,7 @@
 
 #include "image/image.h"
 #include "kube/client.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "server/pods.h"
 #include "wasm/wasmrt.h"
@@ -65,6 +66,7 @@ typedef struct server_config {
     server_pods_t pods;
     wasmrt_t *rt;               /* loaded modules for /metrics; may be NULL */
     image_store_t *images;      /* pull counters for /metrics; may be NULL */
+    net_ipam_t *pod_addresses;  /* the default network config's, for /metrics; may be NULL */
     const char *data_dir;       /* file system for stats (pods/<uid>/ below it); may be NULL */
     const char *logs_dir;       /* container logs, for stats; may be NULL */
     int64_t authn_ttl_ms;       /* TokenReview results kept (0: 2 min) */

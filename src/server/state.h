@@ -12,6 +12,7 @@
 
 #include "image/image.h"
 #include "kube/client.h"
+#include "net/net.h"
 #include "server/auth.h"
 #include "server/http.h"
 #include "server/pods.h"
@@ -27,10 +28,11 @@ struct server {
     bool anonymous;        /* unauthenticated requests proceed as system:anonymous */
     kube_client_t *client; /* for /metrics (the API client's counters); may be NULL */
     server_pods_t pods;
-    wasmrt_t *rt;          /* may be NULL */
-    image_store_t *images; /* may be NULL */
-    char *data_dir;        /* may be NULL */
-    char *logs_dir;        /* may be NULL */
+    wasmrt_t *rt;              /* may be NULL */
+    image_store_t *images;     /* may be NULL */
+    net_ipam_t *pod_addresses; /* may be NULL */
+    char *data_dir;            /* may be NULL */
+    char *logs_dir;            /* may be NULL */
     server_auth_t *auth;
     server_sampler_t *sampler;
     http_server_t *http;

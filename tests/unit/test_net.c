@@ -31,6 +31,7 @@
 #include "pod/worker.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 #include "wasm/wasmrt.h"
@@ -81,7 +82,7 @@ static fx_t *fx_new(void)
     f->bins[0] = f->bin_dir;
     f->bins[1] = real_bin;
     f->bins[2] = NULL;
-    f->cfg = (net_config_t){f->conf_dir, f->bins, f->run_dir, f->state_dir, 0, NULL};
+    f->cfg = (net_config_t){f->conf_dir, f->bins, f->run_dir, f->state_dir, 0, NULL, false};
     err_t err;
     if (net_ipam_new(POD_CIDR, &f->cfg.ipam, &err) == -1) fail_msg("%s", err.msg);
     return f;
@@ -152,6 +153,28 @@ static void write_default_conf(fx_t *f, bool ip_masq)
     err_t err;
     if (net_default_conf_write(p, &o, &err) == -1) fail_msg("%s", err.msg);
     free(p);
+    f->cfg.default_list = true; /* as podnet.c says when it wrote it */
+}
+
+/* The types of the plugins a sandbox's state says its ADD ran, joined by
+ * commas. */
+static char *state_plugins(fx_t *f, const char *id)
+{
+    char *sdir = fs_join(f->state_dir, id);
+    char *st = read_text(sdir, "sandbox.json");
+    json_t *sj = st ? json_loads(st, 0, NULL) : NULL;
+    strbuf_t sb = STRBUF_INIT;
+    size_t i;
+    json_t *pl;
+    json_array_foreach(json_at(sj, "config", "plugins"), i, pl)
+    {
+        if (sb.len) strbuf_putc(&sb, ',');
+        strbuf_puts(&sb, json_str_at(pl, "type"));
+    }
+    json_decref(sj);
+    free(st);
+    free(sdir);
+    return strbuf_take(&sb);
 }
 
 static bool need_root_plugins(void)
@@ -810,6 +833,10 @@ static void test_sandbox_lifecycle(void **state)
     assert_string_equal(json_str_at(sj, "config", "name"), "wasmlet-test");
     assert_non_null(strstr(json_str_at(sj, "cniArgs"), "K8S_POD_UID=0f1e2d3c-aaaa"));
     assert_non_null(json_at(sj, "result", "ips"));
+    /* No hostPort: the default list's portmap did not run. */
+    char *ran = state_plugins(f, id);
+    assert_string_equal(ran, "ptp");
+    free(ran);
     /* The address is wasmlet's: written into the config static ran with. */
     json_t *addr0 = json_array_get(
         json_at(json_array_get(json_at(sj, "config", "plugins"), 0), "ipam", "addresses"), 0);
@@ -873,9 +900,14 @@ static void test_sandbox_check_detects_damage(void **state)
     if (!need_root_plugins()) skip();
     fx_t *f = *state;
     write_default_conf(f, false);
+    /* A list that is not wasmlet's default runs whole, portmap too. */
+    f->cfg.default_list = false;
     net_sandbox_t *sb = NULL;
     err_t err;
     if (net_sandbox_create(&f->cfg, "chk-1", &test_pod, &sb, &err) == -1) fail_msg("%s", err.msg);
+    char *ran = state_plugins(f, "chk-1");
+    assert_string_equal(ran, "ptp,portmap");
+    free(ran);
     if (net_sandbox_check(&f->cfg, "chk-1", &err) == -1) fail_msg("%s", err.msg);
     /* Someone removes the pod's veth: CHECK (ptp) must notice. */
     char *cmd = xasprintf("ip link del %s", host_veth(sb));
@@ -913,6 +945,9 @@ static void test_sandbox_hostport(void **state)
     net_sandbox_t *sb = NULL;
     err_t err;
     if (net_sandbox_create(&f->cfg, "hp-1", &pod, &sb, &err) == -1) fail_msg("%s", err.msg);
+    char *ran = state_plugins(f, "hp-1");
+    assert_string_equal(ran, "ptp,portmap"); /* the default list's portmap, for the hostPort */
+    free(ran);
     int lfd = net_ns_listen_tcp(sb->netns, "0.0.0.0", 8080, 8, NULL, &err);
     if (lfd == -1) fail_msg("%s", err.msg);
     host_ping(lfd, "127.0.0.1", host_port);

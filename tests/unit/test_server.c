@@ -123,6 +123,9 @@ typedef struct srv {
     pods_fx_t pods;
 } srv_t;
 
+/* The pod address allocator the next srv_start hands the server. */
+static net_ipam_t *fx_pod_addresses;
+
 static void srv_start(srv_t *t, kube_client_t *client, bool anonymous, int idle_timeout_s)
 {
     memset(t, 0, sizeof *t);
@@ -147,6 +150,7 @@ static void srv_start(srv_t *t, kube_client_t *client, bool anonymous, int idle_
                  .container_logs = fx_container_logs,
                  .pod_samples = fx_pod_samples,
                  .counters = fx_counters},
+        .pod_addresses = fx_pod_addresses,
         .data_dir = t->pods.root,
         .logs_dir = logs,
         .idle_timeout_s = idle_timeout_s,
@@ -860,6 +864,13 @@ static void metrics_and_stats(void **state)
 {
     (void)state;
     metrics_reset();
+    /* Pod addresses: a /24 (253 for pods) with two held, and a /64. */
+    err_t aerr;
+    assert_int_equal(net_ipam_new("10.9.0.0/24,fd00:9::/64", &fx_pod_addresses, &aerr), 0);
+    json_t *held = json_pack("{s:[{s:s},{s:s}]}", "addresses", "address", "10.9.0.7/24", "address",
+                             "10.9.0.8/24");
+    net_ipam_mark(fx_pod_addresses, held, true);
+    json_decref(held);
     srv_t t;
     srv_start(&t, NULL, false, 0);
     char *cert, *key;
@@ -894,6 +905,14 @@ static void metrics_and_stats(void **state)
     assert_non_null(strstr(text, "kubelet_started_pods_total 3\n"));
     assert_non_null(strstr(text, "kubelet_certificate_manager_server_ttl_seconds 35"));
     assert_non_null(strstr(text, "wasmlet_http_requests_total{code=\"200\""));
+    assert_non_null(
+        strstr(text, "wasmlet_pod_addresses_held{cidr=\"10.9.0.0/24\",family=\"ipv4\"} 2\n"));
+    assert_non_null(
+        strstr(text, "wasmlet_pod_addresses_capacity{cidr=\"10.9.0.0/24\",family=\"ipv4\"} 253\n"));
+    assert_non_null(
+        strstr(text, "wasmlet_pod_addresses_held{cidr=\"fd00:9::/64\",family=\"ipv6\"} 0\n"));
+    assert_non_null(strstr(
+        text, "wasmlet_pod_addresses_capacity{cidr=\"fd00:9::/64\",family=\"ipv6\"} 65534\n"));
     promtool_check(text);
     call_free(&m);
 
@@ -946,6 +965,8 @@ static void metrics_and_stats(void **state)
     free(cert);
     free(key);
     srv_stop(&t);
+    net_ipam_free(fx_pod_addresses);
+    fx_pod_addresses = NULL;
     metrics_reset();
 }
 
