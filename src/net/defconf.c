@@ -25,28 +25,17 @@
 #include "util/fs.h"
 #include "util/xalloc.h"
 
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Checks "addr/len" and says which family it is (4 or 6), or 0. */
+/* Which family "addr/len" is (4 or 6), or 0 when it is no pod range
+ * (net_pod_cidr_parse, as the addresses' allocator reads it). */
 static int cidr_family(const char *cidr)
 {
-    const char *slash = strchr(cidr, '/');
-    if (!slash || !slash[1]) return 0;
-    char *addr = xstrndup(cidr, (size_t)(slash - cidr));
-    unsigned char buf[16];
-    int fam = 0, max = 0;
-    if (inet_pton(AF_INET, addr, buf) == 1)
-        fam = 4, max = 32;
-    else if (inet_pton(AF_INET6, addr, buf) == 1)
-        fam = 6, max = 128;
-    free(addr);
-    char *end;
-    long len = strtol(slash + 1, &end, 10);
-    /* A pod range must leave room for a gateway and at least one pod. */
-    if (!fam || *end || len < 1 || len > max - 2) return 0;
-    return fam;
+    unsigned char addr[16];
+    int prefix;
+    int fam = net_pod_cidr_parse(cidr, addr, &prefix, NULL);
+    return fam == -1 ? 0 : fam;
 }
 
 int net_default_conf(const net_default_opts_t *opts, json_t **conflist, err_t *err)

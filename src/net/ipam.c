@@ -56,28 +56,38 @@ static unsigned char prefix_mask(int prefix, int i)
     return keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
 }
 
+int net_pod_cidr_parse(const char *cidr, unsigned char addr[16], int *prefix, err_t *err)
+{
+    const char *slash = strchr(cidr, '/');
+    char text[64];
+    if (!slash || (size_t)(slash - cidr) >= sizeof text)
+        return err_set(err, "pod range \"%s\": not a CIDR", cidr);
+    memcpy(text, cidr, (size_t)(slash - cidr));
+    text[slash - cidr] = '\0';
+    char *end;
+    long len = strtol(slash + 1, &end, 10);
+    int family, bits;
+    if (inet_pton(AF_INET, text, addr) == 1)
+        family = 4, bits = 32;
+    else if (inet_pton(AF_INET6, text, addr) == 1)
+        family = 6, bits = 128;
+    else
+        return err_set(err, "pod range \"%s\": not an address", cidr);
+    /* Room for a gateway and at least one pod. */
+    if (*end || slash[1] == '\0' || len < 1 || len > bits - 2)
+        return err_set(err, "pod range \"%s\": bad prefix length", cidr);
+    *prefix = (int)len;
+    return family;
+}
+
 static int parse_range(const char *cidr, range_t *r, err_t *err)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->text, sizeof r->text, "%s", cidr);
-    const char *slash = strchr(cidr, '/');
-    char addr[64];
-    if (!slash || (size_t)(slash - cidr) >= sizeof addr)
-        return err_set(err, "pod range \"%s\": not a CIDR", cidr);
-    memcpy(addr, cidr, (size_t)(slash - cidr));
-    addr[slash - cidr] = '\0';
-    char *end;
-    long prefix = strtol(slash + 1, &end, 10);
-    int bits;
-    if (inet_pton(AF_INET, addr, r->base) == 1)
-        r->family = AF_INET, bits = 32;
-    else if (inet_pton(AF_INET6, addr, r->base) == 1)
-        r->family = AF_INET6, bits = 128;
-    else
-        return err_set(err, "pod range \"%s\": not an address", cidr);
-    if (*end || slash[1] == '\0' || prefix < 1 || prefix > bits - 2)
-        return err_set(err, "pod range \"%s\": bad prefix length", cidr);
-    r->prefix = (int)prefix;
+    int fam = net_pod_cidr_parse(cidr, r->base, &r->prefix, err);
+    if (fam == -1) return -1;
+    r->family = fam == 4 ? AF_INET : AF_INET6;
+    int bits = fam == 4 ? 32 : 128;
     /* The network address: the host bits cleared. */
     for (int i = 0; i < bits / 8; i++)
         r->base[i] &= prefix_mask(r->prefix, i);

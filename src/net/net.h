@@ -82,6 +82,11 @@ typedef struct net_ipam net_ipam_t;
  * nothing held. */
 int net_ipam_new(const char *pod_cidrs, net_ipam_t **out, err_t *err);
 void net_ipam_free(net_ipam_t *ipam);
+/* Parses a pod range ("10.244.1.0/24", "fd00::/64"): its family (4 or 6),
+ * address (network byte order) and prefix length, which must leave room
+ * for a gateway and a pod. -1 (err set) if it is not one. The default
+ * config (defconf.c) checks the node's podCIDRs with it too. */
+int net_pod_cidr_parse(const char *cidr, unsigned char addr[16], int *prefix, err_t *err);
 /* Takes a free address of each range and writes them, each with its
  * range's gateway (its first address), as ipam_conf's "addresses" (static's
  * [{"address": "a/len", "gateway": "g"}]). Fails, holding nothing, when a
