@@ -852,6 +852,22 @@ def issue14_targets(w, lat, floor, dens, ch, dens_net=None, scale=None, scale_ne
               f"\"kubelet\" also makes each pod's TokenRequest | {fmt(v50, ' ms')} "
               f"({v50 / f50:.2f}x), {fmt(v99, ' ms')} ({v99 / f99:.2f}x) | "
               f"{fmt(f50, ' ms')}, {fmt(f99, ' ms')} | reference |")
+            w(f"| (for reference, not a target) the floor that makes the TokenRequest against "
+              f"the plain floor: what a pod's projected token costs any kubelet here | "
+              f"{f50 / fb['e2e']['p50']:.2f}x, {f99 / fb['e2e']['p99']:.2f}x | - | reference |")
+        sl = cells.get("ticker-lean/burst/warm", {}).get("summary")
+        if sl:
+            l50, l99, lk = sl["e2e"]["p50"], sl["e2e"]["p99"], sl["kubelet"]["p50"]
+            lean_ok = l50 <= 1.3 * fb["e2e"]["p50"] and l99 <= 1.3 * fb["e2e"]["p99"] \
+                and lk <= 2 * fk
+            w(f"| (for reference, not a target) the same burst of pods that make no API call "
+              f"but their status write (no token volume, no service links): p50, p99, "
+              f"kubelet share against the plain floor | {fmt(l50, ' ms')} "
+              f"({l50 / fb['e2e']['p50']:.2f}x), {fmt(l99, ' ms')} "
+              f"({l99 / fb['e2e']['p99']:.2f}x), {fmt(lk, ' ms', 1)} ({lk / fk:.2f}x) | "
+              f"{fmt(fb['e2e']['p50'], ' ms')}, {fmt(fb['e2e']['p99'], ' ms')}, "
+              f"{fmt(fk, ' ms', 1)} | "
+              f"{'n/a (smoke)' if smoke else ('within the targets' if lean_ok else 'outside the targets')} |")
     else:
         w("| burst: p50, p99 within 1.3x, kubelet share within 2x of the floor | latency or "
           "floor part not run | - | not measured |")
