@@ -207,6 +207,60 @@ def cell_summary(records):
     return out
 
 
+def thread_cpu(pid):
+    """{thread name: utime + stime in seconds} over a process's live threads
+    (wasmlet names each by its role: api-mux, status-writer, ctr:<name>...)."""
+    out = {}
+    task = f"/proc/{pid}/task"
+    try:
+        tids = os.listdir(task)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"{task}/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / kit.CLK_TCK
+    return out
+
+
+class CpuWindow:
+    """CPU used from the first POST of a burst to the watch seeing every pod
+    started: by the control plane's components, by wasmlet in all, and by
+    wasmlet's threads per name (threads that ended within the window count
+    in the total only, as "(ended)")."""
+
+    def __init__(self, env, node):
+        self.pids = dict(env.component_pids())
+        self.node = node
+        self.t0 = time.monotonic()
+        self.c0 = {k: kit.proc_cpu(p) for k, p in self.pids.items()}
+        self.w0 = kit.proc_cpu(node.pid)
+        self.th0 = thread_cpu(node.pid)
+
+    def end(self):
+        window = time.monotonic() - self.t0
+        c1 = {k: kit.proc_cpu(p) for k, p in self.pids.items()}
+        w1 = kit.proc_cpu(self.node.pid)
+        th1 = thread_cpu(self.node.pid)
+        comps = {k: c1[k] - self.c0[k] for k in self.pids
+                 if c1.get(k) is not None and self.c0.get(k) is not None}
+        threads = {}
+        for name, v in th1.items():
+            # ctr:<container> threads are per pod: one role, "ctr:*".
+            role = "ctr:*" if name.startswith("ctr:") else name
+            threads[role] = threads.get(role, 0.0) + v - self.th0.get(name, 0.0)
+        total = (w1 - self.w0) if w1 is not None and self.w0 is not None else None
+        if total is not None:
+            threads["(ended)"] = max(0.0, total - sum(threads.values()))
+        return {"window_s": window, "components": comps, "wasmlet": total,
+                "wasmlet_threads": {k: v for k, v in threads.items() if v > 0.0}}
+
+
 class Runner:
     """Runs latency cells against one node."""
 
@@ -215,7 +269,7 @@ class Runner:
         self.node = node
         self.workdir = workdir
         self.baseline_threads = None
-
+        self.cpu = {}  # label -> CpuWindow.end() of each burst
     def settle(self):
         """Waits for the node to have stopped every pod (thread count back
         to its idle level) so the next cell starts from the same place."""
@@ -271,6 +325,7 @@ class Runner:
             pods = [kit.pod(f"{label}-{i}", image, args, node=self.node.name, lean=lean,
                             port=port)
                     for i in range(count)]
+            cpu = CpuWindow(self.env, self.node)
             res = kit.run_parallel(lambda p: self.env.api.create_pod(ns, p), pods, workers)
             sends = {}
             for p, (sent, done, st, obj) in zip(pods, res):
@@ -283,6 +338,7 @@ class Runner:
                 return all(tls.get(n, {}).get("started") for n in sends)
 
             watch.wait(all_started, 180, f"{count} pods of {label} started")
+            self.cpu[label] = cpu.end()
             time.sleep(0.3)
             return self.collect(ns, sends, watch)
         finally:
@@ -372,6 +428,14 @@ def run(env, node, quick=False):
             kit.log(f"latency: {key} round {r + 1}/{burst_rounds_warm} ({burst} pods at once)")
             cells[key]["rounds"].append(runner.at_once(f"net-bw{r}", warm_images["ticker"],
                                                        args, burst, port=8080))
+
+    # CPU in each warm burst's window, by process and by wasmlet's threads.
+    labels = {f"{m}/burst/warm": f"{m}-bw" for m in modules}
+    labels.update({"ticker-lean/burst/warm": "lean-bw", "ticker-net/burst/warm": "net-bw"})
+    for key, prefix in labels.items():
+        if key in cells:
+            cells[key]["cpu"] = [runner.cpu[f"{prefix}{r}"] for r in range(burst_rounds_warm)
+                                 if f"{prefix}{r}" in runner.cpu]
 
     for key, cell in cells.items():
         cell["round_summaries"] = [cell_summary(r) for r in cell["rounds"]]

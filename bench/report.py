@@ -292,6 +292,38 @@ def sandbox_growth(w, text):
           "1,000 pods held when it was measured here.\n")
 
 
+def burst_cpu(w, cells):
+    """CPU in the warm bursts' windows (the first POST to the watch seeing
+    every pod started): by process, and wasmlet's by thread name. Medians
+    over each cell's rounds, in seconds of CPU per round."""
+    rows = [(k, c["cpu"]) for k, c in cells.items() if c.get("cpu")]
+    if not rows:
+        return
+    med = kit.median
+    w("### CPU in the burst window\n")
+    w("CPU seconds used from a burst's first POST to the watch seeing its last pod started "
+      "(wasmlet's threads by the name each has, `top -H` shows them too; *(ended)*: "
+      "threads that ended within the window, such as the TokenRequests' own; *ctr:\\**: "
+      "the containers' threads). On 2 cores a window of t seconds holds at most 2t CPU "
+      "seconds; what the table leaves out went to the bench's own client and the machine's other "
+      "processes. Medians over "
+      "the cell's rounds.\n")
+    comps = ["kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager"]
+    w("| cell | window | " + " | ".join(comps) + " | wasmlet | wasmlet's threads, most first |")
+    w("|---|---|" + "---|" * (len(comps) + 2))
+    for key, cpus in rows:
+        threads = {}
+        for c in cpus:
+            for name in c["wasmlet_threads"]:
+                threads[name] = med([x["wasmlet_threads"].get(name, 0.0) for x in cpus])
+        top = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
+        w(f"| {key} | {med([c['window_s'] for c in cpus]):.2f} s | "
+          + " | ".join(f"{med([c['components'].get(k, 0.0) for c in cpus]):.2f}" for k in comps)
+          + f" | {med([c['wasmlet'] or 0.0 for c in cpus]):.2f} | "
+          + ", ".join(f"{n} {v:.2f}" for n, v in top) + " |")
+    w("")
+
+
 def sandbox_share(w, cell):
     """The network sandbox's share of pod start: the ticker-net cells'
     sandbox stage against their start latency and the node's share, and
@@ -646,6 +678,7 @@ def write():
         w("*node's share*: wasmlet's watch delivering the pod to the last of its stages "
           "ending (the `node` stage of the trace).\n")
         sandbox_share(w, cell)
+        burst_cpu(w, cells)
         if imgs["breakdown"]:
             w(f"![stage breakdown]({imgs['breakdown']})\n")
     if floor:

@@ -152,6 +152,7 @@ static void on_list_error(void *ctx, const err_t *err)
 
 static void *watch_thread(void *arg)
 {
+    thread_set_name("object-watch");
     entry_t *e = arg;
     kube_objcache_t *oc = e->oc;
     kube_reflector_opts_t ro = {

@@ -16,6 +16,7 @@
  * it inside and comes back. */
 #include "net/net.h"
 #include "util/fs.h"
+#include "util/sync.h"
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
@@ -95,6 +96,7 @@ struct pin_job {
 /* The short-lived thread: unshare, bring lo up, pin the namespace. */
 static void *pin_thread(void *arg)
 {
+    thread_set_name("netns-pin");
     struct pin_job *job = arg;
     job->rc = -1;
     if (unshare(CLONE_NEWNET) == -1) {

@@ -509,6 +509,7 @@ out:
 
 static void *identity_main(void *arg)
 {
+    thread_set_name("cert-rotation");
     bootstrap_t *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->quit) {

@@ -122,6 +122,7 @@ static bool server_says_ready(node_heartbeat_t *hb)
 
 static void *heartbeat_main(void *arg)
 {
+    thread_set_name("heartbeat");
     node_heartbeat_t *hb = arg;
     char *last_key = NULL;
     int64_t last_post = 0;

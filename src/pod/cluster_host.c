@@ -44,6 +44,7 @@
 #include "util/base64.h"
 #include "util/json.h"
 #include "util/strbuf.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -286,6 +287,7 @@ typedef struct token_warm_job {
 
 static void *token_warm_main(void *arg)
 {
+    thread_set_name("token-request");
     token_warm_job_t *j = arg;
     cluster_host_t *ch = j->ch;
     char *tok = NULL;

@@ -635,6 +635,9 @@ static void container_loop(pod_worker_t *w, crun_t *c)
 void *container_main(void *arg)
 {
     crun_t *c = arg;
+    char name[16];
+    snprintf(name, sizeof name, "ctr:%s", c->name);
+    thread_set_name(name);
     container_loop(c->w, c);
     return NULL;
 }

@@ -110,6 +110,7 @@ static void post_one(pod_events_t *ev, pending_t *p)
 
 static void *events_main(void *arg)
 {
+    thread_set_name("events");
     pod_events_t *ev = arg;
     pthread_mutex_lock(&ev->lock);
     for (;;) {

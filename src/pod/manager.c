@@ -314,6 +314,7 @@ static int on_event(void *ctx, kube_event_type_t type, json_t *obj)
 
 static void *reflector_main(void *arg)
 {
+    thread_set_name("pod-watch");
     pod_manager_t *m = arg;
     char *selector = xasprintf("spec.nodeName=%s", m->node_name);
     kube_reflector_opts_t opts = {.list_path = "/api/v1/pods", .field_selector = selector};

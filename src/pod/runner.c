@@ -102,6 +102,7 @@ static void heap_remove_locked(pod_worker_t *w)
 
 static void *runner_main(void *arg)
 {
+    thread_set_name("pod-runner");
     (void)arg;
     pthread_mutex_lock(&mu);
     for (;;) {

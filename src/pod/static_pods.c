@@ -12,6 +12,7 @@
 #include "pod/static_pods.h"
 #include "kube/manifest.h"
 #include "util/diag.h"
+#include "util/sync.h"
 #include "util/time.h"
 #include "util/xalloc.h"
 
@@ -129,6 +130,7 @@ json_t *static_pods_read(const char *dir, const char *node_name)
 
 static void *static_main(void *arg)
 {
+    thread_set_name("static-pods");
     static_pods_t *sp = arg;
     while (!atomic_load(&sp->quit)) {
         json_t *pods = static_pods_read(sp->dir, sp->node);

@@ -128,6 +128,7 @@ static entry_t *status_next_locked(pod_manager_t *m, int64_t now, int64_t *wake)
 
 void *status_writer_main(void *arg)
 {
+    thread_set_name("status-writer");
     pod_manager_t *m = arg;
     pthread_mutex_lock(&m->lock);
     while (!atomic_load(&m->stop)) {

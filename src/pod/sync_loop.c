@@ -169,6 +169,7 @@ static bool sync_pass(pod_manager_t *m)
 
 void *sync_main(void *arg)
 {
+    thread_set_name("pod-sync");
     pod_manager_t *m = arg;
     pthread_mutex_lock(&m->lock);
     m->next_gc = time_mono_ns() + IMAGE_GC_INTERVAL_NS;

@@ -276,6 +276,7 @@ static void pod_finish(pod_worker_t *w, pod_wait_t r);
 
 static void *pod_main(void *arg)
 {
+    thread_set_name("pod");
     pod_worker_t *w = arg;
     int64_t t0 = time_mono_ns();
     warm_references(w);

@@ -99,6 +99,7 @@ static void heap_remove_locked(probe_sched_t *s, probe_timer_t *t)
 
 static void *sched_main(void *arg)
 {
+    thread_set_name("prober");
     probe_sched_t *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->quit) {

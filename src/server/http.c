@@ -756,6 +756,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 static void *job_main(void *arg)
 {
+    thread_set_name("http-request");
     http_req_t *r = arg;
     http_server_t *s = r->s;
     s->cfg.handler(s->cfg.ctx, r);
@@ -920,6 +921,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 
 static void *loop_main(void *arg)
 {
+    thread_set_name("http-server");
     http_server_t *s = arg;
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;

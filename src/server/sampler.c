@@ -170,6 +170,7 @@ static void sample(server_sampler_t *s)
 
 static void *sampler_main(void *arg)
 {
+    thread_set_name("stats-sampler");
     server_sampler_t *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->quit) {

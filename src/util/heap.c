@@ -1,5 +1,6 @@
 /* heap.c: emptying a thread's malloc cache on request (see heap.h). */
 #include "util/heap.h"
+#include "util/sync.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@ void heap_fix_trim_threshold(void)
 
 static void *free_all(void *arg)
 {
+    thread_set_name("heap-release");
     void **chunks = arg;
     for (size_t i = 0; i < CACHE_CHUNKS; i++)
         free(chunks[i]);

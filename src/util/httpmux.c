@@ -69,6 +69,7 @@ static void finish(httpmux_t *m, job_t *j, CURLcode result)
 
 static void *mux_main(void *arg)
 {
+    thread_set_name("api-mux");
     httpmux_t *m = arg;
     for (;;) {
         pthread_mutex_lock(&m->mu);

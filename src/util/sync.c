@@ -47,3 +47,10 @@ void lock_assert_held_(const pthread_mutex_t *m, const char *what, const char *f
     (void)m, (void)what, (void)file, (void)line;
 #endif
 }
+
+void thread_set_name(const char *name)
+{
+    char buf[16]; /* the kernel's TASK_COMM_LEN */
+    snprintf(buf, sizeof buf, "%s", name);
+    pthread_setname_np(pthread_self(), buf);
+}

@@ -32,6 +32,12 @@ bool cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline_ns)
 /* The monotonic deadline ms milliseconds from now (ms < 0: SYNC_FOREVER). */
 int64_t deadline_after_ms(int64_t ms);
 
+/* Names the calling thread (its first 15 bytes), as top -H, perf and
+ * /proc/<pid>/task/<tid>/comm show it: what it is for ("api-mux",
+ * "status-writer", "ctr:app"), so a profile or a stuck thread says which
+ * part of the node it belongs to. */
+void thread_set_name(const char *name);
+
 /* Aborts, in lock-asserting builds, unless this thread holds m. */
 void lock_assert_held_(const pthread_mutex_t *m, const char *what, const char *file, int line);
 #ifdef WASMLET_LOCK_ASSERT

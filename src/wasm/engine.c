@@ -181,6 +181,7 @@ size_t wasmrt_thread_stack_size(const wasmrt_t *rt)
 
 static void *ticker_main(void *arg)
 {
+    thread_set_name("epoch-ticker");
     wasmrt_t *rt = arg;
     pthread_mutex_lock(&rt->ticker_lock);
     int64_t next = time_mono_ns();

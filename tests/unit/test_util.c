@@ -9,9 +9,13 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/heap.h"
+#include "util/httpmux.h"
 #include "util/strbuf.h"
+#include "util/sync.h"
 #include "util/time.h"
 
+#include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <malloc.h>
@@ -70,6 +74,59 @@ static void err_prefixes(void **state)
     err_prefix(&err, "image %s", "./a.wasm");
     err_prefix(&err, "container %s", "app");
     assert_string_equal(err.msg, "container app: image ./a.wasm: no such file");
+}
+
+static void *name_me(void *arg)
+{
+    thread_set_name("a-name-longer-than-fifteen");
+    char *comm = NULL;
+    size_t len = 0;
+    err_t err;
+    if (fs_read_all("/proc/thread-self/comm", &comm, &len, &err) == -1) return NULL;
+    strncpy(arg, comm, 31);
+    free(comm);
+    return NULL;
+}
+
+/* Whether a thread of this process has the name. */
+static bool thread_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[64], *comm = NULL;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if (fs_read_all(path, &comm, NULL, NULL) == 0) {
+            comm[strcspn(comm, "\n")] = '\0';
+            found = strcmp(comm, name) == 0;
+        }
+        free(comm);
+    }
+    closedir(d);
+    return found;
+}
+
+static void thread_names(void **state)
+{
+    (void)state;
+    /* The first 15 bytes, as the kernel keeps them. */
+    char got[32] = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, name_me, got), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_equal(got, "a-name-longer-t\n");
+    /* A subsystem's thread says what it is: the API requests' driver. */
+    assert_false(thread_named("api-mux"));
+    httpmux_t *m = httpmux_new();
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, "file:///dev/null");
+    assert_int_equal(httpmux_perform(m, h), CURLE_OK);
+    assert_true(thread_named("api-mux"));
+    curl_easy_cleanup(h);
+    httpmux_free(m);
 }
 
 static mode_t current_umask(void)
@@ -262,6 +319,7 @@ int main(void)
         cmocka_unit_test(strbuf_grows),
         cmocka_unit_test(err_prefixes),
         cmocka_unit_test(fs_atomic_and_rm),
+        cmocka_unit_test(thread_names),
         cmocka_unit_test(heap_cache_released),
         cmocka_unit_test(spread_subdirs_marks_top_dir),
         cmocka_unit_test(heap_release_once_per_ask),
