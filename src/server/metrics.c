@@ -119,21 +119,21 @@ static void pod_network_section(strbuf_t *sb, const server_t *s)
     if (!s->pod_addresses) return;
     net_ipam_range_stats_t st[2];
     size_t n = net_ipam_stats(s->pod_addresses, st, 2);
-    prom_family(sb, "wasmlet_pod_addresses_held", "gauge",
-                "Pod addresses held by network sandboxes, by podCIDR (the default network "
-                "config's, which wasmlet hands out).");
-    for (size_t i = 0; i < n; i++) {
-        strbuf_puts(sb, "wasmlet_pod_addresses_held{cidr=\"");
-        prom_label_value(sb, st[i].cidr);
-        strbuf_printf(sb, "\",family=\"ipv%d\"} %u\n", st[i].family, (unsigned)st[i].held);
-    }
-    prom_family(sb, "wasmlet_pod_addresses_capacity", "gauge",
-                "Pod addresses a podCIDR has in all (without its network, gateway and broadcast "
-                "addresses).");
-    for (size_t i = 0; i < n; i++) {
-        strbuf_puts(sb, "wasmlet_pod_addresses_capacity{cidr=\"");
-        prom_label_value(sb, st[i].cidr);
-        strbuf_printf(sb, "\",family=\"ipv%d\"} %u\n", st[i].family, (unsigned)st[i].capacity);
+    static const char *const names[2] = {"wasmlet_pod_addresses_held",
+                                         "wasmlet_pod_addresses_capacity"};
+    static const char *const helps[2] = {
+        "Pod addresses held by network sandboxes, by podCIDR (the default network config's, "
+        "which wasmlet hands out).",
+        "Pod addresses a podCIDR has in all (without its network, gateway and broadcast "
+        "addresses)."};
+    for (int f = 0; f < 2; f++) {
+        prom_family(sb, names[f], "gauge", helps[f]);
+        for (size_t i = 0; i < n; i++) {
+            strbuf_printf(sb, "%s{cidr=\"", names[f]);
+            prom_label_value(sb, st[i].cidr);
+            strbuf_printf(sb, "\",family=\"ipv%d\"} %u\n", st[i].family,
+                          (unsigned)(f == 0 ? st[i].held : st[i].capacity));
+        }
     }
 }
 
