@@ -6,8 +6,8 @@ one pod and sees it go, so that what any serving node keeps (the module
 compiled and loaded, API connections, code paged in) is in the baseline;
 then it is filled with idle ticker pods (`ticker 60000`: one line, then a
 WASI sleep of a minute) in steps: 0, 100, then the target (5,000; 1,000
-with pod networking: 5,000 networked pods take about 9 minutes here with
-their deletion, at 32 pods/s at first and 11 past 3,750; BENCH_DENSITY_PODS and
+with pod networking: 5,000 networked pods take about 7 minutes here with
+their deletion, at 50 pods/s at first and 18 past 3,750; BENCH_DENSITY_PODS and
 BENCH_DENSITY_NET_PODS set them). At each step, once every pod's
 containers are reported running through the watch and the node has been
 quiet for a few seconds, wasmlet's VmRSS is sampled (median of 5 samples

@@ -920,8 +920,8 @@ def issue14_targets(w, lat, floor, dens, ch, dens_net=None, scale=None, scale_ne
               f"{fmt(dens_net.get('slab_per_pod_kib'), ' KiB')} of kernel slab | - | "
               + (verdict(run_n == top_n) if top_n >= 5000 else
                  f"**not met** in the bench: only {top_n} tried (BENCH_DENSITY_NET_PODS=5000 "
-                 f"asks for 5,000: about 9 minutes here with their deletion, 32 pods/s at "
-                 f"first, 11 past 3,750)")
+                 f"asks for 5,000: about 7 minutes here with their deletion, 50 pods/s at "
+                 f"first, 18 past 3,750)")
               + " |")
         else:
             w("| density: 5,000 idle pods Running, pod networking on | density-net part not "
