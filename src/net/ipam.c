@@ -102,6 +102,12 @@ static int parse_range(const char *cidr, range_t *r, err_t *err)
     return 0;
 }
 
+/* How many pod addresses r has: its offsets first..last. */
+static uint32_t capacity(const range_t *r)
+{
+    return r->last - r->first + 1;
+}
+
 /* The address at offset off of r, as text. */
 static void addr_at(const range_t *r, uint32_t off, char *out, size_t outlen)
 {
@@ -195,7 +201,7 @@ void net_ipam_free(net_ipam_t *p)
 /* The next free offset of r after its cursor (round robin), or -1. */
 static int64_t take_locked(range_t *r)
 {
-    uint32_t span = r->last - r->first + 1;
+    uint32_t span = capacity(r);
     for (uint32_t k = 1; k <= span; k++) {
         uint32_t off = r->first + (r->cursor - r->first + k) % span;
         if (!bit_get(r, off)) {
@@ -217,7 +223,7 @@ int net_ipam_assign(net_ipam_t *p, json_t *ipam_conf, err_t *err)
         int64_t off = take_locked(r);
         if (off < 0) {
             rc = err_set(err, "no IP addresses available in range %s (%u of %u in use)", r->text,
-                         r->used, r->last - r->first + 1);
+                         r->used, capacity(r));
             break;
         }
         char a[INET6_ADDRSTRLEN], gw[INET6_ADDRSTRLEN], cidr[INET6_ADDRSTRLEN + 8];
@@ -279,7 +285,7 @@ size_t net_ipam_stats(net_ipam_t *p, net_ipam_range_stats_t *out, size_t max)
         snprintf(out[n].cidr, sizeof out[n].cidr, "%s", r->text);
         out[n].family = r->family == AF_INET ? 4 : 6;
         out[n].held = r->used;
-        out[n].capacity = r->last - r->first + 1;
+        out[n].capacity = capacity(r);
     }
     pthread_mutex_unlock(&p->lock);
     return n;

@@ -336,12 +336,12 @@ static int teardown(const net_config_t *cfg, const char *id, json_t *state, err_
 }
 
 /* How many sandboxes are made, checked or destroyed at once. Each runs
- * the plugin chain as processes (ptp, static, and portmap for a hostPort,
- * by default; IPAM
- * plugins such as host-local serialise on a file lock), so more at once
- * buys no speed: a burst of 5,000 pod starts would otherwise fork thousands of
- * plugins together (seen: load average above 300 on 2 cores). The others
- * wait here, before their plugin timeouts start. */
+ * the plugin chain as processes (by default ptp, static, and portmap for
+ * a hostPort; IPAM plugins such as host-local serialise on a file lock),
+ * so more at once buys no speed: a burst of 5,000 pod starts would
+ * otherwise fork thousands of plugins together (seen: load average above
+ * 300 on 2 cores). The others wait here, before their plugin timeouts
+ * start. */
 #define SANDBOX_OPS_AT_ONCE 8
 static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ops_free = PTHREAD_COND_INITIALIZER;
